@@ -1,0 +1,125 @@
+// Projections of Kubernetes objects. moat never passes the client library's types around:
+// everything downstream of loading sees these plain, validated, defaulted shapes.
+
+export type Labels = Readonly<Record<string, string>>;
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
+
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+export interface Requirement {
+  readonly key: string;
+  readonly operator: SelectorOperator;
+  readonly values: readonly string[];
+}
+
+/** metav1.LabelSelector. "An empty label selector matches all objects." */
+export interface LabelSelector {
+  readonly matchLabels: Labels;
+  readonly matchExpressions: readonly Requirement[];
+}
+
+/** Where an object came from, for messages: FILE:LINE. */
+export interface Origin {
+  readonly file: string;
+  readonly line: number;
+}
+
+export interface Namespace {
+  readonly name: string;
+  readonly labels: Labels;
+  readonly origin?: Origin;
+}
+
+export interface ContainerPort {
+  readonly name?: string;
+  readonly containerPort: number;
+  readonly protocol: Protocol;
+}
+
+export interface Pod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels: Labels;
+  readonly nodeName?: string;
+  /** "hostNetwork pods ... are not selected by NetworkPolicy": never a policy subject. */
+  readonly hostNetwork: boolean;
+  /** status.podIPs (or status.podIP); for hostNetwork pods, the node's addresses. May be empty. */
+  readonly ips: readonly string[];
+  /** containerPorts of all containers (and init containers that restart, i.e. sidecars). */
+  readonly ports: readonly ContainerPort[];
+  readonly origin?: Origin;
+}
+
+export interface Node {
+  readonly name: string;
+  readonly labels: Labels;
+  /** status.addresses (InternalIP/ExternalIP) plus spec.podCIDRs' gateway is not included. */
+  readonly addresses: readonly string[];
+  readonly podCIDRs: readonly string[];
+  readonly origin?: Origin;
+}
+
+export type PolicyType = 'Ingress' | 'Egress';
+
+/** NetworkPolicyPort, defaulted: protocol is always set ("If not specified, this field defaults to TCP"). */
+export interface PolicyPort {
+  readonly protocol: Protocol;
+  /** Missing port: "this matches all port names and numbers". A string is a named port. */
+  readonly port?: number | string;
+  /** Only with a numeric port: the inclusive range port..endPort. */
+  readonly endPort?: number;
+}
+
+export interface IPBlock {
+  readonly cidr: string;
+  readonly except: readonly string[];
+}
+
+/**
+ * NetworkPolicyPeer. Either ipBlock, or pod/namespace selectors (at least one of them).
+ * A missing selector is `undefined`; an empty one is a selector with no terms (matches all).
+ */
+export type Peer =
+  | { readonly kind: 'ipBlock'; readonly ipBlock: IPBlock }
+  | {
+      readonly kind: 'selector';
+      readonly podSelector?: LabelSelector;
+      readonly namespaceSelector?: LabelSelector;
+    };
+
+/**
+ * An ingress or egress rule. `peers` is `undefined` when from/to is missing or empty:
+ * "If this field is empty or missing, this rule matches all sources/destinations".
+ * `ports` likewise: "If this field is empty or missing, this rule matches all ports".
+ */
+export interface PolicyRule {
+  readonly peers?: readonly Peer[];
+  readonly ports?: readonly PolicyPort[];
+}
+
+export interface NetworkPolicy {
+  readonly namespace: string;
+  readonly name: string;
+  readonly podSelector: LabelSelector;
+  /** Defaulted as the API server does: Ingress, plus Egress when egress rules are present. */
+  readonly policyTypes: readonly PolicyType[];
+  readonly ingress: readonly PolicyRule[];
+  readonly egress: readonly PolicyRule[];
+  readonly origin?: Origin;
+}
+
+/** Everything the evaluator and the compiler need to know about the cluster. */
+export interface Snapshot {
+  readonly namespaces: readonly Namespace[];
+  readonly pods: readonly Pod[];
+  readonly nodes: readonly Node[];
+  readonly policies: readonly NetworkPolicy[];
+}
+
+export const emptySnapshot: Snapshot = { namespaces: [], pods: [], nodes: [], policies: [] };
+
+export function podKey(p: { namespace: string; name: string }): string {
+  return `${p.namespace}/${p.name}`;
+}
