@@ -75,7 +75,11 @@ export function pport(port?: number | string, protocol: Protocol = 'TCP', endPor
 }
 
 export function rule(peers?: Peer[], ports?: PolicyPort[]): PolicyRule {
-  return { ...(peers !== undefined ? { peers } : {}), ...(ports !== undefined ? { ports } : {}) };
+  // Empty and missing mean the same ("matches all"); keep the model's canonical form: undefined.
+  return {
+    ...(peers !== undefined && peers.length > 0 ? { peers } : {}),
+    ...(ports !== undefined && ports.length > 0 ? { ports } : {}),
+  };
 }
 
 export interface PolicyOpts {

@@ -113,6 +113,13 @@ const cases: { name: string; s: Snapshot; f: Flow; allowed: boolean; reason?: st
     allowed: false,
   },
   {
+    name: 'empty from/ports lists mean all, like missing ones',
+    s: snapshot({ ...base, policies: [netpol('x', 'p', { ingress: [{ peers: [], ports: [] }] })] }),
+    f: flow(P(c), P(a), 9999),
+    allowed: true,
+    reason: 'allowed-by-rule',
+  },
+  {
     name: 'egress isolation of source',
     s: snapshot({ ...base, policies: [netpol('x', 'e', { policyTypes: ['Egress'] })] }),
     f: flow(P(a), P(c)),

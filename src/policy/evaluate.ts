@@ -301,13 +301,14 @@ export function ruleMatches(
   otherAddress: Address | undefined,
   flow: Flow,
 ): { peer?: number; port?: number } | undefined {
+  // "If this field is empty or missing, this rule matches all sources" (and ports likewise).
   let peerIdx: number | undefined;
-  if (rule.peers !== undefined) {
+  if (rule.peers !== undefined && rule.peers.length > 0) {
     peerIdx = rule.peers.findIndex((pe) => peerMatches(index, policy.namespace, pe, other, otherAddress));
     if (peerIdx < 0) return undefined;
   }
   let portIdx: number | undefined;
-  if (rule.ports !== undefined) {
+  if (rule.ports !== undefined && rule.ports.length > 0) {
     portIdx = rule.ports.findIndex((p) => portMatches(p, flow.protocol, flow.port, flow.dst));
     if (portIdx < 0) return undefined;
   }
