@@ -1,7 +1,24 @@
-// Placeholder: the YAML/JSON loader with API-server validation is being written.
-import type { Problem } from '../errors.js';
-import type { Snapshot } from './types.js';
-import { emptySnapshot } from './types.js';
+// Loading Kubernetes manifests (YAML or JSON files, directories, stdin) into a validated, defaulted
+// Snapshot. Every problem carries FILE:LINE and a field path; invalid objects stay out of the snapshot.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError, type Problem } from '../errors.js';
+import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
+import { parseText, type MapTree, type Tree } from './parseYaml.js';
+import type { Namespace, NetworkPolicy, Node, Pod, Snapshot } from './types.js';
+import {
+  checkFields,
+  decodeMeta,
+  decodeNamespace,
+  decodeNetworkPolicy,
+  decodeNode,
+  decodePod,
+  msg,
+  peekMeta,
+  Reporter,
+  type Meta,
+  type PodEntry,
+} from './validate.js';
 
 export interface LoadResult {
   readonly snapshot: Snapshot;
@@ -11,12 +28,305 @@ export interface LoadResult {
   readonly notes: readonly string[];
 }
 
+/** Everything decoded so far; a new kind adds its list here and in `finish`. */
+export interface Collector {
+  readonly namespaces: Namespace[];
+  readonly pods: PodEntry[];
+  readonly nodes: Node[];
+  readonly policies: NetworkPolicy[];
+}
+
+/** One supported kind: how to name, decode and collect it. Adding a kind is adding an entry. */
+export interface KindSpec {
+  readonly apiVersions: readonly string[];
+  readonly namespaced: boolean;
+  /** The kind's metadata.name rule (NameIsDNSSubdomain or NameIsDNSLabel). */
+  readonly validateName: (name: string) => string[];
+  /** Allowed top-level fields (strict field validation). */
+  readonly topFields: readonly string[];
+  /** Decodes and validates the object; the result is collected only when it had no problems. */
+  readonly decode: (r: Reporter, root: MapTree, meta: Meta, file: string) => (c: Collector) => void;
+}
+
+const TOP = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
+
+export const KINDS: ReadonlyMap<string, KindSpec> = new Map<string, KindSpec>([
+  [
+    'Namespace',
+    {
+      apiVersions: ['v1'],
+      namespaced: false,
+      validateName: isDNS1123Label,
+      topFields: TOP,
+      decode: (r, root, meta, file) => {
+        const ns = decodeNamespace(r, root, meta, file);
+        return (c) => c.namespaces.push(ns);
+      },
+    },
+  ],
+  [
+    'Pod',
+    {
+      apiVersions: ['v1'],
+      namespaced: true,
+      validateName: isDNS1123Subdomain,
+      topFields: TOP,
+      decode: (r, root, meta, file) => {
+        const p = decodePod(r, root, meta, file);
+        return (c) => c.pods.push(p);
+      },
+    },
+  ],
+  [
+    'Node',
+    {
+      apiVersions: ['v1'],
+      namespaced: false,
+      validateName: isDNS1123Subdomain,
+      topFields: TOP,
+      decode: (r, root, meta, file) => {
+        const n = decodeNode(r, root, meta, file);
+        return (c) => c.nodes.push(n);
+      },
+    },
+  ],
+  [
+    'NetworkPolicy',
+    {
+      apiVersions: ['networking.k8s.io/v1'],
+      namespaced: true,
+      validateName: isDNS1123Subdomain,
+      topFields: TOP,
+      decode: (r, root, meta, file) => {
+        const p = decodeNetworkPolicy(r, root, meta, file);
+        return (c) => c.policies.push(p);
+      },
+    },
+  ],
+]);
+
+/** Accumulates objects, problems and notes across files. */
+class Loader {
+  readonly problems: Problem[] = [];
+  readonly warnings: string[] = [];
+  readonly collector: Collector = { namespaces: [], pods: [], nodes: [], policies: [] };
+  /** Skipped kinds in order of first appearance, with counts. */
+  readonly skipped = new Map<string, number>();
+  /** kind/ns/name -> FILE:LINE of its first definition. */
+  readonly seen = new Map<string, string>();
+
+  loadText(text: string, file: string): void {
+    const parsed = parseText(text);
+    for (const e of parsed.errors) {
+      this.problems.push({ file, line: e.line, kind: 'YAML', object: '-', field: '', message: e.message });
+    }
+    for (const doc of parsed.docs) this.loadObject(doc.root, file, undefined);
+  }
+
+  private loadObject(
+    t: Tree,
+    file: string,
+    listDefaults: { kind: string; apiVersion: string } | undefined,
+  ): void {
+    if (t.t === 'null') return;
+    if (t.t !== 'map') {
+      this.problems.push({
+        file,
+        line: t.line,
+        kind: 'Object',
+        object: '-',
+        field: '',
+        message: `expected a Kubernetes object (a mapping with apiVersion and kind), got ${t.t === 'seq' ? 'a list' : 'a scalar'}`,
+      });
+      return;
+    }
+    const kindTree = t.entries.get('kind');
+    const avTree = t.entries.get('apiVersion');
+    const kind = kindTree?.t === 'str' ? kindTree.v : (listDefaults?.kind ?? '');
+    const apiVersion = avTree?.t === 'str' ? avTree.v : (listDefaults?.apiVersion ?? '');
+
+    // kind: List (kubectl get -o yaml) and typed lists (PodList, ...): load the items.
+    if (kind === 'List' || (kind.endsWith('List') && t.entries.has('items'))) {
+      const r = new Reporter(file, kind, '-');
+      const items = t.entries.get('items');
+      if (items !== undefined && items.t !== 'null' && items.t !== 'seq') {
+        r.add('items', items.line, msg.type('a list', items));
+      }
+      this.problems.push(...r.problems);
+      const itemDefaults = kind === 'List' ? undefined : { kind: kind.slice(0, -'List'.length), apiVersion };
+      if (items?.t === 'seq') for (const item of items.items) this.loadObject(item, file, itemDefaults);
+      return;
+    }
+
+    if (kind === '' || apiVersion === '') {
+      const r = new Reporter(file, kind === '' ? 'Object' : kind, '-');
+      if (kindTree !== undefined && kindTree.t !== 'str')
+        r.add('kind', kindTree.line, msg.type('a string', kindTree));
+      else if (kind === '') r.add('kind', t.line, msg.required('kind not set'));
+      if (avTree !== undefined && avTree.t !== 'str') {
+        r.add('apiVersion', avTree.line, msg.type('a string', avTree));
+      } else if (apiVersion === '') r.add('apiVersion', t.line, msg.required('apiVersion not set'));
+      this.problems.push(...r.problems);
+      return;
+    }
+
+    const spec = KINDS.get(kind);
+    if (!spec) {
+      this.skipped.set(kind, (this.skipped.get(kind) ?? 0) + 1);
+      return;
+    }
+    const peek = peekMeta(t, spec.namespaced);
+    const object = spec.namespaced ? `${peek.namespace}/${peek.name}` : peek.name;
+    const r = new Reporter(file, kind, object);
+    if (!spec.apiVersions.includes(apiVersion)) {
+      // Old group versions (extensions/v1beta1 NetworkPolicy, ...) are no longer served.
+      r.add('apiVersion', avTree?.line ?? t.line, msg.notSupported(apiVersion, spec.apiVersions));
+      this.problems.push(...r.problems);
+      return;
+    }
+    checkFields(r, '', t, spec.topFields);
+    const meta = decodeMeta(r, t, spec.namespaced, spec.validateName);
+    const commit = spec.decode(r, t, meta, file);
+    this.warnings.push(...r.warnings);
+    if (meta.name !== '') {
+      const key = `${kind}/${meta.namespace}/${meta.name}`;
+      const first = this.seen.get(key);
+      if (first !== undefined) {
+        const nameLine =
+          (t.entries.get('metadata') as MapTree | undefined)?.entries.get('name')?.line ?? t.line;
+        r.add(
+          'metadata.name',
+          nameLine,
+          msg.duplicate(meta.name, `${kind} ${object} is already defined at ${first}`),
+        );
+      } else {
+        this.seen.set(key, `${file}:${t.line}`);
+      }
+    }
+    if (r.problems.length > 0) {
+      this.problems.push(...r.problems);
+      return;
+    }
+    commit(this.collector);
+  }
+
+  result(): LoadResult {
+    const notes: string[] = [...this.warnings];
+    if (this.skipped.size > 0) {
+      const total = [...this.skipped.values()].reduce((a, b) => a + b, 0);
+      const kinds = [...this.skipped.keys()];
+      notes.push(
+        `skipped ${total} ${total === 1 ? 'object' : 'objects'} of ${kinds.length === 1 ? 'kind' : 'kinds'} ${kinds.join(', ')} (not used by moat)`,
+      );
+    }
+    return { snapshot: finish(this.collector), problems: sortByLine(this.problems), notes };
+  }
+}
+
+/** Problems of one file read top to bottom; files keep their load order (the sort is stable). */
+function sortByLine(problems: readonly Problem[]): Problem[] {
+  const order = new Map<string, number>();
+  for (const p of problems) if (!order.has(p.file)) order.set(p.file, order.size);
+  return [...problems].sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line);
+}
+
+/**
+ * Completes the snapshot: hostNetwork pods get their node's addresses, and every namespace a pod or
+ * policy lives in exists (as the API server requires), synthesized with just its name label.
+ */
+function finish(c: Collector): Snapshot {
+  const nodes = new Map(c.nodes.map((n) => [n.name, n]));
+  const pods: Pod[] = c.pods.map(({ pod, hostIPs }) => {
+    if (!pod.hostNetwork) return pod;
+    const node = pod.nodeName !== undefined ? nodes.get(pod.nodeName) : undefined;
+    // "hostNetwork pods ... have the node's IPs": from the Node when loaded, else the pod's status.
+    const ips =
+      node !== undefined && node.addresses.length > 0
+        ? node.addresses
+        : pod.ips.length > 0
+          ? pod.ips
+          : hostIPs;
+    return { ...pod, ips: [...ips] };
+  });
+  const namespaces = [...c.namespaces];
+  const known = new Set(namespaces.map((n) => n.name));
+  for (const o of [...pods, ...c.policies]) {
+    if (known.has(o.namespace)) continue;
+    known.add(o.namespace);
+    namespaces.push({ name: o.namespace, labels: { 'kubernetes.io/metadata.name': o.namespace } });
+  }
+  return { namespaces, pods, nodes: c.nodes, policies: c.policies };
+}
+
+const MANIFEST = /\.(ya?ml|json)$/i;
+
+async function listDir(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listDir(p)));
+    else if (e.isFile() && MANIFEST.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export interface LoadOptions {
+  /** Reads "-" (stdin); injectable for tests. */
+  readonly readStdin?: () => Promise<string>;
+}
+
+export const STDIN_NAME = '<stdin>';
+
 /** Loads files, directories (recursive *.yaml, *.yml, *.json) and "-" (stdin). */
-export function loadPaths(_paths: readonly string[]): Promise<LoadResult> {
-  return Promise.resolve({ snapshot: emptySnapshot, problems: [], notes: ['loader not implemented yet'] });
+export async function loadPaths(paths: readonly string[], opts: LoadOptions = {}): Promise<LoadResult> {
+  const loader = new Loader();
+  const extraNotes: string[] = [];
+  for (const path of paths) {
+    if (path === '-') {
+      const text = await (opts.readStdin ?? (() => readAll(process.stdin)))();
+      loader.loadText(text, STDIN_NAME);
+      continue;
+    }
+    let isDir: boolean;
+    try {
+      isDir = (await stat(path)).isDirectory();
+    } catch (err) {
+      throw new InputError([], `cannot read ${path}: ${describe(err)}`);
+    }
+    const files = isDir ? await listDir(path) : [path];
+    if (isDir && files.length === 0) extraNotes.push(`no *.yaml, *.yml or *.json files in ${path}`);
+    for (const f of files) {
+      let text: string;
+      try {
+        text = await readFile(f, 'utf8');
+      } catch (err) {
+        throw new InputError([], `cannot read ${f}: ${describe(err)}`);
+      }
+      loader.loadText(text, f);
+    }
+  }
+  const res = loader.result();
+  return { ...res, notes: [...extraNotes, ...res.notes] };
+}
+
+function describe(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  if (code === 'ENOENT') return 'no such file or directory';
+  if (code === 'EACCES') return 'permission denied';
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Loads one YAML or JSON text (multi-document, kind: List). */
-export function loadText(_text: string, _file: string): LoadResult {
-  return { snapshot: emptySnapshot, problems: [], notes: [] };
+export function loadText(text: string, file: string): LoadResult {
+  const loader = new Loader();
+  loader.loadText(text, file);
+  return loader.result();
 }

@@ -1,0 +1,284 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InputError } from '../errors.js';
+import { loadPaths, loadText } from './load.js';
+
+/** The repository root: the first ancestor of this (compiled) file holding package.json. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('repository root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+const fixtures = join(repoRoot(), 'test', 'fixtures', 'validate');
+
+const ns = (name: string, extra = ''): string =>
+  `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n${extra}`;
+
+test('multi-document stream: every object loaded, with its line', () => {
+  const res = loadText(`${ns('a')}---\n${ns('b')}---\n`, 'm.yaml');
+  assert.deepEqual(res.problems, []);
+  assert.deepEqual(
+    res.snapshot.namespaces.map((n) => [n.name, n.origin?.line]),
+    [
+      ['a', 1],
+      ['b', 6],
+    ],
+  );
+});
+
+test('kind: List items are loaded, and typed lists give items their kind', () => {
+  const list = `apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: x}\n`;
+  const typed = `apiVersion: v1\nkind: NamespaceList\nitems:\n- metadata: {name: y}\n`;
+  const res = loadText(`${list}---\n${typed}`, 'l.yaml');
+  assert.deepEqual(res.problems, []);
+  assert.deepEqual(
+    res.snapshot.namespaces.map((n) => [n.name, n.origin?.line]),
+    [
+      ['x', 4],
+      ['y', 11],
+    ],
+  );
+});
+
+test('JSON input is read (as YAML 1.2) with line numbers', () => {
+  const text =
+    '{\n  "apiVersion": "v1",\n  "kind": "Namespace",\n  "metadata": {\n    "name": "BAD"\n  }\n}\n';
+  const res = loadText(text, 'n.json');
+  assert.equal(res.problems.length, 1);
+  assert.deepEqual([res.problems[0]?.line, res.problems[0]?.field], [5, 'metadata.name']);
+});
+
+test('field lines point at the offending field', () => {
+  const text = [
+    'apiVersion: networking.k8s.io/v1', // 1
+    'kind: NetworkPolicy',
+    'metadata:',
+    '  name: p',
+    'spec:', // 5
+    '  ingress:',
+    '  - from:',
+    '    - ipBlock:',
+    '        cidr: 10.0.0.0/8',
+    '        except:', // 10
+    '        - 10.1.0.0/16',
+    '        - 12.0.0.0/16',
+    '',
+  ].join('\n');
+  const [p, ...rest] = loadText(text, 'p.yaml').problems;
+  assert.deepEqual(rest, []);
+  assert.deepEqual(p, {
+    file: 'p.yaml',
+    line: 12,
+    kind: 'NetworkPolicy',
+    object: 'default/p',
+    field: 'spec.ingress[0].from[0].ipBlock.except[1]',
+    message: 'Invalid value: "12.0.0.0/16": must be a strict subset of `cidr`',
+  });
+});
+
+test('a YAML syntax error is a problem naming file and line; other documents still load', () => {
+  const res = loadText(`${ns('ok')}---\nkind: [\n`, 's.yaml');
+  assert.equal(res.problems.length, 1);
+  assert.deepEqual([res.problems[0]?.kind, res.problems[0]?.object, res.problems[0]?.line], ['YAML', '-', 6]);
+  assert.deepEqual(
+    res.snapshot.namespaces.map((n) => n.name),
+    ['ok'],
+  );
+});
+
+test('other kinds are skipped with one note and stay out of the snapshot', () => {
+  const other = (kind: string): string => `apiVersion: v1\nkind: ${kind}\nmetadata: {name: x}\n`;
+  const res = loadText(
+    [other('Service'), other('Deployment'), other('Service'), ns('a')].join('---\n'),
+    'k.yaml',
+  );
+  assert.deepEqual(res.problems, []);
+  assert.deepEqual(res.notes, ['skipped 3 objects of kinds Service, Deployment (not used by moat)']);
+  assert.equal(res.snapshot.namespaces.length, 1);
+});
+
+test('missing kind or apiVersion, and old API versions, are problems', () => {
+  const res = loadText(
+    'metadata: {name: x}\n---\napiVersion: extensions/v1beta1\nkind: NetworkPolicy\nmetadata: {name: n}\n',
+    'v.yaml',
+  );
+  assert.deepEqual(
+    res.problems.map((p) => [p.line, p.field, p.message]),
+    [
+      [1, 'kind', 'Required value: kind not set'],
+      [1, 'apiVersion', 'Required value: apiVersion not set'],
+      [3, 'apiVersion', 'Unsupported value: "extensions/v1beta1": supported values: "networking.k8s.io/v1"'],
+    ],
+  );
+});
+
+test('duplicated objects are a problem at the second definition', () => {
+  const res = loadText(`${ns('a')}---\n${ns('a')}`, 'd.yaml');
+  assert.deepEqual(
+    res.problems.map((p) => [p.line, p.field, p.message]),
+    [[9, 'metadata.name', 'Duplicate value: "a": Namespace a is already defined at d.yaml:1']],
+  );
+  assert.equal(res.snapshot.namespaces.length, 1);
+});
+
+test('the same name in different namespaces is not a duplicate', () => {
+  const pol = (n: string): string =>
+    `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ${n}}\n`;
+  assert.deepEqual(loadText(`${pol('a')}---\n${pol('b')}`, 'x.yaml').problems, []);
+});
+
+test('namespaces: name label added, user label of the same key overridden, DNS label names', () => {
+  const res = loadText(ns('a', '  labels: {kubernetes.io/metadata.name: other, t: x}\n'), 'n.yaml');
+  assert.deepEqual(res.snapshot.namespaces[0]?.labels, { 'kubernetes.io/metadata.name': 'a', t: 'x' });
+  assert.equal(
+    loadText(ns('a.b'), 'n.yaml').problems[0]?.message,
+    'Invalid value: "a.b": must not contain dots',
+  );
+});
+
+const pod = (name: string, body: string): string =>
+  `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: web}\n${body}`;
+
+test('pods: IPs, ports of containers and sidecars, synthesized namespace', () => {
+  const res = loadText(
+    pod(
+      'p',
+      [
+        'spec:',
+        '  initContainers:',
+        '  - {name: init, ports: [{containerPort: 1}]}',
+        '  - {name: side, restartPolicy: Always, ports: [{containerPort: 9090, name: metrics}]}',
+        '  containers:',
+        '  - {name: c, ports: [{containerPort: 80, name: http}, {containerPort: 53, protocol: UDP}]}',
+        'status:',
+        '  podIP: 10.0.0.9',
+        '  podIPs: [{ip: 10.0.0.1}, {ip: "fd00::1"}]',
+        '',
+      ].join('\n'),
+    ),
+    'p.yaml',
+  );
+  assert.deepEqual(res.problems, []);
+  const p = res.snapshot.pods[0];
+  assert.deepEqual(p?.ips, ['10.0.0.1', 'fd00::1']);
+  assert.deepEqual(p?.ports, [
+    { containerPort: 80, protocol: 'TCP', name: 'http' },
+    { containerPort: 53, protocol: 'UDP' },
+    { containerPort: 9090, protocol: 'TCP', name: 'metrics' },
+  ]);
+  assert.deepEqual(res.snapshot.namespaces, [
+    { name: 'web', labels: { 'kubernetes.io/metadata.name': 'web' } },
+  ]);
+});
+
+test('pods: podIP when podIPs is absent; invalid container ports are problems', () => {
+  const ok = loadText(pod('p', 'spec: {containers: [{name: c}]}\nstatus: {podIP: 10.0.0.9}\n'), 'p.yaml');
+  assert.deepEqual(ok.snapshot.pods[0]?.ips, ['10.0.0.9']);
+  const bad = loadText(
+    pod(
+      'p',
+      'spec:\n  containers:\n  - name: c\n    ports: [{containerPort: 0}, {containerPort: 80, name: HTTP}]\n',
+    ),
+    'p.yaml',
+  );
+  assert.deepEqual(
+    bad.problems.map((x) => x.field),
+    [
+      'spec.containers[0].ports[0].containerPort',
+      'spec.containers[0].ports[1].name',
+      'spec.containers[0].ports[1].name',
+    ],
+  );
+});
+
+test('hostNetwork pods take their node addresses when the node is loaded, else their status', () => {
+  const node =
+    'apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nspec: {podCIDRs: [10.244.0.0/24]}\n' +
+    'status:\n  addresses:\n  - {type: Hostname, address: n1}\n  - {type: InternalIP, address: 172.18.0.3}\n' +
+    '  - {type: ExternalIP, address: 203.0.113.7}\n';
+  const hostPod = (name: string, nodeName: string): string =>
+    pod(
+      name,
+      `spec: {nodeName: ${nodeName}, hostNetwork: true, containers: [{name: c}]}\nstatus: {podIP: 192.0.2.1, hostIP: 192.0.2.1}\n`,
+    );
+  const res = loadText(
+    [node, hostPod('on-known', 'n1'), hostPod('on-unknown', 'n2')].join('---\n'),
+    'h.yaml',
+  );
+  assert.deepEqual(res.problems, []);
+  assert.deepEqual(res.snapshot.nodes[0]?.addresses, ['172.18.0.3', '203.0.113.7']);
+  assert.deepEqual(res.snapshot.nodes[0]?.podCIDRs, ['10.244.0.0/24']);
+  assert.deepEqual(
+    res.snapshot.pods.map((p) => [p.name, p.hostNetwork, p.ips]),
+    [
+      ['on-known', true, ['172.18.0.3', '203.0.113.7']],
+      ['on-unknown', true, ['192.0.2.1']],
+    ],
+  );
+});
+
+test('structural nonsense gives problems, never a crash', () => {
+  const inputs = [
+    'apiVersion: v1\nkind: Pod\nmetadata: 7\nspec: [1]\nstatus: x\n',
+    'apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: [a]}\nspec: {containers: x, hostNetwork: yes}\n',
+    'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{from: x, ports: 1}], policyTypes: {a: 1}}\n',
+    'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [[], 3, {to: [[]]}]}\n',
+    'apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {podCIDRs: bad}\nstatus: {addresses: [{type: InternalIP, address: 1.2.3}]}\n',
+    'kind: 3\napiVersion: [v1]\n',
+    '- just\n- a list\n',
+    'apiVersion: v1\nkind: List\nitems: nope\n',
+  ];
+  for (const text of inputs) {
+    const res = loadText(text, 'x.yaml');
+    assert.ok(res.problems.length > 0, text);
+    for (const p of res.problems) assert.ok(p.line >= 1 && p.message !== '', JSON.stringify(p));
+  }
+});
+
+test('directories are read recursively (*.yaml, *.yml, *.json only)', async () => {
+  const res = await loadPaths([join(fixtures, 'valid')]);
+  assert.deepEqual(res.problems, []);
+  assert.deepEqual(res.notes, ['skipped 1 object of kind Service (not used by moat)']);
+  const s = res.snapshot;
+  assert.deepEqual(
+    s.namespaces.map((n) => n.name),
+    ['prod', 'dev', 'kube-system'],
+  );
+  assert.deepEqual(
+    s.pods.map((p) => p.name),
+    ['web-1', 'agent'],
+  );
+  assert.deepEqual(
+    s.policies.map((p) => p.name),
+    ['default-deny', 'web-from-lb'],
+  );
+  assert.deepEqual(
+    s.nodes.map((n) => n.name),
+    ['node-a'],
+  );
+});
+
+test('"-" reads stdin through the injected reader', async () => {
+  const res = await loadPaths(['-'], { readStdin: () => Promise.resolve(ns('from-stdin')) });
+  assert.deepEqual(
+    res.snapshot.namespaces.map((n) => [n.name, n.origin?.file]),
+    [['from-stdin', '<stdin>']],
+  );
+});
+
+test('a missing path is an InputError naming it', async () => {
+  const missing = join(fixtures, 'does-not-exist.yaml');
+  await assert.rejects(loadPaths([missing]), (err: unknown) => {
+    assert.ok(err instanceof InputError);
+    assert.equal(err.message, `cannot read ${missing}: no such file or directory`);
+    return true;
+  });
+});
