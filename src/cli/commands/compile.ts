@@ -1,4 +1,53 @@
+// `moat compile`: print the nftables ruleset moat would load on a node, as one nft script.
 import type { Command } from 'commander';
+import { compile, DEFAULT_TABLE, renderNft } from '../../dataplane/index.js';
+import { UsageError } from '../../errors.js';
+import { loadSnapshot } from '../io.js';
 
-// Placeholder until the compile command lands.
-export function registerCompile(_program: Command): void {}
+interface CompileFlags {
+  file?: string[];
+  node?: string;
+  table: string;
+  policeNodeEgress?: boolean;
+}
+
+/** nft identifiers: a letter or underscore, then letters, digits, '_', '-', '.'; moat keeps them short. */
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+export function registerCompile(program: Command): void {
+  program
+    .command('compile')
+    .description(
+      'print the nftables ruleset for a node (an `nft -f` script that atomically replaces the table)',
+    )
+    .option('-f, --file <path...>', 'manifests: files, directories, or - for stdin')
+    .option('--node <name>', 'compile for this node (default: every pod is local)')
+    .option('--table <name>', 'nft table name (family inet)', DEFAULT_TABLE)
+    .option('--police-node-egress', 'police pod -> own-node egress instead of always allowing it')
+    .action(async (flags: CompileFlags) => {
+      if (flags.file === undefined || flags.file.length === 0) {
+        throw new UsageError('compile: -f PATH is required (a file, a directory, or - for stdin)');
+      }
+      if (!TABLE_NAME.test(flags.table)) {
+        throw new UsageError(
+          `compile: --table "${flags.table}": must start with a letter or _ and contain only letters, digits, _ and - (at most 64)`,
+        );
+      }
+      const snap = await loadSnapshot(flags.file);
+      if (
+        flags.node !== undefined &&
+        !snap.nodes.some((n) => n.name === flags.node) &&
+        !snap.pods.some((p) => p.nodeName === flags.node)
+      ) {
+        process.stderr.write(
+          `moat: compile: node "${flags.node}" has no Node object and no pods in the input\n`,
+        );
+      }
+      const rs = compile(snap, {
+        table: flags.table,
+        ...(flags.node !== undefined ? { nodeName: flags.node } : {}),
+        ...(flags.policeNodeEgress === true ? { policeNodeEgress: true } : {}),
+      });
+      process.stdout.write(renderNft(rs));
+    });
+}

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { cport, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
+import type { Pod, Snapshot } from '../model/types.js';
+import { NftApplier } from './applier.js';
+import { localRunner, netnsRunner, type CommandRunner } from './runner.js';
+
+interface Call {
+  argv: readonly string[];
+  input?: string;
+}
+
+/** Records every command; nft succeeds unless `failNext` says otherwise. */
+function fakeRunner(): CommandRunner & { calls: Call[]; failNext: number } {
+  const r = {
+    calls: [] as Call[],
+    failNext: 0,
+    run(argv: readonly string[], input?: string) {
+      r.calls.push({ argv, ...(input !== undefined ? { input } : {}) });
+      if (r.failNext > 0) {
+        r.failNext--;
+        return Promise.resolve({ stdout: '', stderr: 'Error: boom', code: 1 });
+      }
+      return Promise.resolve({ stdout: '', stderr: '', code: 0 });
+    },
+  };
+  return r;
+}
+
+function snap(o: { extraPods?: Pod[]; webFrom?: string; deny?: boolean } = {}): Snapshot {
+  return snapshot({
+    namespaces: [ns('a'), ns('b')],
+    nodes: [node('n1', ['192.168.0.1'])],
+    pods: [
+      pod('a', 'web', {
+        labels: { app: 'web' },
+        ips: ['10.0.0.1'],
+        nodeName: 'n1',
+        ports: [cport(80, 'TCP', 'http')],
+      }),
+      pod('a', 'db', { labels: { app: 'db' }, ips: ['10.0.0.2'], nodeName: 'n1' }),
+      pod('a', 'cli', { labels: { app: 'cli' }, ips: ['10.0.0.3'], nodeName: 'n2' }),
+      ...(o.extraPods ?? []),
+    ],
+    policies: [
+      netpol('a', 'web', {
+        podSelector: sel({ app: 'web' }),
+        ingress: [rule([podPeer(sel({ app: o.webFrom ?? 'cli' }))], [pport('http')])],
+      }),
+      ...(o.deny === true ? [netpol('a', 'deny-db', { podSelector: sel({ app: 'db' }) })] : []),
+    ],
+  });
+}
+
+const nftCalls = (r: { calls: Call[] }) => r.calls.filter((c) => c.argv[0] === 'nft');
+
+describe('NftApplier (fake runner)', () => {
+  it('replaces the table atomically first, then applies element-only diffs', async () => {
+    const r = fakeRunner();
+    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    const first = await ap.apply(snap());
+    assert.equal(first.mode, 'full');
+    const script = nftCalls(r)[0]!;
+    assert.deepEqual(script.argv, ['nft', '-f', '-']);
+    const lines = script.input!.split('\n');
+    assert.deepEqual(lines.slice(0, 2), ['table inet moat {}', 'delete table inet moat']);
+    assert.doesNotMatch(script.input!, /\bflush\b|\bqueue\b/);
+
+    const second = await ap.apply(
+      snap({ extraPods: [pod('a', 'cli2', { labels: { app: 'cli' }, ips: ['10.0.0.4'], nodeName: 'n2' })] }),
+    );
+    assert.equal(second.mode, 'incremental');
+    const tx = nftCalls(r)[1]!.input!;
+    assert.match(tx, /^add element inet moat peer_\w+_v4 \{ 10\.0\.0\.4 \}$/m);
+    assert.doesNotMatch(tx, /chain|delete table/);
+    assert.equal(
+      (
+        await ap.apply(
+          snap({
+            extraPods: [pod('a', 'cli2', { labels: { app: 'cli' }, ips: ['10.0.0.4'], nodeName: 'n2' })],
+          }),
+        )
+      ).mode,
+      'none',
+    );
+  });
+
+  it('rebuilds changed chains in one transaction and cleans conntrack of tightened pods', async () => {
+    const r = fakeRunner();
+    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    await ap.apply(snap());
+    const res = await ap.apply(snap({ deny: true }));
+    assert.equal(res.mode, 'incremental');
+    assert.equal(nftCalls(r).length, 2);
+    const tx = nftCalls(r)[1]!.input!;
+    assert.match(tx, /^add chain inet moat in_\w+/m);
+    assert.match(tx, /^add element inet moat ingress_v4 \{ 10\.0\.0\.2 : goto in_\w+ \}$/m);
+    // db became isolated for ingress: its flows (found by reply source) are deleted.
+    assert.deepEqual(res.conntrackDeleted, ['reply-src 10.0.0.2']);
+    assert.ok(r.calls.some((c) => c.argv.join(' ') === 'conntrack -D -f ipv4 -r 10.0.0.2'));
+
+    // Loosening back deletes the chain after its map element, and needs no conntrack cleanup.
+    const back = await ap.apply(snap());
+    const tx2 = nftCalls(r)[2]!.input!;
+    assert.ok(tx2.indexOf('delete element inet moat ingress_v4') < tx2.indexOf('delete chain'));
+    assert.deepEqual(back.conntrackDeleted, []);
+  });
+
+  it('changing a peer selector cleans flows of removed peers; conntrackCleanup=false skips it', async () => {
+    for (const cleanup of [true, false]) {
+      const r = fakeRunner();
+      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1', conntrackCleanup: cleanup });
+      await ap.apply(snap());
+      const res = await ap.apply(snap({ webFrom: 'db' }));
+      const ct = r.calls.filter((c) => c.argv[0] === 'conntrack');
+      if (cleanup) {
+        assert.ok(res.conntrackDeleted.includes('reply-src 10.0.0.1'), res.conntrackDeleted.join());
+        assert.ok(ct.length > 0);
+      } else {
+        assert.equal(ct.length, 0);
+      }
+    }
+  });
+
+  it('falls back to a full replace when the incremental transaction is rejected', async () => {
+    const r = fakeRunner();
+    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    await ap.apply(snap());
+    r.failNext = 1;
+    const res = await ap.apply(snap({ deny: true }));
+    assert.equal(res.mode, 'full');
+    assert.match(nftCalls(r).at(-1)!.input!, /^table inet moat \{\}\ndelete table inet moat\n/);
+  });
+
+  it('remove() deletes the table even if it is missing, in one transaction', async () => {
+    const r = fakeRunner();
+    await new NftApplier(r, { table: 'moat_x' }).remove();
+    assert.deepEqual(r.calls, [
+      { argv: ['nft', '-f', '-'], input: 'table inet moat_x {}\ndelete table inet moat_x\n' },
+    ]);
+  });
+});
+
+async function canUseNft(): Promise<boolean> {
+  if (process.getuid?.() !== 0) return false;
+  const r = await localRunner().run(['nft', '--version']);
+  return r.code === 0;
+}
+
+describe('NftApplier (real nft in a throwaway netns)', async () => {
+  const ok = await canUseNft();
+  it('applies, diffs, detects and repairs drift', { skip: ok ? false : 'needs root and nft' }, async () => {
+    const netns = `moat-test-dp-${randomBytes(4).toString('hex')}`;
+    const local = localRunner();
+    const add = await local.run(['ip', 'netns', 'add', netns]);
+    assert.equal(add.code, 0, add.stderr);
+    try {
+      const runner = netnsRunner(netns, local);
+      const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' });
+      assert.equal((await ap.apply(snap())).mode, 'full');
+      assert.deepEqual(await ap.checkDrift(), { drifted: false, differences: [], repaired: false });
+      const steps = [
+        snap({ deny: true }),
+        snap({
+          deny: true,
+          extraPods: [pod('a', 'cli2', { labels: { app: 'cli' }, ips: ['10.0.0.4'], nodeName: 'n2' })],
+        }),
+        snap({ webFrom: 'db' }),
+        snap(),
+      ];
+      for (const s of steps) {
+        const res = await ap.apply(s);
+        assert.equal(res.mode, 'incremental');
+        assert.deepEqual(res.conntrackErrors, []);
+        assert.deepEqual((await ap.checkDrift()).differences, []);
+      }
+      // Someone edits the table behind moat's back.
+      const tamper = await runner.run(
+        ['nft', '-f', '-'],
+        'delete element inet moat self_v4 { 10.0.0.1 . 10.0.0.1 }\nadd rule inet moat ingress accept\n',
+      );
+      assert.equal(tamper.code, 0, tamper.stderr);
+      const drift = await ap.checkDrift();
+      assert.equal(drift.repaired, true);
+      assert.ok(
+        drift.differences.some((d) => d.startsWith('set self_v4')),
+        drift.differences.join('\n'),
+      );
+      assert.ok(
+        drift.differences.some((d) => d.startsWith('chain ingress')),
+        drift.differences.join('\n'),
+      );
+      assert.deepEqual((await ap.checkDrift()).differences, []);
+      await ap.remove();
+      const list = await runner.run(['nft', 'list', 'tables']);
+      assert.doesNotMatch(list.stdout, /moat/);
+    } finally {
+      await local.run(['ip', 'netns', 'delete', netns]);
+    }
+  });
+});

@@ -1,0 +1,252 @@
+// Applies Rulesets to the kernel. Every change is ONE `nft -f -` transaction (script on stdin, no
+// shell): the first apply replaces the table atomically, later ones apply the diff against the
+// in-memory mirror of what the kernel holds, falling back to a full atomic replace.
+import { CommandError } from '../errors.js';
+import { formatAddress, parseIP } from '../model/cidr.js';
+import type { Snapshot } from '../model/types.js';
+import { compile } from './compile.js';
+import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
+import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
+import { renderElement, renderNft } from './render.js';
+import type { CommandRunner } from './runner.js';
+
+export interface ApplyResult {
+  /** 'full': the table was replaced; 'incremental': a diff was applied; 'none': nothing changed. */
+  readonly mode: 'full' | 'incremental' | 'none';
+  /** Number of nft commands in the transaction (0 for 'none'). */
+  readonly commands: number;
+  /** conntrack deletions done after the change, e.g. "reply-src 10.0.0.1". */
+  readonly conntrackDeleted: readonly string[];
+  /** conntrack deletions that failed (the rules are applied regardless). */
+  readonly conntrackErrors: readonly string[];
+  readonly ruleset: Ruleset;
+}
+
+export interface DriftResult {
+  readonly drifted: boolean;
+  /** Human-readable differences between the kernel and the in-memory model. */
+  readonly differences: readonly string[];
+  /** True when the table was replaced to repair the drift. */
+  readonly repaired: boolean;
+}
+
+const NFT_APPLY = ['nft', '-f', '-'] as const;
+
+export class NftApplier {
+  private current: Ruleset | undefined;
+  private readonly opts: DataplaneOptions;
+
+  constructor(
+    readonly runner: CommandRunner,
+    opts: DataplaneOptions,
+  ) {
+    this.opts = { ...opts, table: opts.table === '' ? DEFAULT_TABLE : opts.table };
+  }
+
+  /** The Ruleset the kernel holds, as far as this applier knows. */
+  get kernelView(): Ruleset | undefined {
+    return this.current;
+  }
+
+  async apply(snapshot: Snapshot): Promise<ApplyResult> {
+    const next = compile(snapshot, this.opts);
+    const prev = this.current;
+    if (prev === undefined || needsFullReplace(prev, next)) {
+      const commands = await this.replace(next);
+      return { mode: 'full', commands, conntrackDeleted: [], conntrackErrors: [], ruleset: next };
+    }
+    const tx = diffRulesets(prev, next);
+    if (tx.commands === 0) {
+      return { mode: 'none', commands: 0, conntrackDeleted: [], conntrackErrors: [], ruleset: next };
+    }
+    let mode: ApplyResult['mode'] = 'incremental';
+    let commands = tx.commands;
+    const res = await this.runner.run(NFT_APPLY, tx.script);
+    if (res.code === 0) {
+      this.current = next;
+    } else {
+      // The transaction was rejected as a whole: the kernel still holds `prev`, or something else
+      // changed it. Either way a full atomic replace converges.
+      mode = 'full';
+      commands = await this.replace(next);
+    }
+    const ct = this.opts.conntrackCleanup === false ? [] : conntrackTargets(prev, next);
+    const { deleted, errors } = await this.deleteConntrack(ct);
+    return { mode, commands, conntrackDeleted: deleted, conntrackErrors: errors, ruleset: next };
+  }
+
+  /** Compares the kernel's table with the mirror; repairs any difference by a full replace. */
+  async checkDrift(): Promise<DriftResult> {
+    const want = this.current;
+    if (want === undefined) return { drifted: false, differences: [], repaired: false };
+    const res = await this.runner.run(['nft', '-j', 'list', 'table', 'inet', want.table]);
+    let differences: string[];
+    if (res.code !== 0) {
+      differences = [`table inet ${want.table}: cannot be listed: ${res.stderr.trim()}`];
+    } else {
+      differences = compareKernel(want, parseNftJson(res.stdout));
+    }
+    if (differences.length === 0) return { drifted: false, differences, repaired: false };
+    await this.replace(want);
+    return { drifted: true, differences, repaired: true };
+  }
+
+  /** Deletes the table (a no-op when it does not exist). */
+  async remove(): Promise<void> {
+    const t = `inet ${this.opts.table}`;
+    const script = `table ${t} {}\ndelete table ${t}\n`;
+    const res = await this.runner.run(NFT_APPLY, script);
+    if (res.code !== 0) throw new CommandError(NFT_APPLY, res.code, res.stderr);
+    this.current = undefined;
+  }
+
+  private async replace(rs: Ruleset): Promise<number> {
+    const script = renderNft(rs);
+    const res = await this.runner.run(NFT_APPLY, script);
+    if (res.code !== 0) {
+      this.current = undefined; // unknown: the next apply replaces again
+      throw new CommandError(NFT_APPLY, res.code, res.stderr);
+    }
+    this.current = rs;
+    let n = 0;
+    for (const line of script.split('\n')) if (/^(table|delete|add) /.test(line)) n++;
+    return n;
+  }
+
+  private async deleteConntrack(targets: readonly ConntrackTarget[]) {
+    const deleted: string[] = [];
+    const errors: string[] = [];
+    for (const t of targets) {
+      const fam = parseIP(t.address)?.family === 6 ? 'ipv6' : 'ipv4';
+      const argv = ['conntrack', '-D', '-f', fam, t.field === 'src' ? '-s' : '-r', t.address];
+      const res = await this.runner.run(argv);
+      // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+      if (res.code === 0 || /flow entries have been deleted/.test(res.stderr)) {
+        deleted.push(`${t.field} ${t.address}`);
+      } else {
+        errors.push(`${argv.join(' ')}: exit ${res.code ?? 'signal'}: ${res.stderr.trim()}`);
+      }
+    }
+    return { deleted, errors };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the kernel's table back (nft -j) in the Ruleset's own terms.
+
+export interface KernelTable {
+  readonly counters: Set<string>;
+  /** Set/map name -> canonical element texts. */
+  readonly sets: Map<string, Set<string>>;
+  /** Chain name -> hook/priority (base chains) and number of rules. */
+  readonly chains: Map<string, { hook?: string; priority?: number; rules: number }>;
+}
+
+function canonToken(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') {
+    const a = parseIP(v);
+    if (a) return formatAddress(a);
+    return v;
+  }
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (Array.isArray(o.concat)) return o.concat.map(canonToken).join(' . ');
+    if (o.elem !== undefined && typeof o.elem === 'object')
+      return canonToken((o.elem as Record<string, unknown>).val);
+    for (const verdict of ['goto', 'jump'] as const) {
+      const tgt = o[verdict] as { target?: unknown } | undefined;
+      if (tgt !== undefined) return `${verdict} ${String(tgt.target)}`;
+    }
+    if ('accept' in o) return 'accept';
+    if ('drop' in o) return 'drop';
+  }
+  return JSON.stringify(v);
+}
+
+const PROTO_NUM: Record<string, string> = { '6': 'tcp', '17': 'udp', '132': 'sctp' };
+
+function canonElement(v: unknown): string {
+  if (Array.isArray(v) && v.length === 2) return `${canonToken(v[0])} : ${canonToken(v[1])}`;
+  return canonToken(v);
+}
+
+export function parseNftJson(text: string): KernelTable {
+  const out: KernelTable = { counters: new Set(), sets: new Map(), chains: new Map() };
+  const doc = JSON.parse(text) as { nftables?: Record<string, Record<string, unknown>>[] };
+  for (const item of doc.nftables ?? []) {
+    const [kind, body] = Object.entries(item)[0] ?? [];
+    if (body === undefined) continue;
+    const name = String(body.name);
+    if (kind === 'counter') out.counters.add(name);
+    else if (kind === 'set' || kind === 'map') {
+      const elems = Array.isArray(body.elem) ? (body.elem as unknown[]) : [];
+      out.sets.set(name, new Set(elems.map(canonElement)));
+    } else if (kind === 'chain') {
+      out.chains.set(name, {
+        ...(typeof body.hook === 'string' ? { hook: body.hook } : {}),
+        ...(typeof body.prio === 'number' ? { priority: body.prio } : {}),
+        rules: 0,
+      });
+    } else if (kind === 'rule') {
+      const ch = out.chains.get(String(body.chain));
+      if (ch) ch.rules++;
+    }
+  }
+  return out;
+}
+
+/** Canonical element text of the model, the same way the kernel's JSON is canonicalised. */
+function canonModelElement(text: string): string {
+  const [key, value] = text.split(' : ');
+  const k = (key ?? '')
+    .split(' . ')
+    .map((tok) => {
+      const a = parseIP(tok);
+      return a ? formatAddress(a) : (PROTO_NUM[tok] ?? tok);
+    })
+    .join(' . ');
+  return value === undefined ? k : `${k} : ${value}`;
+}
+
+/** Differences between the model and the kernel: sets and elements, chains, rule counts, counters. */
+export function compareKernel(want: Ruleset, got: KernelTable): string[] {
+  const diffs: string[] = [];
+  const names = (xs: Iterable<string>) => [...xs].sort();
+  const wantCounters = new Set(want.counters.map((c) => c.name));
+  for (const c of names(wantCounters)) if (!got.counters.has(c)) diffs.push(`counter ${c}: missing`);
+  for (const c of names(got.counters)) if (!wantCounters.has(c)) diffs.push(`counter ${c}: unexpected`);
+  const wantSets = new Map(want.sets.map((s) => [s.name, s]));
+  for (const s of want.sets) {
+    const k = got.sets.get(s.name);
+    if (!k) {
+      diffs.push(`set ${s.name}: missing`);
+      continue;
+    }
+    const w = new Set(s.elements.map((e) => canonModelElement(renderElement(e))));
+    const missing = [...w].filter((e) => !k.has(e));
+    const extra = [...k].filter((e) => !w.has(e));
+    if (missing.length > 0)
+      diffs.push(`set ${s.name}: ${missing.length} element(s) missing, e.g. ${missing[0]}`);
+    if (extra.length > 0)
+      diffs.push(`set ${s.name}: ${extra.length} unexpected element(s), e.g. ${extra[0]}`);
+  }
+  for (const s of names(got.sets.keys())) if (!wantSets.has(s)) diffs.push(`set ${s}: unexpected`);
+  const wantChains = new Set(want.chains.map((c) => c.name));
+  for (const ch of want.chains) {
+    const k = got.chains.get(ch.name);
+    if (!k) {
+      diffs.push(`chain ${ch.name}: missing`);
+      continue;
+    }
+    if (ch.base && (k.hook !== ch.base.hook || k.priority !== ch.base.priority)) {
+      diffs.push(
+        `chain ${ch.name}: hook ${k.hook ?? '-'} priority ${k.priority ?? '-'}, want ${ch.base.hook} ${ch.base.priority}`,
+      );
+    }
+    if (k.rules !== ch.rules.length)
+      diffs.push(`chain ${ch.name}: ${k.rules} rule(s), want ${ch.rules.length}`);
+  }
+  for (const c of names(got.chains.keys())) if (!wantChains.has(c)) diffs.push(`chain ${c}: unexpected`);
+  return diffs;
+}

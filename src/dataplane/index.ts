@@ -1,0 +1,22 @@
+// The in-kernel nftables dataplane: compile (pure), render (pure), apply (I/O through a runner).
+export type {
+  CounterKind,
+  CounterMeta,
+  DataplaneOptions,
+  NftBaseHook,
+  NftChain,
+  NftCounter,
+  NftElement,
+  NftHook,
+  NftSet,
+  Ruleset,
+} from './model.js';
+export { DEFAULT_TABLE } from './model.js';
+export { compile, EGRESS_PRIORITY, INGRESS_PRIORITY, NODE_EGRESS_PRIORITY } from './compile.js';
+export { renderNft } from './render.js';
+export type { CommandResult, CommandRunner } from './runner.js';
+export { localRunner, netnsRunner } from './runner.js';
+export type { ConntrackTarget, Transaction } from './diff.js';
+export { conntrackTargets, diffRulesets } from './diff.js';
+export type { ApplyResult, DriftResult, KernelTable } from './applier.js';
+export { compareKernel, NftApplier, parseNftJson } from './applier.js';

@@ -1,0 +1,167 @@
+// A small interpreter for the rules moat generates: what the kernel would do with a NEW packet.
+// It understands exactly the statement forms compile.ts emits (and throws on anything else), so
+// tests can compare the compiled ruleset with the reference evaluator flow by flow.
+import { cidrContains, formatAddress, parseCidr, parseIP } from '../model/cidr.js';
+import type { NftHook, Ruleset } from './model.js';
+
+export interface SimPacket {
+  readonly family: 4 | 6;
+  readonly saddr: string;
+  readonly daddr: string;
+  readonly l4proto: 'tcp' | 'udp' | 'sctp' | 'icmp';
+  readonly dport?: number;
+  /** Which hook sees the packet: postrouting (forwarded, locally generated) or input (to the node). */
+  readonly hook: NftHook;
+}
+
+export interface SimResult {
+  readonly verdict: 'accept' | 'drop';
+  /** Named counters the packet incremented, in order. */
+  readonly counters: readonly string[];
+}
+
+type Verdict = { kind: 'accept' } | { kind: 'drop' } | { kind: 'jump' | 'goto'; chain: string } | undefined;
+
+const FIELDS = new Set(['saddr', 'daddr', 'l4proto', 'nfproto', 'dport', 'type', 'state']);
+
+function canon(tok: string): string {
+  const a = parseIP(tok);
+  return a ? formatAddress(a) : tok;
+}
+
+export function simulate(rs: Ruleset, pkt: SimPacket): SimResult {
+  const sets = new Map(rs.sets.map((s) => [s.name, new Map(s.elements.map((e) => [e.key, e.value]))]));
+  const chains = new Map(rs.chains.map((c) => [c.name, c]));
+  const counters: string[] = [];
+
+  const field = (proto: string, name: string): string | undefined => {
+    if (!FIELDS.has(name)) throw new Error(`simulate: unknown field ${proto} ${name}`);
+    switch (proto) {
+      case 'ip':
+      case 'ip6':
+        if ((proto === 'ip') !== (pkt.family === 4)) return undefined;
+        return canon(name === 'saddr' ? pkt.saddr : pkt.daddr);
+      case 'meta':
+        return name === 'l4proto'
+          ? pkt.l4proto === 'icmp'
+            ? pkt.family === 6
+              ? 'ipv6-icmp'
+              : 'icmp'
+            : pkt.l4proto
+          : pkt.family === 4
+            ? 'ipv4'
+            : 'ipv6';
+      case 'ct':
+        return 'new';
+      case 'icmpv6':
+        return undefined; // moat's test packets are never ND
+      case 'th':
+      case 'tcp':
+      case 'udp':
+      case 'sctp':
+        if (proto !== 'th' && proto !== pkt.l4proto) return undefined;
+        return pkt.dport === undefined ? undefined : String(pkt.dport);
+      default:
+        throw new Error(`simulate: unknown expression ${proto} ${name}`);
+    }
+  };
+
+  const matchValue = (value: string, lit: string): boolean => {
+    if (lit.includes(',')) return lit.split(',').some((l) => matchValue(value, l));
+    if (lit.includes('/')) {
+      const c = parseCidr(lit);
+      const a = parseIP(value);
+      return typeof c !== 'string' && a !== undefined && cidrContains(c, a);
+    }
+    const range = /^(\d+)-(\d+)$/.exec(lit);
+    if (range) return Number(value) >= Number(range[1]) && Number(value) <= Number(range[2]);
+    return canon(lit) === value;
+  };
+
+  /** Runs one rule: undefined when a match failed or the rule has no verdict. */
+  const runRule = (rule: string): Verdict => {
+    const t = rule.split(' ');
+    let i = 0;
+    const hits: string[] = [];
+    while (i < t.length) {
+      const tok = t[i]!;
+      if (tok === 'accept' || tok === 'drop') {
+        counters.push(...hits);
+        return { kind: tok };
+      }
+      if (tok === 'jump' || tok === 'goto') {
+        counters.push(...hits);
+        return { kind: tok, chain: t[i + 1]! };
+      }
+      if (tok === 'counter' && t[i + 1] === 'name') {
+        hits.push(t[i + 2]!);
+        i += 3;
+        continue;
+      }
+      // expr [. expr]* [!=] (value | @set | vmap @map)
+      const keys: (string | undefined)[] = [];
+      for (;;) {
+        keys.push(field(t[i]!, t[i + 1]!));
+        i += 2;
+        if (t[i] !== '.') break;
+        i++;
+      }
+      let negate = false;
+      if (t[i] === '!=') {
+        negate = true;
+        i++;
+      }
+      const vtok = t[i++];
+      if (vtok === undefined) throw new Error(`simulate: truncated rule: ${rule}`);
+      if (keys.some((k) => k === undefined)) return undefined;
+      const key = keys.join(' . ');
+      if (vtok === 'vmap') {
+        const m = sets.get(t[i++]!.slice(1));
+        if (!m) throw new Error(`simulate: unknown map in ${rule}`);
+        const v = m.get(key);
+        if (v === undefined) return undefined;
+        const [kind, chain] = v.split(' ');
+        counters.push(...hits);
+        return kind === 'goto' || kind === 'jump'
+          ? { kind, chain: chain! }
+          : { kind: kind as 'accept' | 'drop' };
+      }
+      let ok: boolean;
+      if (vtok.startsWith('@')) {
+        const s = sets.get(vtok.slice(1));
+        if (!s) throw new Error(`simulate: unknown set in ${rule}`);
+        ok = s.has(key);
+      } else {
+        ok = matchValue(key, vtok);
+      }
+      if (ok === negate) return undefined;
+    }
+    counters.push(...hits);
+    return undefined;
+  };
+
+  /** Runs a chain; returns accept/drop, or undefined when it falls through (return). */
+  const runChain = (name: string, depth: number): 'accept' | 'drop' | undefined => {
+    const ch = chains.get(name);
+    if (!ch) throw new Error(`simulate: unknown chain ${name}`);
+    if (depth > 16) throw new Error('simulate: chain depth');
+    for (const r of ch.rules) {
+      const v = runRule(r);
+      if (v === undefined) continue;
+      if (v.kind === 'accept' || v.kind === 'drop') return v.kind;
+      const sub = runChain(v.chain, depth + 1);
+      if (sub !== undefined) return sub;
+      if (v.kind === 'goto') return undefined;
+    }
+    return undefined;
+  };
+
+  const bases = rs.chains
+    .filter((c) => c.base?.hook === pkt.hook)
+    .sort((a, b) => a.base!.priority - b.base!.priority);
+  for (const b of bases) {
+    // "accept" ends one base chain; the next base chain still sees the packet. "drop" is final.
+    if (runChain(b.name, 0) === 'drop') return { verdict: 'drop', counters };
+  }
+  return { verdict: 'accept', counters };
+}
