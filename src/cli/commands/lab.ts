@@ -1,4 +1,245 @@
+// `moat lab`: a one-node cluster of network namespaces built from plain Kubernetes YAML, enforced
+// by the agent's own code, and probed with real traffic.
 import type { Command } from 'commander';
+import { computeMatrix, formatMatrixTable, matrixToJson, type MatrixJson } from '../../analysis/matrix.js';
+import { FileSource } from '../../agent/file-source.js';
+import type { Applied } from '../../agent/reconcile.js';
+import { DEFAULT_TABLE } from '../../dataplane/index.js';
+import { MoatError, UsageError } from '../../errors.js';
+import { compareMatrices, formatDisagreement } from '../../lab/compare.js';
+import { labApplier, labReconciler, staticSource } from '../../lab/enforce.js';
+import { cleanupLabs, Lab, type LabOptions, type ObservedMatrix } from '../../lab/lab.js';
+import { DEFAULT_NODE_NAME, DEFAULT_POD_CIDRS, DEFAULT_PREFIX } from '../../lab/plan.js';
+import type { Snapshot } from '../../model/types.js';
+import { loadSnapshot } from '../io.js';
 
-// Placeholder until the lab command lands.
-export function registerLab(_program: Command): void {}
+interface CommonFlags {
+  nodeName: string;
+  podCidr?: string[];
+  table: string;
+  prefix: string;
+  timeout: string;
+}
+
+interface ProbeFlags extends CommonFlags {
+  file?: string[];
+  output: string;
+}
+
+interface UpFlags extends CommonFlags {
+  file?: string[];
+  driftInterval: string;
+}
+
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function requireRoot(cmd: string): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new UsageError(`lab ${cmd}: needs root (it creates network namespaces and nft tables)`);
+  }
+}
+
+function positiveInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`lab: ${name} "${v}": must be a positive integer`);
+  return n;
+}
+
+function labOptions(cmd: string, f: CommonFlags): LabOptions {
+  if (!TABLE_NAME.test(f.table)) {
+    throw new UsageError(
+      `lab ${cmd}: --table "${f.table}": must start with a letter or _ and contain only letters, digits, _ and -`,
+    );
+  }
+  return {
+    prefix: f.prefix,
+    nodeName: f.nodeName,
+    podCidrs: f.podCidr ?? DEFAULT_POD_CIDRS,
+    probeTimeoutMs: positiveInt('--timeout', f.timeout),
+    log: err,
+  };
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--node-name <name>', 'name of the lab Node (every lab pod runs on it)', DEFAULT_NODE_NAME)
+    .option(
+      '--pod-cidr <cidr...>',
+      `CIDRs for pods without status.podIPs (one per family; default ${DEFAULT_POD_CIDRS.join(', ')})`,
+    )
+    .option('--table <name>', 'nft table name in the node namespace', DEFAULT_TABLE)
+    .option('--prefix <prefix>', 'network namespace name prefix (must start with "moat")', DEFAULT_PREFIX)
+    .option('--timeout <ms>', 'probe timeout: no answer within it counts as denied', '1000');
+}
+
+/** Compares the observation with the evaluator on stderr; returns the number of disagreements. */
+function report(observed: ObservedMatrix, expected: MatrixJson): number {
+  for (const s of observed.skipped) err(`lab: ${s.probe.protocol}/${s.probe.port} skipped: ${s.reason}`);
+  const cmp = compareMatrices(observed.json, expected);
+  for (const d of cmp.disagreements) err(`lab: DISAGREE ${formatDisagreement(d)}`);
+  err(
+    `lab: ${cmp.agree} of ${cmp.cells} cells agree with the evaluator` +
+      (cmp.disagreements.length > 0 ? `, ${cmp.disagreements.length} disagree` : '') +
+      ` (${observed.outcomes.length} probes in ${observed.elapsedMs} ms)`,
+  );
+  return cmp.disagreements.length;
+}
+
+function describeApply(a: Applied): string {
+  const r = a.result;
+  const ct = r.conntrackDeleted.length > 0 ? `, conntrack cleared for ${r.conntrackDeleted.join(', ')}` : '';
+  return `lab: applied generation ${a.generation} (${r.mode}, ${r.commands} nft command(s)${ct}) in ${a.elapsedMs} ms`;
+}
+
+/** Runs `body` with the lab, tearing it down on return, on error and on Ctrl-C / SIGTERM. */
+async function withLab<T>(
+  snap: Snapshot,
+  opts: LabOptions,
+  body: (lab: Lab, stopped: Promise<void>) => Promise<T>,
+): Promise<T> {
+  let onSignal: () => void = () => undefined;
+  let interrupted = false;
+  const stopped = new Promise<void>((resolve) => {
+    onSignal = () => {
+      err('lab: stopping');
+      interrupted = true;
+      resolve();
+    };
+  });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const t0 = Date.now();
+  let lab: Lab | undefined;
+  try {
+    lab = await Lab.create(snap, opts);
+    err(`lab: ${lab.snapshot.pods.length} pod(s) on node ${lab.nodeName} built in ${Date.now() - t0} ms`);
+    for (const n of lab.plan.notes) err(`lab: ${n}`);
+    if (interrupted) throw new MoatError('lab: interrupted');
+    return await body(lab, stopped);
+  } finally {
+    await lab?.destroy();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export function registerLab(program: Command): void {
+  const lab = program
+    .command('lab')
+    .description(
+      'a one-node cluster of network namespaces, enforced by moat and probed with real traffic (root)',
+    );
+
+  common(
+    lab
+      .command('probe')
+      .description(
+        'build the lab, enforce, probe every pod -> pod on every declared port, compare with the evaluator, tear down',
+      )
+      .option('-f, --file <path...>', 'manifests: files, directories, or - for stdin')
+      .option('-o, --output <format>', 'table or json (the schema of `moat matrix -o json`)', 'table'),
+  ).action(async (f: ProbeFlags) => {
+    if (f.file === undefined || f.file.length === 0) throw new UsageError('lab probe: -f PATH is required');
+    if (f.output !== 'table' && f.output !== 'json') {
+      throw new UsageError(`lab probe: -o "${f.output}": must be table or json`);
+    }
+    const opts = labOptions('probe', f);
+    requireRoot('probe');
+    const snap = await loadSnapshot(f.file);
+    const disagree = await withLab(snap, opts, (l, stopped) => {
+      const interrupted = stopped.then(() => {
+        throw new MoatError('lab probe: interrupted');
+      });
+      return Promise.race([interrupted, probeOnce(l)]);
+    });
+    if (disagree > 0) process.exitCode = 1;
+
+    async function probeOnce(l: Lab): Promise<number> {
+      const applier = labApplier(l, f.table);
+      let failure: unknown;
+      const rec = labReconciler(l, applier, {
+        coalesceMs: 0,
+        driftIntervalMs: 0,
+        onApplied: (a) => err(describeApply(a)),
+        onError: (e) => {
+          // No retries here: a failed apply is the answer.
+          failure = e;
+          void rec.stop();
+        },
+      });
+      await rec.start(staticSource(snap));
+      await rec.idle();
+      await rec.stop();
+      if (failure instanceof MoatError) throw failure;
+      if (failure !== undefined) {
+        throw new MoatError(
+          `lab probe: enforcing failed: ${failure instanceof Error ? failure.message : 'unknown error'}`,
+        );
+      }
+      const observed = await l.probeMatrix();
+      const out =
+        f.output === 'json'
+          ? JSON.stringify(observed.json, null, 2) + '\n'
+          : formatMatrixTable(observed.json);
+      process.stdout.write(out);
+      return report(observed, matrixToJson(computeMatrix(l.snapshot)));
+    }
+  });
+
+  common(
+    lab
+      .command('up')
+      .description(
+        'build the lab and enforce DIR with the agent loop; re-apply and re-probe on every change; Ctrl-C tears down',
+      )
+      .option('-f, --file <path...>', 'manifests to watch: files or directories')
+      .option('--drift-interval <ms>', 'how often to check the nft table for drift', '10000'),
+  ).action(async (f: UpFlags) => {
+    if (f.file === undefined || f.file.length === 0) throw new UsageError('lab up: -f DIR is required');
+    if (f.file.includes('-')) throw new UsageError('lab up: cannot watch stdin; give files or directories');
+    const opts = labOptions('up', f);
+    const driftMs = positiveInt('--drift-interval', f.driftInterval);
+    requireRoot('up');
+    const snap = await loadSnapshot(f.file);
+    await withLab(snap, opts, async (l, stopped) => {
+      const applier = labApplier(l, f.table);
+      const rec = labReconciler(l, applier, {
+        driftIntervalMs: driftMs,
+        onApplied: async (a) => {
+          err(describeApply(a));
+          const observed = await l.probeMatrix();
+          process.stdout.write(
+            `\n# generation ${a.generation}: observed\n${formatMatrixTable(observed.json)}`,
+          );
+          report(observed, matrixToJson(computeMatrix(a.snapshot)));
+        },
+        onDrift: (d) => err(`lab: drift: ${d.differences.join('; ')}${d.repaired ? ' (repaired)' : ''}`),
+        onError: (e, phase) => err(`moat: lab up: ${phase}: ${e instanceof Error ? e.message : String(e)}`),
+      });
+      const source = new FileSource(f.file!, { onNote: (n) => err(`moat: ${n}`) });
+      await rec.start(source);
+      err(`lab: watching ${f.file!.join(', ')}; Ctrl-C to tear down`);
+      await stopped;
+      await rec.stop();
+      await applier.remove().catch(() => undefined);
+    });
+  });
+
+  lab
+    .command('down')
+    .description('remove what a crashed lab left behind: its network namespaces and the processes in them')
+    .option('--prefix <prefix>', 'network namespace name prefix', DEFAULT_PREFIX)
+    .action(async (f: { prefix: string }) => {
+      requireRoot('down');
+      const r = await cleanupLabs(f.prefix);
+      err(
+        r.netns.length === 0
+          ? `lab: nothing to remove (no network namespace named ${f.prefix}-*)`
+          : `lab: removed ${r.netns.length} network namespace(s) (${r.netns.join(', ')}) and killed ${r.killed.length} process(es)`,
+      );
+    });
+}
