@@ -1,4 +1,84 @@
-import type { Command } from 'commander';
+// `moat matrix -f PATH... [--port P] [--protocol TCP|UDP|SCTP] [-o table|json]`: whether every pod
+// (with an IP) can reach every pod, per probed port. Without --port, every (containerPort, protocol)
+// a pod declares is probed, sorted by port then protocol (TCP, UDP, SCTP). Flows between two pods use
+// the family of the source's first IP (IPv4 unless a pod lists an IPv6 address first).
+import { Option, type Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import { PROTOCOLS, type Protocol } from '../../model/types.js';
+import {
+  computeMatrix,
+  declaredProbes,
+  formatMatrixTable,
+  matrixPods,
+  matrixToJson,
+  type Probe,
+} from '../../analysis/matrix.js';
+import { loadSnapshot } from '../io.js';
 
-// Placeholder until the matrix command lands.
-export function registerMatrix(_program: Command): void {}
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export interface MatrixArgs {
+  readonly filename: readonly string[];
+  readonly port?: string;
+  readonly protocol?: string;
+  readonly output: string;
+}
+
+export function parseProtocol(text: string): Protocol {
+  const p = text.toUpperCase();
+  if (!(PROTOCOLS as readonly string[]).includes(p)) {
+    throw new UsageError(`--protocol ${text}: must be one of ${PROTOCOLS.join(', ')}`);
+  }
+  return p as Protocol;
+}
+
+export function parseNumericPort(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    throw new UsageError(`--port ${text}: must be a port number between 1 and 65535`);
+  }
+  return Number(text);
+}
+
+export async function runMatrix(a: MatrixArgs): Promise<string> {
+  if (a.filename.length === 0)
+    throw new UsageError('matrix: at least one -f PATH is required (use -f - for stdin)');
+  const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
+  const port = a.port !== undefined ? parseNumericPort(a.port) : undefined;
+  const snapshot = await loadSnapshot(a.filename);
+  let probes: Probe[] | undefined;
+  if (port !== undefined) {
+    // "--protocol defaults to TCP when --port is given".
+    probes = [{ port, protocol: protocol ?? 'TCP' }];
+  } else if (protocol !== undefined) {
+    probes = declaredProbes(matrixPods(snapshot)).filter((p) => p.protocol === protocol);
+  }
+  const result = computeMatrix(snapshot, probes !== undefined ? { ports: probes } : {});
+  if (a.output === 'json') return `${JSON.stringify(matrixToJson(result))}\n`;
+  if (result.probes.length === 0) {
+    process.stderr.write('moat: no ports to probe: no pod declares a containerPort (use --port)\n');
+  }
+  return formatMatrixTable(result);
+}
+
+export function registerMatrix(program: Command): void {
+  program
+    .command('matrix')
+    .description('whether every pod can reach every pod, per port (. allowed, X denied)')
+    .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
+    .option('--port <port>', 'probe this port number only (default: every declared containerPort)')
+    .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP with --port; otherwise filters)')
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+    )
+    .addHelpText(
+      'after',
+      '\nRows are sources, columns destinations. Pods without an IP are left out; hostNetwork pods are\n' +
+        "included (as their node's address). A flow uses the family of the source's first IP (IPv4 unless\n" +
+        'a pod lists an IPv6 address first).',
+    )
+    .action(async (opts: { filename: string[]; port?: string; protocol?: string; output: string }) => {
+      process.stdout.write(await runMatrix(opts));
+    });
+}

@@ -1,0 +1,202 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cport, ipPeer, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
+import type { Pod, Snapshot } from '../model/types.js';
+import { evaluate } from '../policy/evaluate.js';
+import {
+  computeMatrix,
+  computeMatrixNaive,
+  declaredProbes,
+  formatMatrixTable,
+  isAllowed,
+  matrixPods,
+  matrixToJson,
+  type MatrixResult,
+} from './matrix.js';
+
+/** Every cell must equal evaluate() of the same flow (the oracle). */
+function assertAgrees(s: Snapshot, r: MatrixResult): void {
+  const pods = matrixPods(s);
+  r.probes.forEach((probe, k) => {
+    pods.forEach((from, i) => {
+      pods.forEach((to, j) => {
+        const want = evaluate(s, {
+          src: { kind: 'pod', pod: from },
+          dst: { kind: 'pod', pod: to },
+          port: probe.port,
+          protocol: probe.protocol,
+        }).allowed;
+        assert.equal(
+          isAllowed(r, k, i, j),
+          want,
+          `${probe.protocol}/${probe.port} ${r.pods[i]} -> ${r.pods[j]}`,
+        );
+      });
+    });
+  });
+}
+
+// Twins share everything the evaluator reads except their names.
+const twin = (name: string, ip: string, nodeName = 'n1'): Pod =>
+  pod('x', name, { labels: { app: 'w' }, ips: [ip], ports: [cport(80, 'TCP', 'http')], nodeName });
+const hostAgent = (name: string, ip: string, nodeName: string): Pod =>
+  pod('kube-system', name, { ips: [ip], hostNetwork: true, nodeName, ports: [cport(9100)] });
+const nodes = [node('n1', ['192.168.0.1']), node('n2', ['192.168.0.2'])];
+const namespaces = [ns('x'), ns('y', { team: 'web' }), ns('kube-system')];
+
+const cases: { name: string; s: Snapshot; classes?: number }[] = [
+  { name: 'no policies', s: snapshot({ namespaces, pods: [twin('a', '10.0.0.1'), twin('b', '10.0.0.2')] }) },
+  {
+    name: 'deny-all both ways: twins are not "self"',
+    s: snapshot({
+      namespaces,
+      pods: [twin('a', '10.0.0.1'), twin('b', '10.0.0.2'), twin('c', '10.0.0.3')],
+      policies: [netpol('x', 'deny', { policyTypes: ['Ingress', 'Egress'] })],
+    }),
+    classes: 1,
+  },
+  {
+    name: 'hostNetwork pods: own node always allowed, other nodes policed',
+    s: snapshot({
+      namespaces,
+      nodes,
+      pods: [
+        twin('a', '10.0.0.1', 'n1'),
+        twin('b', '10.0.1.1', 'n2'),
+        hostAgent('agent-1', '192.168.0.1', 'n1'),
+        hostAgent('agent-2', '192.168.0.2', 'n2'),
+      ],
+      policies: [netpol('x', 'deny', { policyTypes: ['Ingress', 'Egress'] })],
+    }),
+  },
+  {
+    name: 'ipBlock with except splits pods by address',
+    s: snapshot({
+      namespaces,
+      pods: [
+        twin('a', '10.0.0.1'),
+        twin('b', '10.1.0.1'),
+        pod('y', 'c', { ips: ['10.1.0.9'], ports: [cport(53, 'UDP')] }),
+      ],
+      policies: [
+        netpol('x', 'from-block', {
+          ingress: [rule([ipPeer('10.0.0.0/8', ['10.1.0.0/16'])], [pport('http')])],
+        }),
+      ],
+    }),
+  },
+  {
+    name: 'namespace and pod selectors, named ports, egress',
+    s: snapshot({
+      namespaces,
+      pods: [
+        twin('a', '10.0.0.1'),
+        pod('x', 'b', { labels: { app: 'db' }, ips: ['10.0.0.2'], ports: [cport(5432, 'TCP', 'pg')] }),
+        pod('y', 'c', { labels: { app: 'w' }, ips: ['10.0.2.1'], ports: [cport(80, 'TCP', 'web')] }),
+        pod('y', 'd', { labels: { app: 'w' }, ips: ['fd00::1', '10.0.2.2'] }),
+      ],
+      policies: [
+        netpol('x', 'db', {
+          podSelector: sel({ app: 'db' }),
+          ingress: [rule([podPeer(sel({ app: 'w' }))], [pport('pg')])],
+        }),
+        netpol('y', 'out', {
+          egress: [rule([podPeer(undefined, sel({ 'kubernetes.io/metadata.name': 'x' }))], [pport(80)])],
+        }),
+        netpol('x', 'web', {
+          podSelector: sel({ app: 'w' }),
+          ingress: [rule([podPeer(sel({ app: 'w' }), sel({ team: 'web' }))], [pport('http')])],
+        }),
+      ],
+    }),
+  },
+];
+
+for (const c of cases) {
+  test(`computeMatrix agrees with evaluate(): ${c.name}`, () => {
+    const r = computeMatrix(c.s);
+    assertAgrees(c.s, r);
+    assert.deepEqual(r.probes, computeMatrixNaive(c.s).probes);
+    if (c.classes !== undefined) assert.equal(r.classes, c.classes);
+  });
+}
+
+test('computeMatrix: deny-all leaves only the diagonal', () => {
+  const s = cases[1]!.s;
+  const r = computeMatrix(s);
+  assert.equal(r.probes.length, 1);
+  const n = r.pods.length;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.equal(isAllowed(r, 0, i, j), i === j);
+});
+
+test('computeMatrix: same-node hostNetwork pairs differ from the class answer', () => {
+  const r = computeMatrix(cases[2]!.s, { ports: [{ port: 80, protocol: 'TCP' }] });
+  const at = (f: string, t: string): boolean => isAllowed(r, 0, r.pods.indexOf(f), r.pods.indexOf(t));
+  assert.equal(at('x/a', 'kube-system/agent-1'), true);
+  assert.equal(at('x/a', 'kube-system/agent-2'), false);
+  assert.equal(at('kube-system/agent-2', 'x/b'), true);
+  assert.equal(at('kube-system/agent-1', 'x/b'), false);
+});
+
+test('matrix pods: with an IP, sorted by ns/name; probes: declared, sorted by port then protocol', () => {
+  const s = snapshot({
+    pods: [
+      pod('z', 'a', { ips: ['10.0.0.1'], ports: [cport(80), cport(53, 'UDP'), cport(53, 'TCP')] }),
+      pod('a', 'z', { ips: ['10.0.0.2'], ports: [cport(80), cport(53, 'SCTP')] }),
+      pod('a', 'pending', { ports: [cport(7)] }),
+    ],
+  });
+  assert.deepEqual(
+    matrixPods(s).map((p) => `${p.namespace}/${p.name}`),
+    ['a/z', 'z/a'],
+  );
+  assert.deepEqual(declaredProbes(matrixPods(s)), [
+    { port: 53, protocol: 'TCP' },
+    { port: 53, protocol: 'UDP' },
+    { port: 53, protocol: 'SCTP' },
+    { port: 80, protocol: 'TCP' },
+  ]);
+  const r = computeMatrix(s, { ports: [{ port: 9, protocol: 'UDP' }] });
+  assert.deepEqual(
+    r.probes.map((p) => `${p.protocol}/${p.port}`),
+    ['UDP/9'],
+  );
+});
+
+test('matrixToJson: the stable schema, every pair present', () => {
+  const s = snapshot({
+    pods: [twin('a', '10.0.0.1'), twin('b', '10.0.0.2')],
+    policies: [netpol('x', 'deny')],
+  });
+  const json = matrixToJson(computeMatrix(s));
+  assert.equal(
+    JSON.stringify(json),
+    '{"pods":["x/a","x/b"],"probes":[{"port":80,"protocol":"TCP","allowed":' +
+      '{"x/a":{"x/a":true,"x/b":false},"x/b":{"x/a":false,"x/b":true}}}]}',
+  );
+});
+
+test('formatMatrixTable: header per probe, aligned columns; the JSON form prints the same', () => {
+  const s = snapshot({
+    pods: [
+      twin('a', '10.0.0.1'),
+      pod('long-namespace', 'b', { ips: ['10.0.0.2'], ports: [cport(53, 'UDP')] }),
+    ],
+    policies: [netpol('x', 'deny')],
+  });
+  const r = computeMatrix(s);
+  const want = [
+    'UDP/53',
+    'from\\to           long-namespace/b  x/a',
+    'long-namespace/b  .                 X',
+    'x/a               .                 .',
+    '',
+    'TCP/80',
+    'from\\to           long-namespace/b  x/a',
+    'long-namespace/b  .                 X',
+    'x/a               .                 .',
+    '',
+  ].join('\n');
+  assert.equal(formatMatrixTable(r), want);
+  assert.equal(formatMatrixTable(matrixToJson(r)), want);
+});

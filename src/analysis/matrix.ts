@@ -1,0 +1,350 @@
+// The reachability matrix: for each probed (port, protocol), whether every pod can reach every pod.
+// Pure, and built on evaluate() so that it agrees with the reference evaluator by construction.
+//
+// Scale: pods that the evaluator cannot tell apart are grouped into equivalence classes; the
+// evaluator runs once per (source class, destination class, probe) and the answer is expanded to
+// every pod pair. What the evaluator reads of a pod in a pod-to-pod flow, other than its name (which
+// only matters for "a pod reaching itself": the diagonal, set per pod), is: hostNetwork, the family
+// of its first IP (the flow's family), its named containerPorts, and what its namespace, labels and
+// addresses decide: which policies select it, and which peers (selectors, ipBlocks per family) match
+// it. Pods alike in (namespace, labels, ports, hostNetwork, ipBlock membership) always share a class.
+// nodeName matters only for "traffic to and from the node where a Pod is running is always allowed",
+// i.e. between a pod and a hostNetwork pod on its node: rather than splitting every class per node,
+// class representatives are chosen on different nodes, and the same-node pairs are evaluated apart
+// (once per pair of classes and probe) and override the class answer.
+//
+// Address family: the flow between two pods uses the evaluator's default, the family of the
+// source's first IP (IPv4 for IPv4-only and for dual-stack pods listed IPv4 first).
+import { parseIP, type Address } from '../model/cidr.js';
+import { selectorKey } from '../model/selector.js';
+import type { Peer, Pod, Protocol, Snapshot } from '../model/types.js';
+import { PROTOCOLS, podKey } from '../model/types.js';
+import { evaluate, indexOf, peerMatches, type Flow } from '../policy/evaluate.js';
+
+export interface Probe {
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+export interface MatrixOptions {
+  /** Probes to compute; default: every (containerPort, protocol) a matrix pod declares. */
+  readonly ports?: readonly Probe[];
+}
+
+export interface ProbeResult extends Probe {
+  /** Row-major pods.length x pods.length: cells[from * n + to] is 1 when allowed. */
+  readonly cells: Uint8Array;
+}
+
+export interface MatrixResult {
+  /** "ns/name" of every pod with at least one IP, sorted. */
+  readonly pods: readonly string[];
+  readonly probes: readonly ProbeResult[];
+  /** Number of equivalence classes the pods fell into (for reports and benchmarks). */
+  readonly classes: number;
+  /** evaluate() calls made. */
+  readonly evaluations: number;
+}
+
+/**
+ * The stable JSON schema of `moat matrix -o json` and the lab's observed matrix. Other tools consume
+ * it: do not change it. Every (from, to) pair is present.
+ */
+export interface MatrixJson {
+  pods: string[];
+  probes: { port: number; protocol: Protocol; allowed: Record<string, Record<string, boolean>> }[];
+}
+
+/** Pods in the matrix: those with at least one IP, sorted by "ns/name". */
+export function matrixPods(snapshot: Snapshot): Pod[] {
+  return snapshot.pods
+    .filter((p) => p.ips.length > 0)
+    .map((p) => ({ p, k: podKey(p) }))
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((e) => e.p);
+}
+
+const protoRank = (p: Protocol): number => PROTOCOLS.indexOf(p);
+
+export function sortProbes(probes: readonly Probe[]): Probe[] {
+  const seen = new Set<string>();
+  const out: Probe[] = [];
+  for (const p of probes) {
+    const k = `${p.port}/${p.protocol}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push({ port: p.port, protocol: p.protocol });
+  }
+  return out.sort((a, b) => a.port - b.port || protoRank(a.protocol) - protoRank(b.protocol));
+}
+
+/** Every (containerPort, protocol) the pods declare, sorted by port then protocol (TCP, UDP, SCTP). */
+export function declaredProbes(pods: readonly Pod[]): Probe[] {
+  return sortProbes(
+    pods.flatMap((p) => p.ports.map((cp) => ({ port: cp.containerPort, protocol: cp.protocol }))),
+  );
+}
+
+function firstAddress(p: Pod): Address | undefined {
+  for (const ip of p.ips) {
+    const a = parseIP(ip);
+    if (a) return a;
+  }
+  return undefined;
+}
+
+function addressOf(p: Pod, family: 4 | 6): Address | undefined {
+  for (const ip of p.ips) {
+    const a = parseIP(ip);
+    if (a && a.family === family) return a;
+  }
+  return undefined;
+}
+
+/** The distinct peers of all policies' rules, with the namespace of their policy. */
+function distinctPeers(snapshot: Snapshot): { namespace: string; peer: Peer }[] {
+  const seen = new Map<string, { namespace: string; peer: Peer }>();
+  for (const pol of snapshot.policies) {
+    for (const r of [...pol.ingress, ...pol.egress]) {
+      for (const peer of r.peers ?? []) {
+        // ipBlock peers do not depend on the policy's namespace; selector peers may.
+        const k =
+          peer.kind === 'ipBlock'
+            ? `ip|${peer.ipBlock.cidr}|${peer.ipBlock.except.join(',')}`
+            : `sel|${pol.namespace}|${peer.podSelector ? selectorKey(peer.podSelector) : '-'}|${
+                peer.namespaceSelector ? selectorKey(peer.namespaceSelector) : '-'
+              }|${peer.podSelector ? 'p' : ''}${peer.namespaceSelector ? 'n' : ''}`;
+        if (!seen.has(k)) seen.set(k, { namespace: pol.namespace, peer });
+      }
+    }
+  }
+  return [...seen.values()];
+}
+
+/**
+ * Class key per pod: what evaluate() may read of a pod in a pod-to-pod flow, except its name and
+ * node. Rather than the namespace and labels themselves, it records what they decide: which
+ * policies select the pod (per direction), and which peers of any policy match it (ipBlocks per
+ * family). Pods alike in (namespace, labels, ports, hostNetwork, ipBlock membership) get equal keys,
+ * and so do more pods that no policy tells apart. Exported for tests.
+ */
+export function classKeys(snapshot: Snapshot, pods: readonly Pod[]): string[] {
+  const index = indexOf(snapshot);
+  const peers = distinctPeers(snapshot);
+  const bits = (p: Pod, addr: Address | undefined, kind: Peer['kind']): string => {
+    let out = '';
+    for (const { namespace, peer } of peers) {
+      if (peer.kind !== kind) continue;
+      out += peerMatches(index, namespace, peer, { kind: 'pod', pod: p }, addr) ? '1' : '0';
+    }
+    return out;
+  };
+  return pods.map((p) => {
+    // Only named container ports are read (numeric policy ports ignore the destination).
+    const named = p.ports
+      .filter((cp) => cp.name !== undefined)
+      .map((cp) => `${cp.name ?? ''}:${cp.containerPort}/${cp.protocol}`)
+      .sort()
+      .join(',');
+    const selecting = p.hostNetwork ? { ingress: [], egress: [] } : index.policiesFor(p);
+    return [
+      p.hostNetwork ? 'H' : '-',
+      String(firstAddress(p)?.family ?? 0),
+      named,
+      selecting.ingress.join(','),
+      selecting.egress.join(','),
+      bits(p, undefined, 'selector'),
+      bits(p, addressOf(p, 4), 'ipBlock'),
+      bits(p, addressOf(p, 6), 'ipBlock'),
+    ].join('\u0000');
+  });
+}
+
+const sameNode = (p: Pod, q: Pod): boolean => p.nodeName !== undefined && p.nodeName === q.nodeName;
+
+/**
+ * Two distinct pods, one of each class, whose flow stands for every pair of the classes except the
+ * same-node pairs of a pod and a hostNetwork pod (handled apart). Undefined when there is none.
+ */
+function representatives(
+  pods: readonly Pod[],
+  from: readonly number[],
+  to: readonly number[],
+  sameClass: boolean,
+): [number, number] | undefined {
+  const f0 = from[0]!;
+  if (sameClass) return from.length > 1 ? [f0, from[1]!] : undefined;
+  const t0 = to[0]!;
+  if (pods[f0]!.hostNetwork === pods[t0]!.hostNetwork) return [f0, t0];
+  const j = to.find((t) => !sameNode(pods[f0]!, pods[t]!));
+  if (j !== undefined) return [f0, j];
+  const i = from.find((f) => !sameNode(pods[f]!, pods[t0]!));
+  return i !== undefined ? [i, t0] : undefined;
+}
+
+const podFlow = (src: Pod, dst: Pod, probe: Probe): Flow => ({
+  src: { kind: 'pod', pod: src },
+  dst: { kind: 'pod', pod: dst },
+  port: probe.port,
+  protocol: probe.protocol,
+});
+
+/** The matrix, computed per equivalence class and expanded per pod. */
+export function computeMatrix(snapshot: Snapshot, opts: MatrixOptions = {}): MatrixResult {
+  const pods = matrixPods(snapshot);
+  const n = pods.length;
+  const probes = opts.ports !== undefined ? sortProbes(opts.ports) : declaredProbes(pods);
+
+  const keys = classKeys(snapshot, pods);
+  const classIds = new Map<string, number>();
+  const classOf = new Int32Array(n);
+  const members: number[][] = [];
+  keys.forEach((k, i) => {
+    let c = classIds.get(k);
+    if (c === undefined) {
+      c = members.length;
+      classIds.set(k, c);
+      members.push([]);
+    }
+    members[c]!.push(i);
+    classOf[i] = c;
+  });
+  const m = members.length;
+  const byNode = members.map((ms) => {
+    const g = new Map<string, number[]>();
+    for (const i of ms) {
+      const nn = pods[i]!.nodeName;
+      if (nn === undefined) continue;
+      const l = g.get(nn);
+      if (l) l.push(i);
+      else g.set(nn, [i]);
+    }
+    return g;
+  });
+  const hostPods: number[] = [];
+  pods.forEach((p, i) => {
+    if (p.hostNetwork && p.nodeName !== undefined) hostPods.push(i);
+  });
+
+  let evaluations = 0;
+  const results: ProbeResult[] = probes.map((probe) => {
+    // Class x class verdicts. A class with one member has no distinct pair with itself: only the
+    // diagonal, which is decided per pod below.
+    const classAllowed = new Uint8Array(m * m);
+    for (let a = 0; a < m; a++) {
+      const from = members[a]!;
+      for (let b = 0; b < m; b++) {
+        const to = members[b]!;
+        const pair = representatives(pods, from, to, a === b);
+        if (pair === undefined) continue;
+        evaluations++;
+        const verdict = evaluate(snapshot, podFlow(pods[pair[0]]!, pods[pair[1]]!, probe));
+        classAllowed[a * m + b] = verdict.allowed ? 1 : 0;
+      }
+    }
+    // Expand: one row per class, copied to each member's row.
+    const cells = new Uint8Array(n * n);
+    for (let c = 0; c < m; c++) {
+      const row = new Uint8Array(n);
+      for (let j = 0; j < n; j++) row[j] = classAllowed[c * m + classOf[j]!]!;
+      for (const i of members[c]!) cells.set(row, i * n);
+    }
+    // Pairs of a pod and a hostNetwork pod on its node. The evaluator compares node names only for
+    // equality, so the answer is the same for every node: one evaluation per pair of classes.
+    const sameNodeMemo = new Map<number, readonly [number, number]>();
+    for (const h of hostPods) {
+      const node = pods[h]!.nodeName!;
+      for (let c = 0; c < m; c++) {
+        const same = byNode[c]!.get(node);
+        if (same === undefined || pods[same[0]!]!.hostNetwork) continue;
+        const memoKey = c * m + classOf[h]!;
+        let ans = sameNodeMemo.get(memoKey);
+        if (ans === undefined) {
+          const rep = pods[same[0]!]!;
+          evaluations += 2;
+          ans = [
+            evaluate(snapshot, podFlow(rep, pods[h]!, probe)).allowed ? 1 : 0,
+            evaluate(snapshot, podFlow(pods[h]!, rep, probe)).allowed ? 1 : 0,
+          ];
+          sameNodeMemo.set(memoKey, ans);
+        }
+        for (const i of same) {
+          cells[i * n + h] = ans[0];
+          cells[h * n + i] = ans[1];
+        }
+      }
+    }
+    // "a pod reaching itself" is always allowed (the evaluator's 'self' and not-a-subject cases).
+    for (let i = 0; i < n; i++) cells[i * n + i] = 1;
+    return { ...probe, cells };
+  });
+  return { pods: pods.map(podKey), probes: results, classes: m, evaluations };
+}
+
+/** The same matrix by evaluating every pair: the baseline for benchmarks and tests. */
+export function computeMatrixNaive(snapshot: Snapshot, opts: MatrixOptions = {}): MatrixResult {
+  const pods = matrixPods(snapshot);
+  const n = pods.length;
+  const probes = opts.ports !== undefined ? sortProbes(opts.ports) : declaredProbes(pods);
+  let evaluations = 0;
+  const results = probes.map((probe) => {
+    const cells = new Uint8Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        evaluations++;
+        cells[i * n + j] = evaluate(snapshot, podFlow(pods[i]!, pods[j]!, probe)).allowed ? 1 : 0;
+      }
+    }
+    return { ...probe, cells };
+  });
+  return { pods: pods.map(podKey), probes: results, classes: n, evaluations };
+}
+
+export function isAllowed(r: MatrixResult, probe: number, from: number, to: number): boolean {
+  return r.probes[probe]!.cells[from * r.pods.length + to] === 1;
+}
+
+export function matrixToJson(r: MatrixResult): MatrixJson {
+  const n = r.pods.length;
+  return {
+    pods: [...r.pods],
+    probes: r.probes.map((p) => {
+      const allowed: Record<string, Record<string, boolean>> = {};
+      for (let i = 0; i < n; i++) {
+        const row: Record<string, boolean> = {};
+        for (let j = 0; j < n; j++) row[r.pods[j]!] = p.cells[i * n + j] === 1;
+        allowed[r.pods[i]!] = row;
+      }
+      return { port: p.port, protocol: p.protocol, allowed };
+    }),
+  };
+}
+
+/**
+ * One truth table per probe: a `PROTOCOL/PORT` header line, then rows = from, columns = to,
+ * `.` allowed and `X` denied, aligned. Accepts the JSON form too, so the lab can print observations.
+ */
+export function formatMatrixTable(m: MatrixResult | MatrixJson): string {
+  const json = 'classes' in m ? null : m;
+  const pods = m.pods;
+  const n = pods.length;
+  const fromW = Math.max('from\\to'.length, ...pods.map((p) => p.length));
+  const out: string[] = [];
+  m.probes.forEach((p, pi) => {
+    if (pi > 0) out.push('');
+    out.push(`${p.protocol}/${p.port}`);
+    out.push(['from\\to'.padEnd(fromW), ...pods].join('  ').trimEnd());
+    for (let i = 0; i < n; i++) {
+      const cells: string[] = [];
+      for (let j = 0; j < n; j++) {
+        const ok =
+          json !== null
+            ? json.probes[pi]!.allowed[pods[i]!]?.[pods[j]!] === true
+            : (p as ProbeResult).cells[i * n + j] === 1;
+        cells.push((ok ? '.' : 'X').padEnd(pods[j]!.length));
+      }
+      out.push([pods[i]!.padEnd(fromW), ...cells].join('  ').trimEnd());
+    }
+  });
+  return out.join('\n') + (out.length > 0 ? '\n' : '');
+}

@@ -1,0 +1,99 @@
+// Runs the built CLI as a user would, on test/fixtures/analysis; needs `tsc` output in dist/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { MatrixJson } from '../../analysis/matrix.js';
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('repository root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+const root = repoRoot();
+const F = 'test/fixtures/analysis';
+
+function moat(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(root, 'dist/src/cli/bin.js'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('moat matrix: a truth table per declared port, pods with an IP only', () => {
+  const r = moat(['matrix', '-f', `${F}/cluster`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    r.stdout.split('\n').filter((l) => /^[A-Z]+\/\d+$/.test(l)),
+    ['UDP/53', 'TCP/80', 'TCP/81'],
+  );
+  assert.doesNotMatch(r.stdout, /pending/);
+  // x/a admits TCP/80 from x/b (podSelector) and from 10.0.0.0/8 except 10.1.0.0/16 (y/c is excluded).
+  const tcp80 = r.stdout.split('\n\n').find((t) => t.startsWith('TCP/80\n'))!;
+  assert.equal(
+    tcp80,
+    [
+      'TCP/80',
+      'from\\to  x/a  x/b  y/c',
+      'x/a      .    .    .',
+      'x/b      .    .    .',
+      'y/c      X    .    .',
+    ].join('\n'),
+  );
+});
+
+test('moat matrix -o json --port: the stable schema, --protocol defaults to TCP', () => {
+  const r = moat(['matrix', '-f', `${F}/cluster`, '--port', '80', '-o', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as MatrixJson;
+  assert.deepEqual(Object.keys(j), ['pods', 'probes']);
+  assert.deepEqual(j.pods, ['x/a', 'x/b', 'y/c']);
+  assert.equal(j.probes.length, 1);
+  const p = j.probes[0]!;
+  assert.deepEqual(Object.keys(p), ['port', 'protocol', 'allowed']);
+  assert.deepEqual([p.port, p.protocol], [80, 'TCP']);
+  assert.deepEqual(p.allowed['y/c'], { 'x/a': false, 'x/b': true, 'y/c': true });
+  for (const f of j.pods) assert.deepEqual(Object.keys(p.allowed[f]!), j.pods);
+});
+
+test('moat matrix: --protocol alone filters the declared ports', () => {
+  const r = moat(['matrix', '-f', `${F}/cluster`, '--protocol', 'udp', '-o', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as MatrixJson;
+  assert.deepEqual(
+    j.probes.map((p) => `${p.protocol}/${p.port}`),
+    ['UDP/53'],
+  );
+});
+
+test('moat matrix: usage and input errors', () => {
+  const cases: [string[], number, RegExp][] = [
+    [['matrix', '-f', `${F}/cluster`, '--port', 'http'], 2, /--port http: must be a port number/],
+    [['matrix', '-f', `${F}/cluster`, '--port', '70000'], 2, /--port 70000/],
+    [
+      ['matrix', '-f', `${F}/cluster`, '--protocol', 'ICMP'],
+      2,
+      /--protocol ICMP: must be one of TCP, UDP, SCTP/,
+    ],
+    [['matrix'], 2, /at least one -f PATH/],
+    [
+      ['matrix', '-f', `${F}/invalid`],
+      1,
+      /policy\.yaml:10: NetworkPolicy x\/broken: spec\.ingress\[0\]\.ports\[0\]\.port/,
+    ],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = moat(args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
