@@ -8,6 +8,8 @@ import {
   computeMatrixNaive,
   declaredProbes,
   formatMatrixTable,
+  matrixJsonChunks,
+  matrixTableChunks,
   isAllowed,
   matrixPods,
   matrixToJson,
@@ -174,6 +176,8 @@ test('matrixToJson: the stable schema, every pair present', () => {
     '{"pods":["x/a","x/b"],"probes":[{"port":80,"protocol":"TCP","allowed":' +
       '{"x/a":{"x/a":true,"x/b":false},"x/b":{"x/a":false,"x/b":true}}}]}',
   );
+  // The streamed text is the same, byte for byte.
+  assert.equal([...matrixJsonChunks(computeMatrix(s))].join(''), JSON.stringify(json));
 });
 
 test('formatMatrixTable: header per probe, aligned columns; the JSON form prints the same', () => {
@@ -199,4 +203,5 @@ test('formatMatrixTable: header per probe, aligned columns; the JSON form prints
   ].join('\n');
   assert.equal(formatMatrixTable(r), want);
   assert.equal(formatMatrixTable(matrixToJson(r)), want);
+  assert.equal([...matrixTableChunks(r)].join(''), want);
 });

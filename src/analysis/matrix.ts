@@ -321,6 +321,47 @@ export function matrixToJson(r: MatrixResult): MatrixJson {
 }
 
 /**
+ * The text of `JSON.stringify(matrixToJson(r))`, in chunks of one row each. At 2,000 pods the whole
+ * text is hundreds of megabytes, more than one V8 string can hold, so the CLI streams it.
+ */
+export function* matrixJsonChunks(r: MatrixResult): Generator<string> {
+  const n = r.pods.length;
+  const keys = r.pods.map((p) => `${JSON.stringify(p)}:`);
+  yield `{"pods":[${r.pods.map((p) => JSON.stringify(p)).join(',')}],"probes":[`;
+  for (let pi = 0; pi < r.probes.length; pi++) {
+    const p = r.probes[pi]!;
+    yield `${pi > 0 ? ',' : ''}{"port":${p.port},"protocol":${JSON.stringify(p.protocol)},"allowed":{`;
+    const row: string[] = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) row[j] = keys[j]! + (p.cells[i * n + j] === 1 ? 'true' : 'false');
+      yield `${i > 0 ? ',' : ''}${keys[i]!}{${row.join(',')}}`;
+    }
+    yield '}}';
+  }
+  yield ']}';
+}
+
+/** formatMatrixTable's text in chunks of one line each (see matrixJsonChunks). */
+export function* matrixTableChunks(r: MatrixResult): Generator<string> {
+  const pods = r.pods;
+  const n = pods.length;
+  const fromW = Math.max('from\\to'.length, ...pods.map((p) => p.length));
+  const allowed = pods.map((p) => '.'.padEnd(p.length));
+  const denied = pods.map((p) => 'X'.padEnd(p.length));
+  for (let pi = 0; pi < r.probes.length; pi++) {
+    const p = r.probes[pi]!;
+    if (pi > 0) yield '\n';
+    yield `${p.protocol}/${p.port}\n`;
+    yield `${['from\\to'.padEnd(fromW), ...pods].join('  ').trimEnd()}\n`;
+    const cells: string[] = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) cells[j] = p.cells[i * n + j] === 1 ? allowed[j]! : denied[j]!;
+      yield `${[pods[i]!.padEnd(fromW), ...cells].join('  ').trimEnd()}\n`;
+    }
+  }
+}
+
+/**
  * One truth table per probe: a `PROTOCOL/PORT` header line, then rows = from, columns = to,
  * `.` allowed and `X` denied, aligned. Accepts the JSON form too, so the lab can print observations.
  */

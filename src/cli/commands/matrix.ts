@@ -8,9 +8,9 @@ import { PROTOCOLS, type Protocol } from '../../model/types.js';
 import {
   computeMatrix,
   declaredProbes,
-  formatMatrixTable,
+  matrixJsonChunks,
   matrixPods,
-  matrixToJson,
+  matrixTableChunks,
   type Probe,
 } from '../../analysis/matrix.js';
 import { loadSnapshot } from '../io.js';
@@ -41,7 +41,8 @@ export function parseNumericPort(text: string): number {
   return Number(text);
 }
 
-export async function runMatrix(a: MatrixArgs): Promise<string> {
+/** The command's output, in chunks (large matrices do not fit in one string). */
+export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   if (a.filename.length === 0)
     throw new UsageError('matrix: at least one -f PATH is required (use -f - for stdin)');
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
@@ -55,11 +56,23 @@ export async function runMatrix(a: MatrixArgs): Promise<string> {
     probes = declaredProbes(matrixPods(snapshot)).filter((p) => p.protocol === protocol);
   }
   const result = computeMatrix(snapshot, probes !== undefined ? { ports: probes } : {});
-  if (a.output === 'json') return `${JSON.stringify(matrixToJson(result))}\n`;
+  if (a.output === 'json') return withNewline(matrixJsonChunks(result));
   if (result.probes.length === 0) {
     process.stderr.write('moat: no ports to probe: no pod declares a containerPort (use --port)\n');
   }
-  return formatMatrixTable(result);
+  return matrixTableChunks(result);
+}
+
+function* withNewline(chunks: Iterable<string>): Generator<string> {
+  yield* chunks;
+  yield '\n';
+}
+
+/** Writes chunks to stdout, waiting for it to drain when its buffer is full. */
+async function writeAll(chunks: Iterable<string>): Promise<void> {
+  for (const c of chunks) {
+    if (!process.stdout.write(c)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+  }
 }
 
 export function registerMatrix(program: Command): void {
@@ -79,6 +92,6 @@ export function registerMatrix(program: Command): void {
         'a pod lists an IPv6 address first).',
     )
     .action(async (opts: { filename: string[]; port?: string; protocol?: string; output: string }) => {
-      process.stdout.write(await runMatrix(opts));
+      await writeAll(await runMatrix(opts));
     });
 }
