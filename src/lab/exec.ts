@@ -21,6 +21,8 @@ export function run(argv: readonly string[], input?: string): Promise<ExecResult
       }
       resolve({ stdout, stderr });
     });
+    // A command that fails early closes its stdin (EPIPE): the failure is reported by its exit.
+    child.stdin?.on('error', () => undefined);
     if (input !== undefined) child.stdin?.end(input);
   });
 }

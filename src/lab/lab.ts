@@ -1,17 +1,25 @@
-// The lab: a one-node cluster made of network namespaces. The node is a namespace (PREFIX-node)
-// that holds the routed pod network and moat's nft table; each pod is a namespace (PREFIX-pN) with
-// a veth `eth0`, its /32 and /128 addresses, and a default route through the node, so pod-to-pod
-// traffic crosses the node's forward path where moat enforces. The host namespace is never touched.
+// The lab: a cluster made of network namespaces. A node is a namespace (PREFIX-node, PREFIX-node2,
+// ...) that holds the routed pod network of its pods and its own agent's nft table; each pod is a
+// namespace (PREFIX-pN) with a veth `eth0`, its /32 and /128 addresses, and a default route through
+// its node, so pod-to-pod traffic crosses the node's forward path where moat enforces. Nodes are
+// joined by a veth pair (two nodes) or a bridge in PREFIX-fabric (more), with routes for each
+// other's pod CIDR slices: cross-node traffic is routed node -> node without NAT, so it is checked
+// at egress on the source node and at ingress on the destination node. The host is never touched.
 import { declaredProbes, matrixPods, sortProbes, type MatrixJson, type Probe } from '../analysis/matrix.js';
-import { parseIP } from '../model/cidr.js';
+import { cidrContains, mustCidr, parseIP, type Family } from '../model/cidr.js';
 import type { Pod, Protocol, Snapshot } from '../model/types.js';
 import { podKey } from '../model/types.js';
 import { ipBatch, mapLimit, run, tryRun } from './exec.js';
 import {
   DEFAULT_PREFIX,
+  FABRIC_BRIDGE,
+  FABRIC_LINK,
   GATEWAY4,
   GATEWAY6,
   checkPrefix,
+  fabricAddress,
+  fabricNetns,
+  fabricPort,
   nodeLink,
   nodeNetns,
   planLab,
@@ -44,6 +52,14 @@ export interface ProbeOutcome {
   readonly detail: string;
 }
 
+/** Per-probe overrides of `Lab.probe`. */
+export interface ProbeOptions {
+  /** Address family to probe over (default: the family of the source's first IP). */
+  readonly family?: Family;
+  /** Overrides LabOptions.probeTimeoutMs for this probe. */
+  readonly timeoutMs?: number;
+}
+
 export interface ObservedMatrix {
   /** The observations in the schema of `moat matrix -o json` (skipped probes left out). */
   readonly json: MatrixJson;
@@ -57,6 +73,8 @@ interface LabPod {
   readonly key: string;
   readonly slot: number;
   readonly netns: string;
+  /** Index of its node (a pod that moves is rebuilt). */
+  readonly node: number;
   pod: Pod;
   ports: readonly number[];
   proc?: PodProcess;
@@ -82,8 +100,17 @@ function hasV6(pod: Pod): boolean {
   return pod.ips.some((ip) => parseIP(ip)?.family === 6);
 }
 
+/** A lab node: its Node name and its namespace. */
+export interface LabNode {
+  readonly name: string;
+  readonly netns: string;
+}
+
 export class Lab {
+  /** The first node's namespace (the only one in a one-node lab). */
   readonly nodeNetns: string;
+  /** Every node's namespace, in node order. */
+  readonly nodeNetnses: readonly string[];
   private readonly pods = new Map<string, LabPod>();
   private currentPlan!: Plan;
   private destroyed = false;
@@ -93,7 +120,8 @@ export class Lab {
     readonly prefix: string,
     private readonly opts: LabOptions,
   ) {
-    this.nodeNetns = nodeNetns(prefix);
+    this.nodeNetnses = Array.from({ length: opts.nodes ?? 1 }, (_, i) => nodeNetns(prefix, i));
+    this.nodeNetns = this.nodeNetnses[0]!;
     this.log = opts.log ?? (() => undefined);
   }
 
@@ -109,7 +137,7 @@ export class Lab {
     const lab = new Lab(prefix, opts);
     lab.currentPlan = plan;
     try {
-      await lab.buildNode();
+      await lab.buildNodes();
       await lab.sync(plan);
     } catch (e) {
       await lab.destroy();
@@ -127,9 +155,20 @@ export class Lab {
     return this.currentPlan;
   }
 
-  /** The Node object of the lab (for DataplaneOptions.nodeName). */
+  /** The (first) Node object of the lab (for DataplaneOptions.nodeName). */
   get nodeName(): string {
     return this.currentPlan.node.name;
+  }
+
+  /** Every lab node: the Node name each agent enforces for, and the namespace it enforces in. */
+  get nodes(): readonly LabNode[] {
+    return this.currentPlan.nodes.map((n, i) => ({ name: n.name, netns: this.nodeNetnses[i]! }));
+  }
+
+  /** The node a pod ("ns/name") runs on. */
+  podNode(key: string): LabNode | undefined {
+    const lp = this.pods.get(key);
+    return lp ? this.nodes[lp.node] : undefined;
   }
 
   /** Netns of a pod ("ns/name"), for tests that want to look inside. */
@@ -149,32 +188,115 @@ export class Lab {
    */
   async update(snapshot: Snapshot): Promise<Plan> {
     const previous = new Map([...this.pods].map(([k, p]) => [k, p.pod.ips]));
-    const plan = planLab(snapshot, this.opts, previous);
+    const previousNodes = new Map(
+      [...this.pods].flatMap(([k, p]) =>
+        p.pod.nodeName !== undefined ? [[k, p.pod.nodeName] as const] : [],
+      ),
+    );
+    const plan = planLab(snapshot, this.opts, previous, previousNodes);
     await this.sync(plan);
     this.currentPlan = plan;
     return plan;
   }
 
-  private async buildNode(): Promise<void> {
-    const ns = this.nodeNetns;
-    await run(['ip', 'netns', 'add', ns]);
-    const node = this.currentPlan.node;
-    await ipBatch(ns, [
-      'link set lo up',
-      // The node's own address lives on its loopback (this kernel may have no dummy links).
-      ...node.addresses.map((a) => `addr add ${a}/${parseIP(a)?.family === 6 ? 128 : 32} dev lo`),
-    ]);
-    // Forwarding in the node namespace only: pods reach each other through the node.
-    await run([
-      'ip',
-      'netns',
-      'exec',
-      ns,
-      'sysctl',
-      '-qw',
-      'net.ipv4.ip_forward=1',
-      'net.ipv6.conf.all.forwarding=1',
-    ]);
+  private async buildNodes(): Promise<void> {
+    const nodes = this.currentPlan.nodes;
+    await mapLimit(nodes, 4, async (node, i) => {
+      const ns = this.nodeNetnses[i]!;
+      await run(['ip', 'netns', 'add', ns]);
+      await ipBatch(ns, [
+        'link set lo up',
+        // The node's own address lives on its loopback (this kernel may have no dummy links).
+        ...node.addresses.map((a) => `addr add ${a}/${parseIP(a)?.family === 6 ? 128 : 32} dev lo`),
+      ]);
+      // Forwarding in the node namespace only: pods reach each other through the node.
+      await run([
+        'ip',
+        'netns',
+        'exec',
+        ns,
+        'sysctl',
+        '-qw',
+        'net.ipv4.ip_forward=1',
+        'net.ipv6.conf.all.forwarding=1',
+      ]);
+    });
+    if (nodes.length > 1) await this.buildFabric();
+  }
+
+  /** Address families of the pod CIDRs (the families the inter-node link must carry). */
+  private families(): Family[] {
+    const fams = this.currentPlan.node.podCIDRs.map((c) => mustCidr(c).family);
+    return [...new Set(fams)];
+  }
+
+  /**
+   * Joins the nodes: two by a veth pair, more through a bridge in the fabric namespace. Each node's
+   * end is FABRIC_LINK with a link-local next-hop address, and routes send every other node's pod
+   * CIDR slices to that node: plain routing, no NAT, so both ends see the pods' own addresses.
+   */
+  private async buildFabric(): Promise<void> {
+    const nodes = this.currentPlan.nodes;
+    const nss = this.nodeNetnses;
+    if (nodes.length === 2) {
+      await ipBatch(nss[0]!, [`link add ${FABRIC_LINK} type veth peer name ${FABRIC_LINK} netns ${nss[1]!}`]);
+    } else {
+      const fab = fabricNetns(this.prefix);
+      await run(['ip', 'netns', 'add', fab]);
+      await ipBatch(fab, [
+        'link set lo up',
+        `link add ${FABRIC_BRIDGE} type bridge`,
+        `link set ${FABRIC_BRIDGE} up`,
+        ...nss.map((ns, i) => `link add ${fabricPort(i)} type veth peer name ${FABRIC_LINK} netns ${ns}`),
+        ...nss.map((_, i) => `link set ${fabricPort(i)} master ${FABRIC_BRIDGE} up`),
+      ]);
+    }
+    const fams = this.families();
+    await mapLimit(nodes, 4, (_, i) => {
+      const lines = [`link set ${FABRIC_LINK} up`];
+      for (const f of fams) {
+        lines.push(
+          f === 4
+            ? `addr add ${fabricAddress(i, 4)}/24 dev ${FABRIC_LINK}`
+            : `addr add ${fabricAddress(i, 6)}/64 dev ${FABRIC_LINK} nodad`,
+        );
+      }
+      nodes.forEach((peer, j) => {
+        if (j === i) return;
+        for (const c of peer.podCIDRs) {
+          const f = mustCidr(c).family;
+          lines.push(`route add ${c} via ${fabricAddress(j, f)} dev ${FABRIC_LINK}`);
+        }
+      });
+      return ipBatch(nss[i]!, lines);
+    });
+  }
+
+  /**
+   * Routes on the other nodes for a pod's addresses outside its node's slices (manifest addresses,
+   * or a pod pinned by spec.nodeName to a node whose slice does not hold its address): host routes
+   * to its node, more specific than the slice routes.
+   */
+  private hostRoutes(lp: LabPod, verb: 'add' | 'del'): Promise<unknown> {
+    const nodes = this.currentPlan.nodes;
+    if (nodes.length < 2) return Promise.resolve();
+    const own = (nodes[lp.node]?.podCIDRs ?? []).map(mustCidr);
+    const stray = lp.pod.ips.filter((ip) => {
+      const a = parseIP(ip);
+      return a !== undefined && !own.some((c) => c.family === a.family && cidrContains(c, a));
+    });
+    if (stray.length === 0) return Promise.resolve();
+    return mapLimit(this.nodeNetnses, 4, async (ns, i) => {
+      if (i === lp.node) return;
+      const lines = stray.map((ip) => {
+        const f = parseIP(ip)?.family === 6 ? 6 : 4;
+        return `route ${verb} ${ip}/${f === 6 ? 128 : 32} via ${fabricAddress(lp.node, f)} dev ${FABRIC_LINK}`;
+      });
+      // Removal is best effort (-force: carry on past a route that is already gone).
+      if (verb === 'add') await ipBatch(ns, lines);
+      else
+        await run(['ip', '-n', ns, '-force', '-batch', '-'], lines.join('\n') + '\n').catch(() => undefined);
+    });
   }
 
   private freeSlot(): number {
@@ -185,25 +307,25 @@ export class Lab {
   }
 
   private async sync(plan: Plan): Promise<void> {
-    const want = new Map(plan.pods.map((p) => [p.key, p.pod]));
+    const want = new Map(plan.pods.map((p) => [p.key, p]));
     const ports = servedPorts(plan.pods.map((p) => p.pod));
-    // Gone, or readdressed: remove (a readdressed pod is rebuilt below).
+    // Gone, readdressed or moved to another node: remove (such a pod is rebuilt below).
     const remove = [...this.pods.values()].filter((lp) => {
       const w = want.get(lp.key);
-      return w === undefined || w.ips.join(',') !== lp.pod.ips.join(',');
+      return w === undefined || w.node !== lp.node || w.pod.ips.join(',') !== lp.pod.ips.join(',');
     });
     await mapLimit(remove, 8, (lp) => this.removePod(lp));
     for (const lp of remove) this.pods.delete(lp.key);
 
     const added: LabPod[] = [];
-    for (const [key, pod] of want) {
+    for (const [key, { pod, node }] of want) {
       const lp = this.pods.get(key);
       if (lp) {
         lp.pod = pod;
         continue;
       }
       const slot = this.freeSlot();
-      const np: LabPod = { key, slot, netns: podNetns(this.prefix, slot), pod, ports: [] };
+      const np: LabPod = { key, slot, netns: podNetns(this.prefix, slot), node, pod, ports: [] };
       this.pods.set(key, np);
       added.push(np);
     }
@@ -225,23 +347,12 @@ export class Lab {
   }
 
   private async addPods(pods: readonly LabPod[]): Promise<void> {
-    const node = this.nodeNetns;
     await mapLimit(pods, 8, (lp) => run(['ip', 'netns', 'add', lp.netns]));
-    // Both veth ends are created from inside the node namespace: no link ever exists in the host's.
-    await ipBatch(
-      node,
-      pods.map((lp) => `link add ${nodeLink(lp.slot)} type veth peer name eth0 netns ${lp.netns}`),
-    );
-    const nodeLines: string[] = [];
-    for (const lp of pods) {
-      const link = nodeLink(lp.slot);
-      nodeLines.push(`link set ${link} up`, `addr add ${GATEWAY4}/32 dev ${link}`);
-      if (hasV6(lp.pod)) nodeLines.push(`addr add ${GATEWAY6}/64 dev ${link} nodad`);
-      for (const ip of lp.pod.ips) {
-        nodeLines.push(`route add ${ip}/${parseIP(ip)?.family === 6 ? 128 : 32} dev ${link}`);
-      }
-    }
-    await ipBatch(node, nodeLines);
+    await mapLimit(this.nodeNetnses, 4, (node, i) => {
+      const here = pods.filter((lp) => lp.node === i);
+      return here.length > 0 ? this.addNodeLinks(node, here) : Promise.resolve();
+    });
+    await mapLimit(pods, 8, (lp) => this.hostRoutes(lp, 'add'));
     await mapLimit(pods, 8, (lp) => {
       const lines = ['link set lo up', 'link set eth0 up'];
       let v4 = false;
@@ -262,11 +373,34 @@ export class Lab {
     });
   }
 
+  /** The node's ends of its new pods' veths: the gateway address and a host route per pod address. */
+  private async addNodeLinks(node: string, pods: readonly LabPod[]): Promise<void> {
+    // Both veth ends are created from inside the node namespace: no link ever exists in the host's.
+    await ipBatch(
+      node,
+      pods.map((lp) => `link add ${nodeLink(lp.slot)} type veth peer name eth0 netns ${lp.netns}`),
+    );
+    const nodeLines: string[] = [];
+    for (const lp of pods) {
+      const link = nodeLink(lp.slot);
+      nodeLines.push(`link set ${link} up`, `addr add ${GATEWAY4}/32 dev ${link}`);
+      if (hasV6(lp.pod)) nodeLines.push(`addr add ${GATEWAY6}/64 dev ${link} nodad`);
+      for (const ip of lp.pod.ips) {
+        nodeLines.push(`route add ${ip}/${parseIP(ip)?.family === 6 ? 128 : 32} dev ${link}`);
+      }
+    }
+    await ipBatch(node, nodeLines);
+  }
+
   private async removePod(lp: LabPod): Promise<void> {
     await lp.proc?.stop();
     delete lp.proc;
     await killNetnsPids(lp.netns);
-    // Deleting the pod namespace deletes its veth, and with it the node's end and routes.
+    // Delete the veth from the node's side first: that is immediate, whereas the pod namespace (and
+    // the veth in it) lives on until its last process has exited, and a pod added right after may
+    // reuse the slot, i.e. the link name and routes ("RTNETLINK answers: File exists").
+    await tryRun(['ip', '-n', this.nodeNetnses[lp.node]!, 'link', 'del', nodeLink(lp.slot)]);
+    await this.hostRoutes(lp, 'del');
     await tryRun(['ip', 'netns', 'del', lp.netns]);
   }
 
@@ -276,21 +410,34 @@ export class Lab {
     return lp;
   }
 
-  /** The destination address of a flow: the family of the source's first IP, as the evaluator does. */
-  private target(src: LabPod, dst: LabPod): string | undefined {
+  /**
+   * The destination address of a flow: the family of the source's first IP, as the evaluator does,
+   * unless a family is asked for (then both ends must have an address of it).
+   */
+  private target(src: LabPod, dst: LabPod, family?: Family): string | undefined {
+    if (family !== undefined) {
+      if (!src.pod.ips.some((ip) => parseIP(ip)?.family === family)) return undefined;
+      return dst.pod.ips.find((ip) => parseIP(ip)?.family === family);
+    }
     const fam = src.pod.ips[0] !== undefined ? parseIP(src.pod.ips[0])?.family : undefined;
     return dst.pod.ips.find((ip) => parseIP(ip)?.family === fam) ?? dst.pod.ips[0];
   }
 
   /** One probe: can pod `from` reach pod `to` on (port, protocol)? */
-  async probe(from: string, to: string, port: number, protocol: Protocol): Promise<ProbeOutcome> {
+  async probe(
+    from: string,
+    to: string,
+    port: number,
+    protocol: Protocol,
+    opts: ProbeOptions = {},
+  ): Promise<ProbeOutcome> {
     const src = this.pod(from);
     const dst = this.pod(to);
     const base = { from, to, port, protocol };
     if (protocol === 'SCTP') return { ...base, detail: 'skipped: no SCTP prober' };
-    const ip = this.target(src, dst);
+    const ip = this.target(src, dst, opts.family);
     if (!src.proc || ip === undefined) return { ...base, detail: 'skipped: pod has no address' };
-    const timeoutMs = this.opts.probeTimeoutMs ?? 1000;
+    const timeoutMs = opts.timeoutMs ?? this.opts.probeTimeoutMs ?? 1000;
     const r = await src.proc.request({ op: 'probe', protocol, ip, port, timeoutMs });
     return { ...base, allowed: r.ok, detail: r.detail };
   }
@@ -354,8 +501,12 @@ export class Lab {
     const all = [...this.pods.values()];
     await mapLimit(all, 8, (lp) => this.removePod(lp));
     this.pods.clear();
-    await killNetnsPids(this.nodeNetns);
-    await tryRun(['ip', 'netns', 'del', this.nodeNetns]);
+    const nodes = [...this.nodeNetnses];
+    if (nodes.length > 2) nodes.push(fabricNetns(this.prefix));
+    for (const ns of nodes) {
+      await killNetnsPids(ns);
+      await tryRun(['ip', 'netns', 'del', ns]);
+    }
   }
 }
 
@@ -397,15 +548,19 @@ export async function listLabNetns(prefix = DEFAULT_PREFIX): Promise<string[]> {
     .filter((n) => n.startsWith(`${prefix}-`));
 }
 
+/** Node and fabric namespaces (PREFIX-node, PREFIX-nodeN, PREFIX-fabric) go after the pods'. */
+const INFRA_NETNS = /-(node\d*|fabric)$/;
+
 /**
  * `moat lab down`: removes what a crashed lab left behind: processes running in the namespaces,
- * then the namespaces (and with them their links and nft tables). Pod namespaces go first.
+ * then the namespaces (and with them their links and nft tables): pods first, then every node's
+ * and the fabric's.
  */
 export async function cleanupLabs(prefix = DEFAULT_PREFIX): Promise<{ netns: string[]; killed: number[] }> {
   const bad = checkPrefix(prefix);
   if (bad) throw new UsageError(bad);
   const names = await listLabNetns(prefix);
-  const ordered = [...names.filter((n) => !n.endsWith('-node')), ...names.filter((n) => n.endsWith('-node'))];
+  const ordered = [...names.filter((n) => !INFRA_NETNS.test(n)), ...names.filter((n) => INFRA_NETNS.test(n))];
   const killed: number[] = [];
   for (const n of ordered) {
     killed.push(...(await killNetnsPids(n)));

@@ -43,6 +43,8 @@ export class PodProcess {
           new Error(`lab pod process in ${netns}: ${why}${proc.stderr ? `: ${proc.stderr.trim()}` : ''}`),
         );
       };
+      // Writing a job to a process that just died is EPIPE on stdin: answered via 'exit', not thrown.
+      child.stdin?.on('error', () => undefined);
       child.stderr?.on('data', (d: Buffer) => {
         proc.stderr = (proc.stderr + d.toString()).slice(-4000);
       });

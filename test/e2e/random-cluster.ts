@@ -1,0 +1,232 @@
+// Random clusters for the differential lab test: a seeded generator of namespaces, pods and
+// NetworkPolicies, written out as Kubernetes manifests (YAML) so that every generated object goes
+// through the loader's validation and defaulting, and a failing round can be replayed from its text.
+import { stringify } from 'yaml';
+import { formatAddress, parseIP, type Family } from '../../src/model/cidr.js';
+import type { PolicyType } from '../../src/model/types.js';
+
+/** mulberry32: small, fast, and the same sequence for the same seed on every platform. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  next(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  /** An integer in [lo, hi]. */
+  range(lo: number, hi: number): number {
+    return lo + this.int(hi - lo + 1);
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    if (xs.length === 0) throw new Error('pick from an empty list');
+    return xs[this.int(xs.length)]!;
+  }
+  subset<T>(xs: readonly T[], p = 0.5): T[] {
+    return xs.filter(() => this.chance(p));
+  }
+}
+
+export const NAMESPACES = ['d0', 'd1', 'd2'] as const;
+const POD_NAMES = ['p0', 'p1', 'p2'] as const;
+/** Every pod a round may have: "d0/p0" ... "d2/p2". Rounds pick a subset, so pods come and go. */
+export const POD_POOL: readonly string[] = NAMESPACES.flatMap((n) => POD_NAMES.map((p) => `${n}/${p}`));
+/** Port numbers the pods declare (and so serve, on TCP and UDP: the lab serves their union). */
+export const PORTS = [80, 81, 82, 83] as const;
+export const POD_CIDRS = ['10.244.0.0/16', 'fd00:10:244::/64'] as const;
+const PORT_NAMES = ['web', 'alt', 'dns'] as const;
+const POD_KEYS = ['app', 'tier'] as const;
+const NS_KEYS = ['team', 'env'] as const;
+const VALUES = ['a', 'b', 'c'] as const;
+
+/** Fixed per pod, so a pod keeps its address (and the lab its namespace) across rounds. */
+export function poolAddress(key: string, family: Family): string {
+  const i = POD_POOL.indexOf(key);
+  if (i < 0) throw new Error(`not a pool pod: ${key}`);
+  return family === 4 ? `10.244.0.${16 + i}` : `fd00:10:244::${(16 + i).toString(16)}`;
+}
+
+type Obj = Record<string, unknown>;
+
+function labels(rng: Rng, keys: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of keys) if (rng.chance(0.6)) out[k] = rng.pick(VALUES);
+  return out;
+}
+
+function selector(rng: Rng, keys: readonly string[], extraKeys: readonly string[] = []): Obj {
+  const out: Obj = {};
+  const all = [...keys, ...extraKeys];
+  if (rng.chance(0.25)) return out; // {}: everything
+  if (rng.chance(0.6)) {
+    const k = rng.pick(keys);
+    out.matchLabels = { [k]: rng.pick(VALUES) };
+  }
+  if (out.matchLabels === undefined || rng.chance(0.4)) {
+    const exprs: Obj[] = [];
+    for (let i = rng.range(1, 2); i > 0; i--) {
+      const key = rng.pick(all);
+      const operator = rng.pick(['In', 'NotIn', 'Exists', 'DoesNotExist'] as const);
+      const values =
+        key === 'kubernetes.io/metadata.name' ? rng.subset(NAMESPACES, 0.5) : rng.subset(VALUES, 0.5);
+      if (operator === 'In' || operator === 'NotIn') {
+        exprs.push({ key, operator, values: values.length > 0 ? values : [rng.pick(VALUES)] });
+      } else {
+        exprs.push({ key, operator });
+      }
+    }
+    out.matchExpressions = exprs;
+  }
+  return out;
+}
+
+/** A CIDR of the given prefix length around an address (host bits cleared). */
+function cidrAround(ip: string, prefix: number): string {
+  const a = parseIP(ip)!;
+  const width = a.family === 4 ? 32 : 128;
+  const host = (1n << BigInt(width - prefix)) - 1n;
+  return `${formatAddress({ family: a.family, value: a.value & ~host })}/${prefix}`;
+}
+
+function ipBlock(rng: Rng, podKeys: readonly string[]): Obj {
+  const family: Family = rng.chance(0.5) ? 4 : 6;
+  const width = family === 4 ? 32 : 128;
+  // Prefixes that cut through the pods' addresses (.16-.24 / ::10-::18) in interesting places.
+  const prefixes = family === 4 ? [0, 16, 27, 28, 29, 30, 31, 32] : [0, 64, 123, 124, 125, 126, 127, 128];
+  const anchor = poolAddress(rng.pick(podKeys), family);
+  const prefix = rng.pick(prefixes);
+  const cidr = cidrAround(anchor, prefix);
+  const block: Obj = { cidr };
+  if (prefix < width && rng.chance(0.5)) {
+    // "except ... values will be rejected if they are outside the cidr range": stay inside.
+    const inside = podKeys.map((k) => poolAddress(k, family)).filter((ip) => cidrAround(ip, prefix) === cidr);
+    const except = new Set<string>();
+    for (let i = rng.range(1, 2); i > 0; i--) {
+      except.add(cidrAround(rng.pick(inside), rng.range(Math.max(prefix + 1, width - 4), width)));
+    }
+    block.except = [...except];
+  }
+  return block;
+}
+
+function peer(rng: Rng, podKeys: readonly string[]): Obj {
+  switch (rng.int(4)) {
+    case 0:
+      return { podSelector: selector(rng, POD_KEYS) };
+    case 1:
+      return { namespaceSelector: selector(rng, NS_KEYS, ['kubernetes.io/metadata.name']) };
+    case 2:
+      return {
+        podSelector: selector(rng, POD_KEYS),
+        namespaceSelector: selector(rng, NS_KEYS, ['kubernetes.io/metadata.name']),
+      };
+    default:
+      return { ipBlock: ipBlock(rng, podKeys) };
+  }
+}
+
+function policyPort(rng: Rng): Obj {
+  const protocol = rng.chance(0.05) ? 'SCTP' : rng.pick(['TCP', 'UDP'] as const);
+  const out: Obj = rng.chance(0.3) && protocol === 'TCP' ? {} : { protocol }; // missing: TCP
+  const kind = rng.int(10);
+  if (kind === 0) return out; // all ports of the protocol
+  if (kind <= 3) return { ...out, port: rng.pick(PORT_NAMES) };
+  const port = rng.chance(0.1) ? 79 : rng.pick(PORTS);
+  if (kind <= 5) return { ...out, port, endPort: port + rng.range(0, 3) };
+  return { ...out, port };
+}
+
+function rules(rng: Rng, podKeys: readonly string[], direction: 'from' | 'to'): Obj[] {
+  const out: Obj[] = [];
+  for (let i = rng.range(0, 2); i > 0; i--) {
+    const r: Obj = {};
+    if (rng.chance(0.75)) r[direction] = Array.from({ length: rng.range(1, 2) }, () => peer(rng, podKeys));
+    if (rng.chance(0.65)) r.ports = Array.from({ length: rng.range(1, 2) }, () => policyPort(rng));
+    out.push(r);
+  }
+  return out;
+}
+
+export interface Round {
+  readonly pods: readonly string[];
+  /** Manifests, as a multi-document YAML stream the loader (and `moat`) reads. */
+  readonly yaml: string;
+}
+
+/** One random cluster: namespaces, a subset of the pod pool, and 1-4 policies. */
+export function generateRound(rng: Rng): Round {
+  const docs: Obj[] = [];
+  for (const name of NAMESPACES) {
+    docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: labels(rng, NS_KEYS) } });
+  }
+  let pods = POD_POOL.filter(() => rng.chance(0.8));
+  if (pods.length < 4) pods = [...POD_POOL];
+  // Container ports: a few (port, protocol) pairs per pod, some named; names unique per pod.
+  const ports = new Map<string, Obj[]>();
+  for (const key of pods) {
+    const list: Obj[] = [];
+    const seen = new Set<string>();
+    const names = [...PORT_NAMES];
+    for (let i = rng.range(1, 3); i > 0; i--) {
+      const containerPort = rng.pick(PORTS);
+      const protocol = rng.pick(['TCP', 'UDP'] as const);
+      if (seen.has(`${containerPort}/${protocol}`)) continue;
+      seen.add(`${containerPort}/${protocol}`);
+      const p: Obj = { containerPort, protocol };
+      if (names.length > 0 && rng.chance(0.6)) p.name = names.splice(rng.int(names.length), 1)[0];
+      list.push(p);
+    }
+    ports.set(key, list);
+  }
+  // The lab serves the union of declared port numbers: make it every port, so all can be probed.
+  for (const port of PORTS) {
+    if ([...ports.values()].some((l) => l.some((p) => p.containerPort === port))) continue;
+    ports.get(rng.pick(pods))!.push({ containerPort: port, protocol: 'TCP' });
+  }
+  for (const key of pods) {
+    const [namespace, name] = key.split('/');
+    docs.push({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, labels: labels(rng, POD_KEYS) },
+      spec: { containers: [{ name: 'c', image: 'x', ports: ports.get(key) }] },
+      status: { podIPs: [{ ip: poolAddress(key, 4) }, { ip: poolAddress(key, 6) }] },
+    });
+  }
+  for (let i = rng.range(1, 4); i > 0; i--) {
+    const spec: Obj = { podSelector: selector(rng, POD_KEYS) };
+    const choices: (readonly PolicyType[] | undefined)[] = [
+      undefined,
+      ['Ingress'],
+      ['Egress'],
+      ['Ingress', 'Egress'],
+    ];
+    const types = rng.pick(choices);
+    if (types !== undefined) spec.policyTypes = types;
+    if (types === undefined || types.includes('Ingress') || rng.chance(0.2)) {
+      const ing = rules(rng, pods, 'from');
+      if (ing.length > 0 || rng.chance(0.5)) spec.ingress = ing;
+    }
+    if (types === undefined ? rng.chance(0.5) : types.includes('Egress') || rng.chance(0.2)) {
+      const eg = rules(rng, pods, 'to');
+      if (eg.length > 0 || rng.chance(0.5)) spec.egress = eg;
+    }
+    docs.push({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: `pol-${i}`, namespace: rng.pick(NAMESPACES) },
+      spec,
+    });
+  }
+  return { pods, yaml: docs.map((d) => stringify(d)).join('---\n') };
+}
