@@ -6,6 +6,7 @@ import { registerMatrix } from './commands/matrix.js';
 import { registerExplain } from './commands/explain.js';
 import { registerCompile } from './commands/compile.js';
 import { registerLab } from './commands/lab.js';
+import { registerAgent } from './commands/agent.js';
 
 export function buildProgram(): Command {
   const program = new Command('moat')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerExplain(program);
   registerCompile(program);
   registerLab(program);
+  registerAgent(program);
   return program;
 }
 

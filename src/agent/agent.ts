@@ -1,0 +1,299 @@
+// The node agent, wired: Kubernetes API (K8sSource) -> reconcile loop -> nftables (NftApplier),
+// with metrics, health and JSON logs. Enforcement lives in the kernel: while the agent is down the
+// last table keeps being enforced (fail-static); a starting agent replaces it atomically with its
+// first apply, which happens only once every watched resource has been listed.
+import type { KubeConfig } from '@kubernetes/client-node';
+import {
+  DEFAULT_TABLE,
+  localRunner,
+  NftApplier,
+  type CommandRunner,
+  type Ruleset,
+} from '../dataplane/index.js';
+import type { Snapshot } from '../model/types.js';
+import { K8sSource, RESOURCES } from './k8s-source.js';
+import { errorField, silentLog, type Log } from './log.js';
+import { AgentMetrics, readNftCounters } from './metrics.js';
+import { Reconciler, type Applied, type Applier, type SnapshotSource } from './reconcile.js';
+import {
+  healthRoutes,
+  metricsRoutes,
+  serve,
+  type HealthState,
+  type ListenAddress,
+  type RunningServer,
+} from './server.js';
+
+/** What the agent needs of the dataplane (NftApplier; tests substitute a recorder). */
+export interface AgentApplier extends Applier {
+  readonly kernelView: Ruleset | undefined;
+  remove(): Promise<void>;
+}
+
+export type OnExit = 'keep' | 'remove';
+
+export interface AgentOptions {
+  readonly kubeConfig: KubeConfig;
+  /** This node: only its pods are policy subjects; every pod's addresses are kept for peers. */
+  readonly nodeName: string;
+  readonly table?: string;
+  /** On stop: keep the table (fail-static, the default) or remove it (fail-open). */
+  readonly onExit?: OnExit;
+  /** Where to serve /metrics; undefined: not served. */
+  readonly metricsAddr?: ListenAddress;
+  /** Where to serve /healthz and /readyz; undefined: not served. */
+  readonly healthAddr?: ListenAddress;
+  readonly log?: Log;
+  /** Full resync period. Default 5 min. */
+  readonly resyncMs?: number;
+  /** Drift check period. Default 30 s. */
+  readonly driftIntervalMs?: number;
+  /** Coalescing window of the reconcile loop. Default 10 ms. */
+  readonly coalesceMs?: number;
+  readonly conntrackCleanup?: boolean;
+  readonly policeNodeEgress?: boolean;
+  /** Runs nft and conntrack (default: on this host). */
+  readonly runner?: CommandRunner;
+  /** Not ready once applies have been failing for this long. Default 60 s. */
+  readonly readyFailAfterMs?: number;
+  /** First retry delay of failed watches and applies. Default 500 ms. */
+  readonly retryMs?: number;
+  /** Replaces the NftApplier (tests). */
+  readonly applier?: AgentApplier;
+  readonly onApplied?: (a: Applied) => void;
+}
+
+export const DEFAULT_COALESCE_MS = 10;
+
+export class Agent {
+  readonly source: K8sSource;
+  readonly reconciler: Reconciler;
+  readonly metrics: AgentMetrics;
+  readonly applier: AgentApplier;
+  private readonly log: Log;
+  private readonly servers: RunningServer[] = [];
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastBeat = Date.now();
+  private firstSyncAt: number | undefined;
+  private lastSyncAt: number | undefined;
+  private failingSince: number | undefined;
+  private lastError = '';
+  /** Event time of the oldest change submitted but not yet picked up by an apply. */
+  private pendingEventAt: number | undefined;
+  private inFlightEventAt: number | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(private readonly opts: AgentOptions) {
+    this.log = opts.log ?? silentLog;
+    const runner = opts.runner ?? localRunner();
+    const table = opts.table ?? DEFAULT_TABLE;
+    this.applier =
+      opts.applier ??
+      new NftApplier(runner, {
+        table,
+        nodeName: opts.nodeName,
+        ...(opts.policeNodeEgress !== undefined ? { policeNodeEgress: opts.policeNodeEgress } : {}),
+        ...(opts.conntrackCleanup !== undefined ? { conntrackCleanup: opts.conntrackCleanup } : {}),
+      });
+    this.source = new K8sSource({
+      kubeConfig: opts.kubeConfig,
+      log: this.log,
+      ...(opts.resyncMs !== undefined ? { resyncMs: opts.resyncMs } : {}),
+      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
+      onWatchError: (kind) => this.metrics.watchError(kind),
+      onList: (kind) => this.metrics.listed(kind),
+    });
+    this.metrics = new AgentMetrics({
+      ruleset: () => this.applier.kernelView,
+      counters: () => (this.applier.kernelView ? readNftCounters(runner, table) : Promise.resolve(undefined)),
+      objects: () => Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.count(r.kind)])),
+      invalid: () =>
+        Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),
+    });
+    this.reconciler = new Reconciler({
+      applier: this.applier,
+      coalesceMs: opts.coalesceMs ?? DEFAULT_COALESCE_MS,
+      driftIntervalMs: opts.driftIntervalMs ?? 30_000,
+      retryMs: opts.retryMs ?? 500,
+      prepare: (s: Snapshot) => {
+        // This apply takes every change submitted so far.
+        this.inFlightEventAt = this.pendingEventAt;
+        this.pendingEventAt = undefined;
+        return Promise.resolve(s);
+      },
+      onApplied: (a) => this.applied(a),
+      onDrift: (d) => {
+        this.metrics.drift();
+        this.log.warn('nft table drifted; replaced', { differences: d.differences.slice(0, 20) });
+      },
+      onError: (err, phase) => {
+        this.metrics.error(phase);
+        if (phase === 'source') return; // logged by the source, with the resource
+        if (phase === 'apply') {
+          this.failingSince ??= Date.now();
+          this.lastError = errorField(err);
+        }
+        this.log.error(`${phase} failed`, { phase, error: errorField(err) });
+      },
+    });
+  }
+
+  /** Starts the endpoints, then the watches; returns once both are under way. */
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const agent = new Agent(opts);
+    await agent.begin();
+    return agent;
+  }
+
+  private async begin(): Promise<void> {
+    const o = this.opts;
+    this.heartbeat = setInterval(() => (this.lastBeat = Date.now()), 1000);
+    this.heartbeat.unref();
+    const health = healthRoutes(this.health());
+    const metrics = metricsRoutes(() => this.metrics.text(), this.metrics.registry.contentType);
+    try {
+      const same =
+        o.metricsAddr !== undefined &&
+        o.healthAddr !== undefined &&
+        o.metricsAddr.host === o.healthAddr.host &&
+        o.metricsAddr.port === o.healthAddr.port &&
+        o.metricsAddr.port !== 0;
+      if (same && o.metricsAddr) {
+        this.servers.push(await serve(o.metricsAddr, { ...metrics, ...health }));
+      } else {
+        if (o.metricsAddr) this.servers.push(await serve(o.metricsAddr, metrics));
+        if (o.healthAddr) this.servers.push(await serve(o.healthAddr, health));
+      }
+    } catch (e) {
+      await this.closeServers();
+      throw e;
+    }
+    this.log.info('starting', {
+      node: o.nodeName,
+      table: o.table ?? DEFAULT_TABLE,
+      onExit: o.onExit ?? 'keep',
+      server: o.kubeConfig.getCurrentCluster()?.server,
+      metrics: this.metricsAddress,
+      health: this.healthAddress,
+    });
+    await this.reconciler.start(this.timedSource());
+  }
+
+  /** The source, with the time of each snapshot's oldest change noted for the latency metric. */
+  private timedSource(): SnapshotSource {
+    const src = this.source;
+    return {
+      start: (sink) =>
+        src.start({
+          snapshot: (s) => {
+            const at = src.eventTime(s);
+            if (at !== undefined && (this.pendingEventAt === undefined || at < this.pendingEventAt)) {
+              this.pendingEventAt = at;
+            }
+            sink.snapshot(s);
+          },
+          error: (e) => sink.error(e),
+        }),
+      stop: () => src.stop(),
+    };
+  }
+
+  private applied(a: Applied): void {
+    const now = Date.now();
+    this.firstSyncAt ??= now;
+    this.lastSyncAt = now;
+    this.failingSince = undefined;
+    this.metrics.synced(a.result, a.elapsedMs, this.inFlightEventAt);
+    const fields = {
+      generation: a.generation,
+      mode: a.result.mode,
+      commands: a.result.commands,
+      coalesced: a.coalesced,
+      elapsedMs: a.elapsedMs,
+      ...(this.inFlightEventAt !== undefined ? { sinceEventMs: now - this.inFlightEventAt } : {}),
+      pods: a.snapshot.pods.length,
+      policies: a.snapshot.policies.length,
+    };
+    this.inFlightEventAt = undefined;
+    if (a.generation === 1) this.log.info('first sync: table replaced atomically', fields);
+    else if (a.result.mode === 'none') this.log.debug('in sync', fields);
+    else this.log.info('applied', fields);
+    for (const e of a.result.conntrackErrors) this.log.warn('conntrack cleanup failed', { error: e });
+    this.opts.onApplied?.(a);
+  }
+
+  private health(): HealthState {
+    return {
+      live: () => {
+        const lag = Date.now() - this.lastBeat;
+        return lag < 10_000
+          ? { ok: true, detail: 'event loop running' }
+          : { ok: false, detail: `event loop stalled for ${lag} ms` };
+      },
+      ready: () => {
+        if (this.firstSyncAt === undefined) {
+          return {
+            ok: false,
+            detail: this.source.synced
+              ? 'first sync in progress'
+              : 'waiting for the first list of every resource',
+          };
+        }
+        const limit = this.opts.readyFailAfterMs ?? 60_000;
+        if (this.failingSince !== undefined && Date.now() - this.failingSince >= limit) {
+          return {
+            ok: false,
+            detail: `applies failing for ${Date.now() - this.failingSince} ms: ${this.lastError}`,
+          };
+        }
+        return {
+          ok: true,
+          detail: `generation ${this.reconciler.generation}, last sync ${Date.now() - (this.lastSyncAt ?? 0)} ms ago`,
+        };
+      },
+    };
+  }
+
+  get ready(): boolean {
+    return this.health().ready().ok;
+  }
+
+  get metricsAddress(): ListenAddress | undefined {
+    return this.opts.metricsAddr ? this.servers[0]?.address : undefined;
+  }
+
+  get healthAddress(): ListenAddress | undefined {
+    if (!this.opts.healthAddr) return undefined;
+    return this.servers[this.servers.length - 1]?.address;
+  }
+
+  /**
+   * Stops the watches and the loop, then keeps the table (fail-static) or removes it (fail-open).
+   * Safe to call twice.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const onExit = this.opts.onExit ?? 'keep';
+      this.log.info('stopping', { onExit });
+      await this.reconciler.stop();
+      if (onExit === 'remove') {
+        try {
+          await this.applier.remove();
+          this.log.info('table removed: pods on this node are no longer policed (fail-open)');
+        } catch (e) {
+          this.metrics.error('remove');
+          this.log.error('removing the table failed', { error: errorField(e) });
+        }
+      } else {
+        this.log.info('table kept: the last policies stay enforced, unchanged, until an agent runs again');
+      }
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      await this.closeServers();
+    })();
+    return this.stopping;
+  }
+
+  private async closeServers(): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.close()));
+  }
+}

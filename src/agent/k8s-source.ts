@@ -1,0 +1,590 @@
+// A snapshot source that watches the Kubernetes API: Pods, Namespaces, Nodes and NetworkPolicies
+// through client-node's ListWatch informers. Objects arrive as the API server's raw JSON and are
+// decoded by the loader's own code (KINDS, decodeMeta, decodePod, ...), so the agent enforces
+// exactly what `moat validate` accepts; the client library's types never go further than this file.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Problem } from '../errors.js';
+import { KINDS, type Collector } from '../model/load.js';
+import type { MapTree, Tree } from '../model/parseYaml.js';
+import type { NetworkPolicy, Namespace, Node, Pod, PolicyType, Snapshot } from '../model/types.js';
+import { checkFields, decodeMeta, peekMeta, Reporter, type PodEntry } from '../model/validate.js';
+import { errorField, silentLog, type Log } from './log.js';
+import type { SnapshotSource, SourceSink } from './reconcile.js';
+
+export type WatchedKind = 'Namespace' | 'Pod' | 'Node' | 'NetworkPolicy';
+
+interface Resource {
+  readonly kind: WatchedKind;
+  readonly apiVersion: string;
+  readonly path: string;
+}
+
+export const RESOURCES: readonly Resource[] = [
+  { kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces' },
+  { kind: 'Pod', apiVersion: 'v1', path: '/api/v1/pods' },
+  { kind: 'Node', apiVersion: 'v1', path: '/api/v1/nodes' },
+  {
+    kind: 'NetworkPolicy',
+    apiVersion: 'networking.k8s.io/v1',
+    path: '/apis/networking.k8s.io/v1/networkpolicies',
+  },
+];
+
+/** The "file" of objects read from the API server, in origins and messages. */
+export const API_ORIGIN = 'kube-apiserver';
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: raw API JSON -> the loader's tree -> the loader's decoders.
+
+/** A JSON value as the loader's line-annotated tree (API objects have no lines: 0). */
+export function toTree(v: unknown): Tree {
+  if (v === null || v === undefined) return { t: 'null', line: 0 };
+  if (typeof v === 'string') return { t: 'str', line: 0, v };
+  if (typeof v === 'number') return { t: 'num', line: 0, v };
+  if (typeof v === 'boolean') return { t: 'bool', line: 0, v };
+  if (Array.isArray(v)) return { t: 'seq', line: 0, items: v.map(toTree) };
+  const entries = new Map<string, Tree>();
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (x !== undefined) entries.set(k, toTree(x));
+  }
+  return { t: 'map', line: 0, entries };
+}
+
+export interface Decoded {
+  readonly kind: WatchedKind;
+  /** "ns/name" or "name". */
+  readonly key: string;
+  readonly problems: readonly Problem[];
+  readonly warnings: readonly string[];
+  readonly namespace?: Namespace;
+  readonly pod?: PodEntry;
+  readonly node?: Node;
+  /** For a policy with problems: the deny-only stand-in (see denyStandIn). */
+  readonly policy?: NetworkPolicy;
+  /** True when `policy` is a stand-in for an invalid policy. */
+  readonly standIn?: boolean;
+}
+
+function record(v: unknown): Record<string, unknown> | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
+}
+
+/** "ns/name" (namespaced kinds) or "name", as the object names itself. */
+export function objectKey(kind: WatchedKind, raw: unknown): string {
+  const md = record(record(raw)?.metadata);
+  const name = typeof md?.name === 'string' ? md.name : '';
+  if (!(KINDS.get(kind)?.namespaced ?? false)) return name;
+  const ns = typeof md?.namespace === 'string' && md.namespace !== '' ? md.namespace : 'default';
+  return `${ns}/${name}`;
+}
+
+/**
+ * Decodes one API object with the loader's code. Only the metadata moat reads is passed on (a
+ * metadata field added by a later API version must not make objects invalid); spec and status go
+ * through the loader's strict checks, so a NetworkPolicy field moat does not know is a problem.
+ */
+export function decodeApiObject(kind: WatchedKind, raw: unknown): Decoded {
+  const spec = KINDS.get(kind);
+  if (!spec) throw new Error(`no decoder for kind ${kind}`);
+  const res = RESOURCES.find((r) => r.kind === kind);
+  const o = record(raw) ?? {};
+  const md = record(o.metadata) ?? {};
+  const projected = {
+    apiVersion: res?.apiVersion,
+    kind,
+    metadata: { name: md.name, namespace: md.namespace, labels: md.labels },
+    spec: o.spec,
+    status: o.status,
+  };
+  const root = toTree(projected) as MapTree;
+  const peek = peekMeta(root, spec.namespaced);
+  const key = spec.namespaced ? `${peek.namespace}/${peek.name}` : peek.name;
+  const r = new Reporter(API_ORIGIN, kind, key);
+  checkFields(r, '', root, spec.topFields);
+  const meta = decodeMeta(r, root, spec.namespaced, spec.validateName);
+  const c: Collector = { namespaces: [], pods: [], nodes: [], policies: [] };
+  spec.decode(r, root, meta, API_ORIGIN)(c);
+  const base = { kind, key: objectKey(kind, raw), problems: r.problems, warnings: r.warnings };
+  switch (kind) {
+    case 'Namespace':
+      return c.namespaces[0] ? { ...base, namespace: c.namespaces[0] } : base;
+    case 'Pod':
+      return c.pods[0] ? { ...base, pod: c.pods[0] } : base;
+    case 'Node':
+      return c.nodes[0] ? { ...base, node: c.nodes[0] } : base;
+    case 'NetworkPolicy': {
+      const p = c.policies[0];
+      if (!p) return base;
+      // Problems only in metadata (labels, annotations) do not change what the policy means.
+      const semantic = r.problems.filter((x) => !x.field.startsWith('metadata.'));
+      if (semantic.length === 0) return { ...base, policy: p };
+      return { ...base, policy: denyStandIn(p, o.spec, semantic), standIn: true };
+    }
+  }
+}
+
+const ALL_PODS = { matchLabels: {}, matchExpressions: [] };
+
+/**
+ * What an invalid NetworkPolicy is enforced as. Dropping it would open a door: the pods it selects
+ * would lose their isolation. Enforcing what decoded would too: a rule whose every peer failed
+ * decodes as "from: []", which "matches all sources". So the policy is replaced by one with the
+ * same namespace and name, no rules at all, that isolates at least the pods it was meant to, in at
+ * least the directions it was meant to. Policies only add allowances, so a policy without rules
+ * can never allow anything: the selected pods fail closed until the policy is fixed.
+ *  - podSelector: the decoded one, or, when it was itself invalid, every pod in the namespace;
+ *  - policyTypes: the decoded ones when given explicitly and valid; otherwise Ingress, plus Egress
+ *    when the spec has an egress field or the policyTypes were invalid.
+ */
+export function denyStandIn(
+  decoded: NetworkPolicy,
+  rawSpec: unknown,
+  problems: readonly Problem[],
+): NetworkPolicy {
+  const at = (prefix: string) => problems.some((p) => p.field === prefix || p.field.startsWith(`${prefix}.`));
+  const specBroken = problems.some((p) => p.field === 'spec' || p.field === '');
+  const podSelector = specBroken || at('spec.podSelector') ? ALL_PODS : decoded.podSelector;
+  const spec = record(rawSpec);
+  const explicit = Array.isArray(spec?.policyTypes) && spec.policyTypes.length > 0;
+  const typesBroken = specBroken || problems.some((p) => p.field.startsWith('spec.policyTypes'));
+  let policyTypes: PolicyType[];
+  if (explicit && !typesBroken) policyTypes = [...decoded.policyTypes];
+  else if (typesBroken || (spec?.egress !== undefined && spec.egress !== null)) {
+    policyTypes = ['Ingress', 'Egress'];
+  } else policyTypes = ['Ingress'];
+  return {
+    namespace: decoded.namespace,
+    name: decoded.name,
+    podSelector,
+    policyTypes,
+    ingress: [],
+    egress: [],
+    ...(decoded.origin ? { origin: decoded.origin } : {}),
+  };
+}
+
+export function formatApiProblem(p: Problem): string {
+  return p.field === '' ? p.message : `${p.field}: ${p.message}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decoded cluster, and the snapshot made of it.
+
+/** The model of an object without its origin: what decides whether an update changes anything. */
+function content(v: unknown): string {
+  return JSON.stringify(v, (k, x: unknown) => (k === 'origin' ? undefined : x));
+}
+
+function byKey<T>(m: ReadonlyMap<string, T>): T[] {
+  return [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+}
+
+export class ClusterState {
+  readonly namespaces = new Map<string, Namespace>();
+  readonly pods = new Map<string, PodEntry>();
+  readonly nodes = new Map<string, Node>();
+  readonly policies = new Map<string, NetworkPolicy>();
+  /** kind/key -> problems, for objects that did not decode cleanly. */
+  readonly invalid = new Map<string, readonly Problem[]>();
+
+  private map(kind: WatchedKind): Map<string, unknown> {
+    switch (kind) {
+      case 'Namespace':
+        return this.namespaces;
+      case 'Pod':
+        return this.pods;
+      case 'Node':
+        return this.nodes;
+      case 'NetworkPolicy':
+        return this.policies;
+    }
+  }
+
+  /** Stores a decoded object; true when what moat enforces may have changed. */
+  set(d: Decoded): boolean {
+    const value = d.namespace ?? d.pod ?? d.node ?? d.policy;
+    const ik = `${d.kind}/${d.key}`;
+    if (d.problems.length > 0) this.invalid.set(ik, d.problems);
+    else this.invalid.delete(ik);
+    const m = this.map(d.kind);
+    const old = m.get(d.key);
+    if (value === undefined) return m.delete(d.key);
+    if (old !== undefined && content(old) === content(value)) return false;
+    m.set(d.key, value);
+    return true;
+  }
+
+  delete(kind: WatchedKind, key: string): boolean {
+    this.invalid.delete(`${kind}/${key}`);
+    return this.map(kind).delete(key);
+  }
+
+  count(kind: WatchedKind): number {
+    return this.map(kind).size;
+  }
+
+  invalidCount(kind: WatchedKind): number {
+    let n = 0;
+    for (const k of this.invalid.keys()) if (k.startsWith(`${kind}/`)) n++;
+    return n;
+  }
+
+  /**
+   * The snapshot, as the loader finishes one: hostNetwork pods get their node's addresses, and a
+   * pod's or policy's namespace that is not (yet) known exists with just its name label.
+   */
+  snapshot(): Snapshot {
+    const nodes = byKey(this.nodes);
+    const nodeByName = new Map(nodes.map((n) => [n.name, n]));
+    const pods: Pod[] = byKey(this.pods).map(({ pod, hostIPs }) => {
+      if (!pod.hostNetwork) return pod;
+      const node = pod.nodeName !== undefined ? nodeByName.get(pod.nodeName) : undefined;
+      const ips =
+        node !== undefined && node.addresses.length > 0
+          ? node.addresses
+          : pod.ips.length > 0
+            ? pod.ips
+            : hostIPs;
+      return { ...pod, ips: [...ips] };
+    });
+    const policies = byKey(this.policies);
+    const namespaces = byKey(this.namespaces);
+    const known = new Set(namespaces.map((n) => n.name));
+    for (const o of [...pods, ...policies]) {
+      if (known.has(o.namespace)) continue;
+      known.add(o.namespace);
+      namespaces.push({ name: o.namespace, labels: { 'kubernetes.io/metadata.name': o.namespace } });
+    }
+    return { namespaces, pods, nodes, policies };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the API server.
+
+interface RawList {
+  metadata: { resourceVersion?: string; continue?: string };
+  items: KubernetesObject[];
+}
+
+class HttpStatusError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function getJson(kc: KubeConfig, path: string, timeoutMs: number): Promise<unknown> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const url = new URL(cluster.server + path);
+  const opts: https.RequestOptions = {};
+  // The client's own authentication: tokens (refreshed from the service account file), client
+  // certificates, exec plugins, CA, proxies.
+  await kc.applyToHTTPSOptions(opts);
+  const lib = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(
+      url,
+      { ...opts, method: 'GET', headers: { ...opts.headers, Accept: 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (b: Buffer) => chunks.push(b));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200) {
+            let detail = text.slice(0, 200);
+            try {
+              const m = (JSON.parse(text) as { message?: unknown }).message;
+              if (typeof m === 'string') detail = m;
+            } catch {
+              // not a Status object
+            }
+            reject(
+              new HttpStatusError(res.statusCode ?? 0, `GET ${path}: HTTP ${res.statusCode}: ${detail}`),
+            );
+            return;
+          }
+          try {
+            resolve(JSON.parse(text));
+          } catch (e) {
+            reject(new Error(`GET ${path}: invalid JSON: ${errorField(e)}`));
+          }
+        });
+      },
+    );
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${path}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Lists a resource as raw JSON, page by page; an expired continue token restarts the list. */
+export async function listRaw(
+  kc: KubeConfig,
+  path: string,
+  pageSize = 500,
+  timeoutMs = 60_000,
+): Promise<RawList> {
+  for (let attempt = 0; ; attempt++) {
+    const items: KubernetesObject[] = [];
+    let cont = '';
+    let rv = '';
+    try {
+      for (;;) {
+        const q = new URLSearchParams({ limit: String(pageSize) });
+        if (cont !== '') q.set('continue', cont);
+        const page = record(await getJson(kc, `${path}?${q.toString()}`, timeoutMs)) ?? {};
+        const md = record(page.metadata) ?? {};
+        if (Array.isArray(page.items)) items.push(...(page.items as KubernetesObject[]));
+        rv = typeof md.resourceVersion === 'string' ? md.resourceVersion : rv;
+        cont = typeof md.continue === 'string' ? md.continue : '';
+        if (cont === '') break;
+      }
+      return { metadata: { resourceVersion: rv }, items };
+    } catch (e) {
+      // "410 Gone: the continue token is too old": list again from the start.
+      if (e instanceof HttpStatusError && e.statusCode === 410 && attempt < 3) continue;
+      throw e;
+    }
+  }
+}
+
+/**
+ * The client's Watch, paced: a watch that ends soon after it started is not reopened at once, so
+ * a server that closes every watch cannot make the agent spin.
+ */
+class PacedWatch extends Watch {
+  private lastStart = 0;
+  constructor(
+    config: KubeConfig,
+    private readonly minIntervalMs: number,
+  ) {
+    super(config);
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    const wait = this.lastStart + this.minIntervalMs - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    this.lastStart = Date.now();
+    return super.watch(path, queryParams, callback, done);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The source.
+
+export interface K8sSourceOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly log?: Log;
+  /** First retry delay after a failed list or watch; doubles up to maxRetryMs. Default 500 ms. */
+  readonly retryMs?: number;
+  readonly maxRetryMs?: number;
+  /** Period of the full resync (the snapshot is rebuilt and handed over again); 0: off. Default 5 min. */
+  readonly resyncMs?: number;
+  /** Ask for watch bookmarks, so a restarted watch resumes instead of relisting. Default true. */
+  readonly bookmarks?: boolean;
+  /** Minimum time between two watch starts of one resource. Default 200 ms. */
+  readonly minWatchIntervalMs?: number;
+  readonly listPageSize?: number;
+  /** Called for every watch/list error (metrics). */
+  readonly onWatchError?: (kind: WatchedKind, err: unknown) => void;
+  /** Called after every list (the initial one and relists). */
+  readonly onList?: (kind: WatchedKind, items: number) => void;
+}
+
+interface Watched {
+  readonly res: Resource;
+  readonly informer: ListWatch<KubernetesObject>;
+  synced: boolean;
+  backoff: number;
+  restart?: NodeJS.Timeout;
+}
+
+export class K8sSource implements SnapshotSource {
+  readonly state = new ClusterState();
+  private readonly watched: Watched[] = [];
+  private sink: SourceSink | undefined;
+  private stopped = false;
+  private emitScheduled = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private dirty = false;
+  /** Time of the oldest change not yet handed over (for event -> enforced latency). */
+  private dirtySince: number | undefined;
+  private readonly eventTimes = new WeakMap<Snapshot, number>();
+  private readonly log: Log;
+  private emitted = 0;
+  private lists = new Map<WatchedKind, number>();
+
+  constructor(private readonly opts: K8sSourceOptions) {
+    this.log = opts.log ?? silentLog;
+  }
+
+  /** True once every resource has been listed: before that no snapshot is handed over. */
+  get synced(): boolean {
+    return this.watched.length > 0 && this.watched.every((w) => w.synced);
+  }
+
+  /** Snapshots handed over so far. */
+  get emittedCount(): number {
+    return this.emitted;
+  }
+
+  /** Number of lists done per kind (the initial list counts; relists after 410 Gone add up). */
+  listCount(kind: WatchedKind): number {
+    return this.lists.get(kind) ?? 0;
+  }
+
+  /** When the oldest change folded into this snapshot was received (ms since the epoch). */
+  eventTime(s: Snapshot): number | undefined {
+    return this.eventTimes.get(s);
+  }
+
+  start(sink: SourceSink): Promise<void> {
+    this.sink = sink;
+    const kc = this.opts.kubeConfig;
+    for (const res of RESOURCES) {
+      const listFn = async () => {
+        const list = await listRaw(kc, res.path, this.opts.listPageSize ?? 500);
+        // The informer stores the items right after this promise resolves (same microtask run);
+        // the resource counts as listed from the next macrotask on.
+        setImmediate(() => this.listed(w, list.items.length));
+        return list;
+      };
+      const watchPath = this.opts.bookmarks === false ? res.path : `${res.path}?allowWatchBookmarks=true`;
+      const informer = new ListWatch<KubernetesObject>(
+        watchPath,
+        new PacedWatch(kc, this.opts.minWatchIntervalMs ?? 200),
+        listFn,
+        false,
+      );
+      const w: Watched = { res, informer, synced: false, backoff: this.opts.retryMs ?? 500 };
+      informer.on('add', (o) => this.upsert(w, o));
+      informer.on('update', (o) => this.upsert(w, o));
+      informer.on('delete', (o) => this.remove(w, o));
+      informer.on('error', (err) => this.failed(w, err));
+      this.watched.push(w);
+    }
+    for (const w of this.watched) this.startInformer(w);
+    const every = this.opts.resyncMs ?? 300_000;
+    if (every > 0) {
+      this.resyncTimer = setInterval(() => this.resync(), every);
+      this.resyncTimer.unref();
+    }
+    return Promise.resolve();
+  }
+
+  private startInformer(w: Watched): void {
+    if (this.stopped) return;
+    w.informer.start().catch((e: unknown) => this.failed(w, e));
+  }
+
+  private listed(w: Watched, n: number): void {
+    if (this.stopped) return;
+    this.lists.set(w.res.kind, (this.lists.get(w.res.kind) ?? 0) + 1);
+    this.opts.onList?.(w.res.kind, n);
+    w.backoff = this.opts.retryMs ?? 500;
+    const first = !w.synced;
+    w.synced = true;
+    this.log.info(first ? 'listed' : 'relisted', { kind: w.res.kind, objects: n });
+    // A relist may have changed nothing: the snapshot comparison downstream makes that cheap.
+    this.touch();
+  }
+
+  private failed(w: Watched, err: unknown): void {
+    if (this.stopped) return;
+    this.opts.onWatchError?.(w.res.kind, err);
+    this.sink?.error(err);
+    if (w.restart !== undefined) return;
+    const delay = w.backoff;
+    w.backoff = Math.min(w.backoff * 2, this.opts.maxRetryMs ?? 30_000);
+    this.log.warn('watch failed; enforcing the last state, retrying', {
+      kind: w.res.kind,
+      error: errorField(err),
+      retryMs: delay,
+    });
+    w.restart = setTimeout(() => {
+      delete w.restart;
+      // Resumes from the last resourceVersion; "410 Gone" there makes the informer relist.
+      this.startInformer(w);
+    }, delay);
+  }
+
+  private upsert(w: Watched, raw: KubernetesObject): void {
+    if (this.stopped) return;
+    w.backoff = this.opts.retryMs ?? 500;
+    const d = decodeApiObject(w.res.kind, raw);
+    const before = this.state.invalid.get(`${d.kind}/${d.key}`);
+    if (d.problems.length > 0) {
+      const text = d.problems.map(formatApiProblem);
+      if (before === undefined || before.map(formatApiProblem).join('\n') !== text.join('\n')) {
+        this.log.warn(
+          d.standIn
+            ? 'invalid NetworkPolicy: enforced as deny-only for the pods it selects until fixed'
+            : `invalid ${d.kind}: enforced as far as it could be decoded`,
+          { kind: d.kind, object: d.key, problems: text },
+        );
+      }
+    } else if (before !== undefined) {
+      this.log.info(`${d.kind} is valid again`, { kind: d.kind, object: d.key });
+    }
+    for (const warning of d.warnings) this.log.debug(warning, { kind: d.kind, object: d.key });
+    if (this.state.set(d)) this.touch();
+  }
+
+  private remove(w: Watched, raw: KubernetesObject): void {
+    if (this.stopped) return;
+    if (this.state.delete(w.res.kind, objectKey(w.res.kind, raw))) this.touch();
+  }
+
+  /** Marks the state changed and hands over a snapshot once this burst of events is in. */
+  private touch(): void {
+    this.dirtySince ??= Date.now();
+    this.dirty = true;
+    if (this.emitScheduled) return;
+    this.emitScheduled = true;
+    setImmediate(() => {
+      this.emitScheduled = false;
+      this.emit();
+    });
+  }
+
+  private emit(): void {
+    if (this.stopped || !this.sink || !this.synced || !this.dirty) return;
+    const s = this.state.snapshot();
+    if (this.dirtySince !== undefined) this.eventTimes.set(s, this.dirtySince);
+    this.dirty = false;
+    this.dirtySince = undefined;
+    this.emitted++;
+    this.sink.snapshot(s);
+  }
+
+  /** Hands over the current snapshot again (periodic full resync). */
+  resync(): void {
+    if (this.stopped || !this.synced) return;
+    this.log.debug('resync');
+    this.dirty = true;
+    this.emit();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    for (const w of this.watched) {
+      if (w.restart) clearTimeout(w.restart);
+      await w.informer.stop();
+    }
+  }
+}

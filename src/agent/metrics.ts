@@ -1,0 +1,265 @@
+// The agent's Prometheus metrics (prom-client, one registry per agent: nothing global).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ApplyResult, CommandRunner, NftCounter, Ruleset } from '../dataplane/index.js';
+import type { ReconcilePhase } from './reconcile.js';
+
+export type ErrorPhase = ReconcilePhase | 'watch' | 'decode' | 'counters' | 'remove';
+
+export interface CounterValue {
+  readonly packets: number;
+  readonly bytes: number;
+}
+
+/** Reads the named counters of `table inet <table>` (`nft -j list counters table inet <t>`). */
+export async function readNftCounters(
+  runner: CommandRunner,
+  table: string,
+): Promise<Map<string, CounterValue>> {
+  const res = await runner.run(['nft', '-j', 'list', 'counters', 'table', 'inet', table]);
+  if (res.code !== 0) throw new Error(`nft list counters table inet ${table}: ${res.stderr.trim()}`);
+  return parseNftCounters(res.stdout);
+}
+
+export function parseNftCounters(text: string): Map<string, CounterValue> {
+  const out = new Map<string, CounterValue>();
+  const doc = JSON.parse(text) as { nftables?: Record<string, unknown>[] };
+  for (const item of doc.nftables ?? []) {
+    const c = item.counter as { name?: unknown; packets?: unknown; bytes?: unknown } | undefined;
+    if (c === undefined || typeof c.name !== 'string') continue;
+    out.set(c.name, { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
+  }
+  return out;
+}
+
+export interface PolicyPackets {
+  readonly namespace: string;
+  readonly policy: string;
+  readonly direction: 'ingress' | 'egress';
+  readonly allowed: number;
+  readonly dropped: number;
+}
+
+/**
+ * Sums the kernel's counters per (policy, direction). An accept counter belongs to the one policy
+ * rule that admitted the packets. A drop counter belongs to a set of pods isolated by the union of
+ * several policies: its packets are counted for each of them ("dropped while this policy isolated
+ * the pod"), so dropped packets summed over policies can exceed the packets dropped.
+ */
+export function policyPackets(
+  counters: readonly NftCounter[],
+  values: ReadonlyMap<string, CounterValue>,
+): PolicyPackets[] {
+  const acc = new Map<
+    string,
+    { namespace: string; policy: string; direction: 'ingress' | 'egress'; allowed: number; dropped: number }
+  >();
+  const entry = (namespace: string, policy: string, direction: 'ingress' | 'egress') => {
+    const k = `${namespace}/${policy}/${direction}`;
+    let e = acc.get(k);
+    if (!e) acc.set(k, (e = { namespace, policy, direction, allowed: 0, dropped: 0 }));
+    return e;
+  };
+  for (const c of counters) {
+    const v = values.get(c.name);
+    if (v === undefined) continue;
+    const m = c.meta;
+    if (m.kind === 'accept' && m.policy)
+      entry(m.policy.namespace, m.policy.name, m.direction).allowed += v.packets;
+    if (m.kind === 'drop') {
+      for (const p of m.policies ?? []) entry(p.namespace, p.name, m.direction).dropped += v.packets;
+    }
+  }
+  return [...acc.values()].sort((a, b) =>
+    `${a.namespace}/${a.policy}/${a.direction}` < `${b.namespace}/${b.policy}/${b.direction}` ? -1 : 1,
+  );
+}
+
+export interface MetricsSources {
+  /** The ruleset the kernel holds (for counter names and sizes). */
+  readonly ruleset: () => Ruleset | undefined;
+  /** Reads the kernel's counters; undefined: not available (e.g. no table yet). */
+  readonly counters: () => Promise<ReadonlyMap<string, CounterValue> | undefined>;
+  /** Objects watched per kind. */
+  readonly objects: () => Readonly<Record<string, number>>;
+  /** Objects per kind that did not decode cleanly. */
+  readonly invalid: () => Readonly<Record<string, number>>;
+}
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly syncDuration: Histogram<'mode'>;
+  private readonly syncs: Counter<'mode'>;
+  private readonly errors: Counter<'phase'>;
+  private readonly lastSync: Gauge;
+  private readonly eventToEnforced: Histogram;
+  private readonly drifts: Counter;
+  private readonly watchErrors: Counter<'kind'>;
+  private readonly relists: Counter<'kind'>;
+
+  constructor(src: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.syncDuration = new Histogram({
+      name: 'moat_sync_duration_seconds',
+      help: 'Time to compile and apply a snapshot to the kernel',
+      labelNames: ['mode'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.syncs = new Counter({
+      name: 'moat_syncs_total',
+      help: 'Successful applies, by mode (full, incremental, none)',
+      labelNames: ['mode'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: 'moat_errors_total',
+      help: 'Errors, by phase (source, watch, decode, prepare, apply, drift, counters, remove)',
+      labelNames: ['phase'],
+      registers,
+    });
+    const phases: ErrorPhase[] = [
+      'source',
+      'watch',
+      'decode',
+      'prepare',
+      'apply',
+      'drift',
+      'counters',
+      'remove',
+    ];
+    for (const phase of phases) this.errors.inc({ phase }, 0);
+    this.lastSync = new Gauge({
+      name: 'moat_last_successful_sync_timestamp_seconds',
+      help: 'Unix time of the last successful apply',
+      registers,
+    });
+    this.eventToEnforced = new Histogram({
+      name: 'moat_event_to_enforced_seconds',
+      help: 'From receiving a change from the API server to the kernel enforcing it',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.drifts = new Counter({
+      name: 'moat_drift_repairs_total',
+      help: 'Times the kernel table differed from the model and was replaced',
+      registers,
+    });
+    this.watchErrors = new Counter({
+      name: 'moat_watch_errors_total',
+      help: 'Failed lists and watches, by kind',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.relists = new Counter({
+      name: 'moat_lists_total',
+      help: 'Full lists, by kind (the initial list and relists, e.g. after 410 Gone)',
+      labelNames: ['kind'],
+      registers,
+    });
+    const sized = (name: string, help: string, of: (rs: Ruleset) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const rs = src.ruleset();
+          this.set(rs ? of(rs) : 0);
+        },
+      });
+    sized('moat_ruleset_rules', 'Rules in the nft table', (rs) =>
+      rs.chains.reduce((n, c) => n + c.rules.length, 0),
+    );
+    sized('moat_ruleset_chains', 'Chains in the nft table', (rs) => rs.chains.length);
+    sized('moat_ruleset_sets', 'Sets and maps in the nft table', (rs) => rs.sets.length);
+    sized('moat_ruleset_elements', 'Set and map elements in the nft table', (rs) =>
+      rs.sets.reduce((n, s) => n + s.elements.length, 0),
+    );
+    sized('moat_ruleset_counters', 'Named counters in the nft table', (rs) => rs.counters.length);
+    new Gauge({
+      name: 'moat_watched_objects',
+      help: 'Objects held from the API server, by kind',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const [kind, n] of Object.entries(src.objects())) this.set({ kind }, n);
+      },
+    });
+    new Gauge({
+      name: 'moat_invalid_objects',
+      help: 'Objects that failed validation, by kind (invalid NetworkPolicies are enforced as deny-only)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const [kind, n] of Object.entries(src.invalid())) this.set({ kind }, n);
+      },
+    });
+    // Kernel counters are read at scrape time. They restart at 0 when the table is replaced, which
+    // Prometheus' rate() treats as a counter reset.
+    let scrape: Promise<PolicyPackets[]> | undefined;
+    const readPolicies = (): Promise<PolicyPackets[]> => {
+      scrape ??= (async () => {
+        try {
+          const rs = src.ruleset();
+          const values = rs ? await src.counters() : undefined;
+          return rs && values ? policyPackets(rs.counters, values) : [];
+        } catch {
+          this.error('counters');
+          return [];
+        } finally {
+          setImmediate(() => (scrape = undefined));
+        }
+      })();
+      return scrape;
+    };
+    const perPolicy = (name: string, help: string, field: 'allowed' | 'dropped') =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['namespace', 'policy', 'direction'],
+        registers,
+        async collect() {
+          const rows = await readPolicies();
+          this.reset();
+          for (const r of rows) {
+            this.inc({ namespace: r.namespace, policy: r.policy, direction: r.direction }, r[field]);
+          }
+        },
+      });
+    perPolicy('moat_policy_allowed_packets_total', 'Packets admitted by a rule of the policy', 'allowed');
+    perPolicy(
+      'moat_policy_dropped_packets_total',
+      'Packets dropped at pods the policy isolates (counted for every policy isolating them)',
+      'dropped',
+    );
+  }
+
+  synced(r: ApplyResult, elapsedMs: number, eventAt?: number): void {
+    this.syncDuration.observe({ mode: r.mode }, elapsedMs / 1000);
+    this.syncs.inc({ mode: r.mode });
+    const now = Date.now();
+    this.lastSync.set(now / 1000);
+    if (eventAt !== undefined) this.eventToEnforced.observe((now - eventAt) / 1000);
+  }
+
+  error(phase: ErrorPhase): void {
+    this.errors.inc({ phase });
+  }
+
+  drift(): void {
+    this.drifts.inc();
+  }
+
+  watchError(kind: string): void {
+    this.watchErrors.inc({ kind });
+    this.error('watch');
+  }
+
+  listed(kind: string): void {
+    this.relists.inc({ kind });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

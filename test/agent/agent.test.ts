@@ -1,0 +1,460 @@
+// The agent against the Kubernetes API test server, through the real client library: what it
+// applies (compiled as NftApplier would, checked with packets on the simulator) follows the API.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent, type AgentOptions } from '../../src/agent/agent.js';
+import { decodeApiObject, denyStandIn } from '../../src/agent/k8s-source.js';
+import { policyPackets, parseNftCounters } from '../../src/agent/metrics.js';
+import { parseDuration } from '../../src/cli/commands/agent.js';
+import { parseListenAddress } from '../../src/agent/server.js';
+import { FakeApiServer, nodeObj, nsObj, podObj, policyObj, type FakeOptions } from './fake-apiserver.js';
+import { kubeconfigFor, MemoryLog, passes, RecordingApplier, sleep, waitFor } from './util.js';
+
+const NODE = 'n1';
+const WEB = '10.244.0.10';
+const CLIENT = '10.244.0.11';
+const PROBE = '10.244.0.12';
+const LATE = '10.244.0.13';
+const HTTP = [{ containerPort: 80, name: 'http' }];
+
+function seed(s: FakeApiServer): void {
+  s.put(nodeObj(NODE, ['10.0.0.1'], ['10.244.0.0/24']));
+  s.put(nsObj('shop', { team: 'shop' }));
+  s.put(nsObj('other'));
+  s.put(podObj('shop', 'web', { labels: { app: 'web' }, ip: WEB, nodeName: NODE, ports: HTTP }));
+  s.put(podObj('shop', 'client', { labels: { app: 'client' }, ip: CLIENT, nodeName: NODE }));
+  s.put(podObj('other', 'probe', { labels: { app: 'probe' }, ip: PROBE, nodeName: 'n2' }));
+}
+
+interface Harness {
+  server: FakeApiServer;
+  agent: Agent;
+  applier: RecordingApplier;
+  log: MemoryLog;
+  /** Is saddr -> daddr:80/TCP allowed by what the agent applied last? */
+  reach(saddr: string, daddr: string): boolean;
+  /** Waits until the agent has applied something where reach(...) === want. */
+  until(saddr: string, daddr: string, want: boolean, what: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function harness(
+  opts: FakeOptions = {},
+  agentOpts: Partial<AgentOptions> = {},
+  seedFn: (s: FakeApiServer) => void = seed,
+): Promise<Harness> {
+  const server = await FakeApiServer.start(opts);
+  seedFn(server);
+  const kc = await kubeconfigFor(server);
+  const applier = new RecordingApplier(NODE);
+  const log = new MemoryLog();
+  const agent = await Agent.start({
+    kubeConfig: kc.kc,
+    nodeName: NODE,
+    applier,
+    log,
+    driftIntervalMs: 0,
+    retryMs: 50,
+    ...agentOpts,
+  });
+  const reach = (s: string, d: string) => passes(applier.kernelView, s, d, 80);
+  return {
+    server,
+    agent,
+    applier,
+    log,
+    reach,
+    until: (s, d, want, what) =>
+      waitFor(() => applier.kernelView !== undefined && reach(s, d) === want, what),
+    close: async () => {
+      await agent.stop();
+      await server.stop();
+      await kc.done();
+    },
+  };
+}
+
+const denyWeb = () => policyObj('shop', 'web', { podSelector: { matchLabels: { app: 'web' } } });
+const allowWebFrom = (from: Record<string, unknown>) =>
+  policyObj('shop', 'web', {
+    podSelector: { matchLabels: { app: 'web' } },
+    ingress: [{ from: [from], ports: [{ port: 80 }] }],
+  });
+
+test('first sync: applied only once every resource is listed, then ready', async () => {
+  const server = await FakeApiServer.start();
+  seed(server);
+  server.put(denyWeb());
+  // Policies cannot be listed yet: applying pods without their policies would open web up.
+  server.failing.add('networkpolicies');
+  const kc = await kubeconfigFor(server);
+  const applier = new RecordingApplier(NODE);
+  const agent = await Agent.start({
+    kubeConfig: kc.kc,
+    nodeName: NODE,
+    applier,
+    driftIntervalMs: 0,
+    retryMs: 20,
+  });
+  try {
+    await waitFor(() => server.requests.some((r) => r.resource === 'pods' && r.watch), 'pods watched');
+    await sleep(100);
+    assert.equal(applier.applied.length, 0, 'nothing applied while a resource is not listed');
+    assert.equal(agent.ready, false);
+    server.failing.clear();
+    await waitFor(() => applier.applied.length > 0, 'first apply');
+    assert.equal(passes(applier.kernelView, CLIENT, WEB, 80), false, 'the first apply has the policy');
+    assert.equal(applier.applied[0]?.pods.length, 3, 'every pod is known (peers too)');
+    assert.equal(agent.ready, true);
+  } finally {
+    await agent.stop();
+    await server.stop();
+    await kc.done();
+  }
+});
+
+test('policy created, updated, deleted', async () => {
+  const h = await harness();
+  try {
+    await h.until(CLIENT, WEB, true, 'no policy: open');
+    h.server.put(denyWeb());
+    await h.until(CLIENT, WEB, false, 'deny-all on web');
+    h.server.put(allowWebFrom({ podSelector: { matchLabels: { app: 'client' } } }));
+    await h.until(CLIENT, WEB, true, 'client allowed by the update');
+    assert.equal(h.reach(PROBE, WEB), false, 'probe still denied');
+    h.server.delete('NetworkPolicy', 'shop', 'web');
+    await h.until(PROBE, WEB, true, 'policy deleted: open');
+  } finally {
+    await h.close();
+  }
+});
+
+test('pod relabelled -> allowed, and back', async () => {
+  const h = await harness();
+  try {
+    h.server.put(allowWebFrom({ podSelector: { matchLabels: { role: 'trusted' } } }));
+    await h.until(CLIENT, WEB, false, 'client not trusted');
+    h.server.put(
+      podObj('shop', 'client', { labels: { app: 'client', role: 'trusted' }, ip: CLIENT, nodeName: NODE }),
+    );
+    await h.until(CLIENT, WEB, true, 'client relabelled trusted');
+    h.server.put(podObj('shop', 'client', { labels: { app: 'client' }, ip: CLIENT, nodeName: NODE }));
+    await h.until(CLIENT, WEB, false, 'label removed again');
+  } finally {
+    await h.close();
+  }
+});
+
+test('namespace relabelled -> its pods allowed', async () => {
+  const h = await harness();
+  try {
+    h.server.put(allowWebFrom({ namespaceSelector: { matchLabels: { team: 'friends' } } }));
+    await h.until(PROBE, WEB, false, 'other is no friend');
+    h.server.put(nsObj('other', { team: 'friends' }));
+    await h.until(PROBE, WEB, true, 'other relabelled');
+    assert.equal(h.reach(CLIENT, WEB), false, 'shop is still not a friend');
+  } finally {
+    await h.close();
+  }
+});
+
+test('pod IP appears late: enforced once the event carrying it arrives', async () => {
+  const h = await harness();
+  try {
+    h.server.put(allowWebFrom({ podSelector: { matchLabels: { app: 'late' } } }));
+    h.server.put(podObj('shop', 'late', { labels: { app: 'late' }, nodeName: NODE }));
+    await waitFor(() => h.applier.last?.pods.some((p) => p.name === 'late') === true, 'pending pod seen');
+    assert.equal(h.reach(LATE, WEB), false, 'no address yet: nothing to allow');
+    const t0 = Date.now();
+    h.server.put(podObj('shop', 'late', { labels: { app: 'late' }, ip: LATE, nodeName: NODE }));
+    await h.until(LATE, WEB, true, 'late pod allowed once its IP is known');
+    h.log.info('late IP enforced', { ms: Date.now() - t0 }); // measured in bench/, not asserted
+  } finally {
+    await h.close();
+  }
+});
+
+for (const gone of ['event', 'http'] as const) {
+  test(`410 Gone (${gone}) after compaction forces a relist; the final state is right`, async () => {
+    const h = await harness({ gone });
+    try {
+      h.server.put(denyWeb());
+      await h.until(CLIENT, WEB, false, 'deny applied');
+      const lists = h.agent.source.listCount('NetworkPolicy');
+      await h.server.stop();
+      // While the agent cannot reach the server: changes, then the history is compacted away.
+      h.server.put(allowWebFrom({ podSelector: { matchLabels: { app: 'client' } } }));
+      h.server.delete('Pod', 'other', 'probe');
+      h.server.put(
+        podObj('other', 'probe2', { labels: { app: 'probe' }, ip: '10.244.0.14', nodeName: NODE }),
+      );
+      h.server.compact();
+      await h.server.restart();
+      await h.until(CLIENT, WEB, true, 'allow seen after relist');
+      await waitFor(() => h.applier.last?.pods.some((p) => p.name === 'probe2') === true, 'probe2 seen');
+      assert.ok(h.agent.source.listCount('NetworkPolicy') > lists, 'policies were listed again');
+      assert.ok(
+        h.server.requests.some((r) => r.watch && r.status === 410),
+        'the server answered 410',
+      );
+      const pods = h.applier.last?.pods.map((p) => `${p.namespace}/${p.name}`);
+      assert.deepEqual(pods, ['other/probe2', 'shop/client', 'shop/web'], 'deleted pod gone (relist diff)');
+    } finally {
+      await h.close();
+    }
+  });
+}
+
+test('API server down: the last state stays enforced; changes made meanwhile converge', async () => {
+  const h = await harness();
+  try {
+    h.server.put(denyWeb());
+    await h.until(CLIENT, WEB, false, 'deny applied');
+    const applies = h.applier.applied.length;
+    await h.server.stop();
+    await sleep(300); // failed reconnects meanwhile
+    assert.equal(h.applier.applied.length, applies, 'nothing applied while the server is away');
+    assert.equal(h.reach(CLIENT, WEB), false);
+    h.server.put(allowWebFrom({ podSelector: { matchLabels: { app: 'client' } } }));
+    await h.server.restart();
+    await h.until(CLIENT, WEB, true, 'converged after the server came back');
+    assert.match(h.log.text(), /watch failed; enforcing the last state/);
+    // Resumed from the resourceVersion: no relist was needed.
+    assert.equal(h.agent.source.listCount('NetworkPolicy'), 1);
+  } finally {
+    await h.close();
+  }
+});
+
+test('bookmarks: a restarted watch resumes from the bookmarked resourceVersion', async () => {
+  const h = await harness({ bookmarkMs: 0 });
+  try {
+    await h.until(CLIENT, WEB, true, 'synced');
+    // Unrelated churn moves the global resourceVersion past what the policy watch has seen.
+    for (let i = 0; i < 5; i++)
+      h.server.put(podObj('other', `x${i}`, { ip: `10.244.1.${i + 1}`, nodeName: 'n2' }));
+    await waitFor(() => h.applier.last?.pods.length === 8, 'pods seen');
+    h.server.bookmark();
+    await sleep(50);
+    const rv = h.server.resourceVersion;
+    h.server.compact(); // anything older than the bookmark is gone now
+    h.server.closeWatches();
+    await waitFor(
+      () => h.server.requests.filter((r) => r.resource === 'networkpolicies' && r.watch).length >= 2,
+      'policy watch restarted',
+    );
+    const watches = h.server.requests.filter((r) => r.resource === 'networkpolicies' && r.watch);
+    assert.equal(watches[0]?.query.allowWatchBookmarks, 'true');
+    assert.equal(watches[1]?.query.resourceVersion, String(rv), 'resumed at the bookmark');
+    assert.equal(watches[1]?.status, 200);
+    assert.equal(h.agent.source.listCount('NetworkPolicy'), 1, 'no relist needed');
+  } finally {
+    await h.close();
+  }
+});
+
+test('an invalid NetworkPolicy is enforced as deny-only, logged with its field', async () => {
+  const h = await harness();
+  try {
+    await h.until(CLIENT, WEB, true, 'synced');
+    // One bad peer: decoding it as what is left ("from: []") would allow every source.
+    h.server.put(
+      policyObj('shop', 'web', {
+        podSelector: { matchLabels: { app: 'web' } },
+        ingress: [{ from: [{ ipBlock: { cidr: '10.244.0.0/33' } }] }],
+      }),
+    );
+    await h.until(CLIENT, WEB, false, 'web isolated by the stand-in');
+    assert.equal(h.reach(PROBE, CLIENT), true, 'other pods unaffected');
+    assert.match(
+      h.log.text(),
+      /invalid NetworkPolicy.*"object":"shop\/web".*spec\.ingress\[0\]\.from\[0\]\.ipBlock\.cidr/,
+    );
+    h.server.put(allowWebFrom({ ipBlock: { cidr: '10.244.0.0/24' } }));
+    await h.until(CLIENT, WEB, true, 'fixed');
+    assert.match(h.log.text(), /NetworkPolicy is valid again/);
+  } finally {
+    await h.close();
+  }
+});
+
+test('decodeApiObject / denyStandIn: what a broken policy isolates', () => {
+  const cases: { name: string; spec: Record<string, unknown>; selector: 'own' | 'all'; types: string[] }[] = [
+    {
+      name: 'bad port',
+      spec: { podSelector: { matchLabels: { a: 'b' } }, ingress: [{ ports: [{ port: 0 }] }] },
+      selector: 'own',
+      types: ['Ingress'],
+    },
+    {
+      name: 'bad egress peer',
+      spec: { podSelector: { matchLabels: { a: 'b' } }, egress: [{ to: [{}] }] },
+      selector: 'own',
+      types: ['Ingress', 'Egress'],
+    },
+    {
+      name: 'explicit egress only',
+      spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: 'x' } }] }] },
+      selector: 'own',
+      types: ['Egress'],
+    },
+    {
+      name: 'bad policyTypes',
+      spec: { podSelector: {}, policyTypes: ['Ingress', 'Sideways'] },
+      selector: 'own',
+      types: ['Ingress', 'Egress'],
+    },
+    {
+      name: 'bad selector',
+      spec: { podSelector: { matchExpressions: [{ key: 'a', operator: 'Near' }] } },
+      selector: 'all',
+      types: ['Ingress'],
+    },
+    {
+      name: 'unknown field',
+      spec: { podSelector: {}, ingress: [], newField: 1 },
+      selector: 'own',
+      types: ['Ingress'],
+    },
+    {
+      name: 'spec not a map',
+      spec: [] as unknown as Record<string, unknown>,
+      selector: 'all',
+      types: ['Ingress', 'Egress'],
+    },
+  ];
+  for (const c of cases) {
+    const d = decodeApiObject('NetworkPolicy', {
+      metadata: { name: 'p', namespace: 'x', resourceVersion: '1' },
+      spec: c.spec,
+    });
+    assert.ok(d.problems.length > 0, `${c.name}: has problems`);
+    assert.equal(d.standIn, true, c.name);
+    const p = d.policy!;
+    assert.deepEqual(p.ingress, [], c.name);
+    assert.deepEqual(p.egress, [], c.name);
+    assert.deepEqual([...p.policyTypes], c.types, `${c.name}: types`);
+    const all =
+      Object.keys(p.podSelector.matchLabels).length === 0 && p.podSelector.matchExpressions.length === 0;
+    const own =
+      JSON.stringify(p.podSelector.matchLabels) ===
+      JSON.stringify((c.spec.podSelector as { matchLabels?: object } | undefined)?.matchLabels ?? {});
+    assert.ok(c.selector === 'all' ? all : own, `${c.name}: selector`);
+  }
+  // A valid object decodes as the loader does, unknown metadata fields notwithstanding.
+  const ok = decodeApiObject('NetworkPolicy', {
+    metadata: { name: 'p', namespace: 'x', futureField: { a: 1 } },
+    spec: { podSelector: {}, egress: [{}] },
+  });
+  assert.deepEqual(ok.problems, []);
+  assert.deepEqual(ok.policy?.policyTypes, ['Ingress', 'Egress']);
+  assert.equal(denyStandIn(ok.policy, {}, []).ingress.length, 0);
+});
+
+test('hostNetwork pods are never subjects; pods of other nodes are peers only', async () => {
+  const h = await harness();
+  try {
+    h.server.put(podObj('shop', 'hn', { labels: { app: 'web' }, hostNetwork: true, nodeName: NODE }));
+    h.server.put(podObj('shop', 'far', { labels: { app: 'web' }, ip: '10.244.9.9', nodeName: 'n2' }));
+    h.server.put(denyWeb());
+    await h.until(CLIENT, WEB, false, 'deny applied');
+    assert.equal(h.reach(CLIENT, '10.244.9.9'), true, 'web pod on another node: not enforced here');
+    const hn = h.applier.last?.pods.find((p) => p.name === 'hn');
+    assert.deepEqual(hn?.ips, ['10.0.0.1'], 'hostNetwork pod has its node address');
+    assert.equal(h.reach(CLIENT, '10.0.0.1'), true);
+  } finally {
+    await h.close();
+  }
+});
+
+test('on exit: keep leaves the table, remove deletes it', async () => {
+  for (const onExit of ['keep', 'remove'] as const) {
+    const h = await harness({}, { onExit });
+    try {
+      await h.until(CLIENT, WEB, true, 'synced');
+    } finally {
+      await h.close();
+    }
+    assert.equal(h.applier.removed, onExit === 'remove' ? 1 : 0, onExit);
+    assert.equal(h.server.watchCount, 0, `${onExit}: watches closed`);
+  }
+});
+
+test('/metrics, /healthz and /readyz', async () => {
+  const addr = parseListenAddress('--metrics-addr', '127.0.0.1:0');
+  const h = await harness({}, { metricsAddr: addr, healthAddr: addr });
+  try {
+    await h.until(CLIENT, WEB, true, 'synced');
+    const m = h.agent.metricsAddress!;
+    const hz = h.agent.healthAddress!;
+    const get = async (port: number, path: string) => {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: r.status, text: await r.text() };
+    };
+    assert.equal((await get(hz.port, '/healthz')).status, 200);
+    await waitFor(() => h.agent.ready, 'ready');
+    assert.equal((await get(hz.port, '/readyz')).status, 200);
+    const text = (await get(m.port, '/metrics')).text;
+    for (const family of [
+      'moat_sync_duration_seconds',
+      'moat_ruleset_rules',
+      'moat_ruleset_sets',
+      'moat_ruleset_elements',
+      'moat_watched_objects',
+      'moat_errors_total',
+      'moat_last_successful_sync_timestamp_seconds',
+      'moat_event_to_enforced_seconds',
+      'moat_policy_allowed_packets_total',
+      'moat_policy_dropped_packets_total',
+    ]) {
+      assert.match(text, new RegExp(`^# TYPE ${family} `, 'm'), family);
+    }
+    assert.match(text, /^moat_watched_objects\{kind="Pod"\} 3$/m);
+    assert.equal((await get(m.port, '/nope')).status, 404);
+  } finally {
+    await h.close();
+  }
+});
+
+test('per-policy packets from nft counters', () => {
+  const json = JSON.stringify({
+    nftables: [
+      { metainfo: { version: '1.0.6' } },
+      { counter: { family: 'inet', name: 'a1', table: 'moat', handle: 1, packets: 5, bytes: 300 } },
+      { counter: { family: 'inet', name: 'a2', table: 'moat', handle: 2, packets: 2, bytes: 100 } },
+      { counter: { family: 'inet', name: 'd1', table: 'moat', handle: 3, packets: 7, bytes: 400 } },
+    ],
+  });
+  const values = parseNftCounters(json);
+  const p = { namespace: 'shop', name: 'web' };
+  const q = { namespace: 'shop', name: 'other' };
+  const rows = policyPackets(
+    [
+      { name: 'a1', meta: { kind: 'accept', direction: 'ingress', policy: p, rule: 0 } },
+      { name: 'a2', meta: { kind: 'accept', direction: 'ingress', policy: p, rule: 1 } },
+      { name: 'd1', meta: { kind: 'drop', direction: 'ingress', policies: [p, q] } },
+    ],
+    values,
+  );
+  assert.deepEqual(rows, [
+    { namespace: 'shop', policy: 'other', direction: 'ingress', allowed: 0, dropped: 7 },
+    { namespace: 'shop', policy: 'web', direction: 'ingress', allowed: 7, dropped: 7 },
+  ]);
+});
+
+test('durations and listen addresses', () => {
+  const durations: [string, number][] = [
+    ['10ms', 10],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1m30s', 90_000],
+    ['0', 0],
+  ];
+  for (const [text, ms] of durations) assert.equal(parseDuration('--x', text), ms, text);
+  for (const bad of ['', '5', '5x', 'm', '5m junk']) assert.throws(() => parseDuration('--x', bad), /--x/);
+  assert.deepEqual(parseListenAddress('--a', '0.0.0.0:9808'), { host: '0.0.0.0', port: 9808 });
+  assert.deepEqual(parseListenAddress('--a', '[::1]:1'), { host: '::1', port: 1 });
+  assert.deepEqual(parseListenAddress('--a', ':9809'), { host: '::', port: 9809 });
+  assert.throws(() => parseListenAddress('--a', '9808'), /--a "9808"/);
+  assert.throws(() => parseListenAddress('--a', 'h:70000'), /--a/);
+});
