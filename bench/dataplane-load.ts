@@ -1,9 +1,11 @@
 // Benchmark: `npm run build && node dist/bench/dataplane-load.js [pods:policies ...]`
-// Generates a deterministic cluster, times compile + render, then loads the ruleset for real into a
-// throwaway network namespace (moat-bench-<random>) with `nft -f -`, and times an incremental
-// apply of a pod churn. Needs root and nft for the load part. Reports; asserts nothing.
-import { randomBytes } from 'node:crypto';
+// Generates a deterministic cluster (every pod on one of 100 nodes), times compile + render for all
+// pods local and for node-0's share, then the agent's first apply (compile + render + `nft -f`, a
+// full atomic replace) into a throwaway netns (moat-bench-*), and the process memory holding the
+// snapshot and the applier's state. Needs root and nft for the load part. Reports; asserts nothing.
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { compile, localRunner, netnsRunner, NftApplier, renderNft } from '../src/dataplane/index.js';
 import {
   cport,
@@ -19,6 +21,7 @@ import {
   snapshot,
 } from '../src/model/build.js';
 import type { NetworkPolicy, Pod, Snapshot } from '../src/model/types.js';
+import { BenchNetns } from './netns.js';
 
 function ip4(i: number): string {
   const v = (10 << 24) + (128 << 16) + i + 2;
@@ -100,21 +103,43 @@ export function generate(numPods: number, numPolicies: number, numNodes = 100): 
   return snapshot({ namespaces, nodes, pods, policies });
 }
 
-async function sh(argv: string[]): Promise<void> {
-  const r = await localRunner().run(argv);
-  if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+function gc(): void {
+  // Runnable as plain `node dist/bench/...`: expose gc at run time for the memory figures.
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+function mib(n: number): string {
+  return `${(n / 1048576).toFixed(0)} MiB`;
 }
 
 async function main(): Promise<void> {
-  const sizes = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['10000:1000', '50000:5000'];
+  const args = process.argv.slice(2);
+  const sizes = args.length > 0 ? args : ['1000:100', '10000:1000', '50000:5000'];
   const canLoad = process.getuid?.() === 0 && (await localRunner().run(['nft', '--version'])).code === 0;
-  const netns = `moat-bench-${randomBytes(4).toString('hex')}`;
-  if (canLoad) await sh(['ip', 'netns', 'add', netns]);
+  const nsx = canLoad ? new BenchNetns() : undefined;
+  process.stdout.write(`date: ${new Date().toISOString()}\n`);
   try {
+    // Rules are flat in pods: 1,000 policies fixed, pods x10 and x50.
+    for (const nodeName of [undefined, 'node-0']) {
+      const counts = [1000, 10000, 50000].map((p) => {
+        const rs = compile(generate(p, 1000), {
+          table: 'moat_bench',
+          ...(nodeName !== undefined ? { nodeName } : {}),
+        });
+        const rules = rs.chains.reduce((n, c) => n + c.rules.length, 0);
+        const elems = rs.sets.reduce((n, s) => n + s.elements.length, 0);
+        return `${p} pods: ${rules} rules, ${rs.chains.length} chains, ${rs.sets.length} sets, ${elems} elements`;
+      });
+      process.stdout.write(`1000 policies, node=${nodeName ?? '<all>'}: ${counts.join('; ')}\n`);
+    }
+    const netns = nsx?.add('load');
     for (const size of sizes) {
       const [p, q] = size.split(':').map(Number);
-      const snap = generate(p ?? 10000, q ?? 1000);
       for (const nodeName of [undefined, 'node-0']) {
+        gc();
+        const before = process.memoryUsage();
+        let snap: Snapshot | undefined = generate(p ?? 10000, q ?? 1000);
         const opts = { table: 'moat_bench', ...(nodeName !== undefined ? { nodeName } : {}) };
         const t0 = performance.now();
         const rs = compile(snap, opts);
@@ -123,40 +148,32 @@ async function main(): Promise<void> {
         const t2 = performance.now();
         const rules = rs.chains.reduce((n, c) => n + c.rules.length, 0);
         const elems = rs.sets.reduce((n, s) => n + s.elements.length, 0);
+        const local = snap.pods.filter((x) => nodeName === undefined || x.nodeName === nodeName).length;
         let load = 'skipped (not root or no nft)';
-        let incr = '';
-        if (canLoad) {
+        let mem = '';
+        if (netns !== undefined) {
           const runner = netnsRunner(netns);
-          const t3 = performance.now();
-          const r = await runner.run(['nft', '-f', '-'], text);
-          const t4 = performance.now();
-          if (r.code !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
-          load = `${(t4 - t3).toFixed(0)} ms`;
-          // Incremental: a fresh applier (full replace), then one pod replaced by another.
+          // What the agent does: one applier, first apply = compile + render + nft -f (full replace).
           const ap = new NftApplier(runner, { ...opts, conntrackCleanup: false });
+          const t3 = performance.now();
           await ap.apply(snap);
-          const churned = {
-            ...snap,
-            pods: [
-              ...snap.pods.slice(1),
-              { ...snap.pods[0]!, name: 'p-new', ips: [ip4(p ?? 10000)], nodeName: nodeName ?? 'node-0' },
-            ],
-          };
-          const t5 = performance.now();
-          const res = await ap.apply(churned);
-          const t6 = performance.now();
-          incr = `; pod churn: ${res.mode} apply of ${res.commands} commands in ${(t6 - t5).toFixed(0)} ms (incl. compile)`;
-          await runner.run(['nft', 'delete', 'table', 'inet', 'moat_bench']);
+          const t4 = performance.now();
+          load = `compile+load via NftApplier.apply ${(t4 - t3).toFixed(0)} ms`;
+          gc();
+          const after = process.memoryUsage();
+          mem = `; memory holding snapshot + applier state: rss ${mib(after.rss)} (+${mib(after.rss - before.rss)}), heap used ${mib(after.heapUsed)} (+${mib(after.heapUsed - before.heapUsed)})`;
+          await ap.remove();
         }
+        snap = undefined;
         process.stdout.write(
-          `${p} pods / ${q} policies, node=${nodeName ?? '<all>'}: compile ${(t1 - t0).toFixed(0)} ms, render ${(t2 - t1).toFixed(0)} ms ` +
+          `${p} pods / ${q} policies, node=${nodeName ?? '<all>'} (${local} local pods): compile ${(t1 - t0).toFixed(0)} ms, render ${(t2 - t1).toFixed(0)} ms ` +
             `(${rs.sets.length} sets, ${elems} elements, ${rs.chains.length} chains, ${rules} rules, ${rs.counters.length} counters, ` +
-            `${(text.length / 1024).toFixed(0)} KiB); nft load ${load}${incr}\n`,
+            `${(text.length / 1024).toFixed(0)} KiB); ${load}${mem}\n`,
         );
       }
     }
   } finally {
-    if (canLoad) await localRunner().run(['ip', 'netns', 'delete', netns]);
+    nsx?.cleanup();
   }
 }
 

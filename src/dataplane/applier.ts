@@ -1,10 +1,13 @@
 // Applies Rulesets to the kernel. Every change is ONE `nft -f -` transaction (script on stdin, no
 // shell): the first apply replaces the table atomically, later ones apply the diff against the
 // in-memory mirror of what the kernel holds, falling back to a full atomic replace.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CommandError } from '../errors.js';
 import { formatAddress, parseIP } from '../model/cidr.js';
 import type { Snapshot } from '../model/types.js';
-import { compile } from './compile.js';
+import { IncrementalCompiler } from './compile.js';
 import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
 import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
 import { renderElement, renderNft } from './render.js';
@@ -31,16 +34,20 @@ export interface DriftResult {
 }
 
 const NFT_APPLY = ['nft', '-f', '-'] as const;
+const CONNTRACK_PARALLEL = 4;
 
 export class NftApplier {
   private current: Ruleset | undefined;
   private readonly opts: DataplaneOptions;
+  /** Keeps per-policy chains and pod-scanned sets between applies: churn costs what changed. */
+  private readonly compiler: IncrementalCompiler;
 
   constructor(
     readonly runner: CommandRunner,
     opts: DataplaneOptions,
   ) {
     this.opts = { ...opts, table: opts.table === '' ? DEFAULT_TABLE : opts.table };
+    this.compiler = new IncrementalCompiler(this.opts);
   }
 
   /** The Ruleset the kernel holds, as far as this applier knows. */
@@ -49,7 +56,7 @@ export class NftApplier {
   }
 
   async apply(snapshot: Snapshot): Promise<ApplyResult> {
-    const next = compile(snapshot, this.opts);
+    const next = this.compiler.compile(snapshot);
     const prev = this.current;
     if (prev === undefined || needsFullReplace(prev, next)) {
       const commands = await this.replace(next);
@@ -114,18 +121,49 @@ export class NftApplier {
   }
 
   private async deleteConntrack(targets: readonly ConntrackTarget[]) {
+    const args = (t: ConntrackTarget) => [
+      '-D',
+      '-f',
+      parseIP(t.address)?.family === 6 ? 'ipv6' : 'ipv4',
+      t.field === 'src' ? '-s' : '-r',
+      t.address,
+    ];
+    if (targets.length > 1) {
+      // One process for all of them: conntrack >= 1.4.6 reads commands from a file with -R (not
+      // from a socket, which is what a child's stdin is), and exits 0 also when a line matched
+      // nothing. On any failure, the per-target path below tells which deletion failed.
+      const dir = await mkdtemp(join(tmpdir(), 'moat-ct-'));
+      try {
+        const file = join(dir, 'delete');
+        await writeFile(file, targets.map((t) => `${args(t).join(' ')}\n`).join(''));
+        const res = await this.runner.run(['conntrack', '-R', file]);
+        if (res.code === 0) return { deleted: targets.map((t) => `${t.field} ${t.address}`), errors: [] };
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    const results: ({ ok: string } | { err: string })[] = [];
+    // A few deletions at a time: each is a process, and apply() returns only once all are done.
+    let next = 0;
+    const worker = async () => {
+      while (next < targets.length) {
+        const i = next++;
+        const t = targets[i]!;
+        const argv = ['conntrack', ...args(t)];
+        const res = await this.runner.run(argv);
+        // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+        results[i] =
+          res.code === 0 || /flow entries have been deleted/.test(res.stderr)
+            ? { ok: `${t.field} ${t.address}` }
+            : { err: `${argv.join(' ')}: exit ${res.code ?? 'signal'}: ${res.stderr.trim()}` };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONNTRACK_PARALLEL, targets.length) }, worker));
     const deleted: string[] = [];
     const errors: string[] = [];
-    for (const t of targets) {
-      const fam = parseIP(t.address)?.family === 6 ? 'ipv6' : 'ipv4';
-      const argv = ['conntrack', '-D', '-f', fam, t.field === 'src' ? '-s' : '-r', t.address];
-      const res = await this.runner.run(argv);
-      // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
-      if (res.code === 0 || /flow entries have been deleted/.test(res.stderr)) {
-        deleted.push(`${t.field} ${t.address}`);
-      } else {
-        errors.push(`${argv.join(' ')}: exit ${res.code ?? 'signal'}: ${res.stderr.trim()}`);
-      }
+    for (const r of results) {
+      if ('ok' in r) deleted.push(r.ok);
+      else errors.push(r.err);
     }
     return { deleted, errors };
   }

@@ -13,6 +13,7 @@ import {
 } from '../model/cidr.js';
 import { matchesSelector, selectorKey } from '../model/selector.js';
 import type {
+  LabelSelector,
   Labels,
   NetworkPolicy,
   Peer,
@@ -22,15 +23,8 @@ import type {
   Protocol,
   Snapshot,
 } from '../model/types.js';
-import type {
-  CounterMeta,
-  DataplaneOptions,
-  NftChain,
-  NftCounter,
-  NftElement,
-  NftSet,
-  Ruleset,
-} from './model.js';
+import type { DataplaneOptions, NftChain, NftCounter, NftElement, NftSet, Ruleset } from './model.js';
+import { setDeltaHint } from './delta.js';
 
 type Dir = 'ingress' | 'egress';
 
@@ -97,49 +91,158 @@ function famAddrs(p: PodAddrs, f: Family): readonly string[] {
   return f === 4 ? p.v4 : p.v6;
 }
 
-/** Builder state shared by the helpers below. */
-class Compiler {
-  readonly sets = new Map<string, NftSet>();
-  readonly counters = new Map<string, NftCounter>();
+// ---------------------------------------------------------------------------------------------
+// Sets whose contents come from scanning all pods (peer sets, named-port sets) are kept between
+// compiles with a reference count per element, and updated from the pod delta: pod churn costs
+// O(changed pods x sets), not O(pods). Everything else (chains, dispatch maps, local-pod sets) is
+// recomputed each time from the policies and the local pods only.
+
+interface PeerDef {
+  readonly kind: 'peer';
+  readonly name: string;
+  readonly policyNs: string;
+  readonly nsSel?: LabelSelector;
+  readonly podSel?: LabelSelector;
+  readonly f: Family;
+  readonly comment: string;
+}
+
+interface NportDef {
+  readonly kind: 'nport';
+  readonly name: string;
+  readonly portName: string;
+  readonly f: Family;
+  readonly comment: string;
+}
+
+type SetDef = PeerDef | NportDef;
+
+interface SetState {
+  readonly def: SetDef;
+  /** Element key -> number of pods contributing it. */
+  readonly counts: Map<string, number>;
+  set: NftSet;
+}
+
+/** One policy's chain for one direction, with what it needs (cached per policy object). */
+interface PolicyPart {
+  readonly name: string;
+  readonly rules: readonly string[];
+  readonly comment: string;
+  readonly counters: readonly NftCounter[];
+  readonly sets: readonly SetDef[];
+}
+
+function nsLabelsOf(m: ReadonlyMap<string, Labels>, ns: string): Labels {
+  return m.get(ns) ?? { 'kubernetes.io/metadata.name': ns };
+}
+
+/** The elements one pod contributes to a pod-scanned set. */
+function contribution(def: SetDef, p: PodAddrs, nsLabels: ReadonlyMap<string, Labels>): string[] {
+  const addrs = famAddrs(p, def.f);
+  if (addrs.length === 0) return [];
+  if (def.kind === 'nport') {
+    const out: string[] = [];
+    for (const cp of p.pod.ports) {
+      if (cp.name !== def.portName) continue;
+      for (const a of addrs) out.push(`${a} . ${PROTO[cp.protocol]} . ${cp.containerPort}`);
+    }
+    return out;
+  }
+  // "hostNetwork pods are matched by ipBlock only".
+  if (p.pod.hostNetwork) return [];
+  // "podSelector only: Pods in the same namespace as the NetworkPolicy"; "namespaceSelector:
+  // namespaces for which all Pods should be allowed"; both: pods within those namespaces.
+  if (def.nsSel === undefined) {
+    if (p.pod.namespace !== def.policyNs) return [];
+  } else if (!matchesSelector(def.nsSel, nsLabelsOf(nsLabels, p.pod.namespace))) {
+    return [];
+  }
+  if (def.podSel !== undefined && !matchesSelector(def.podSel, p.pod.labels)) return [];
+  return [...addrs];
+}
+
+function podEqual(a: Pod, b: Pod): boolean {
+  if (a === b) return true;
+  const same = (x: Labels, y: Labels) => {
+    const kx = Object.keys(x);
+    return kx.length === Object.keys(y).length && kx.every((k) => x[k] === y[k]);
+  };
+  return (
+    a.namespace === b.namespace &&
+    a.name === b.name &&
+    a.nodeName === b.nodeName &&
+    a.hostNetwork === b.hostNetwork &&
+    a.ips.length === b.ips.length &&
+    a.ips.every((x, i) => x === b.ips[i]) &&
+    a.ports.length === b.ports.length &&
+    a.ports.every(
+      (x, i) =>
+        x.name === b.ports[i]!.name &&
+        x.containerPort === b.ports[i]!.containerPort &&
+        x.protocol === b.ports[i]!.protocol,
+    ) &&
+    same(a.labels, b.labels)
+  );
+}
+
+function sameElements(a: readonly NftElement[], b: readonly NftElement[]): boolean {
+  return a.length === b.length && a.every((e, i) => e.key === b[i]!.key && e.value === b[i]!.value);
+}
+
+function sameChain(a: NftChain, b: NftChain): boolean {
+  return (
+    a.comment === b.comment &&
+    a.base?.hook === b.base?.hook &&
+    a.base?.priority === b.base?.priority &&
+    a.rules.length === b.rules.length &&
+    a.rules.every((r, i) => r === b.rules[i])
+  );
+}
+
+/**
+ * Map elements sorted by key, one per key: two local pods with one address (a stale pod and its
+ * successor, briefly) would otherwise make nft reject the whole transaction. The smallest value
+ * wins, so the choice is deterministic.
+ */
+function uniqueKeys(xs: NftElement[]): NftElement[] {
+  xs.sort((x, y) => cmp(x.key, y.key) || cmp(x.value ?? '', y.value ?? ''));
+  return xs.filter((e, i) => i === 0 || xs[i - 1]!.key !== e.key);
+}
+
+/** Index of the first element whose key is >= key. */
+function lowerBound(xs: readonly NftElement[], key: string): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cmp(xs[mid]!.key, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Per-compile builder: policy chains, signature chains and the set definitions they need. */
+class Pass {
   readonly chains = new Map<string, NftChain>();
-  readonly families: Family[];
-  private readonly nsLabels = new Map<string, Labels>();
-  /** Non-hostNetwork pods with addresses, by namespace: the pods selector peers can match. */
-  private readonly peerPods = new Map<string, PodAddrs[]>();
-  private readonly allPods: PodAddrs[];
+  readonly counters = new Map<string, NftCounter>();
+  readonly setDefs = new Map<string, SetDef>();
   private readonly policiesByNs = new Map<string, number[]>();
+  private readonly parts = new Map<string, PolicyPart | undefined>();
 
   constructor(
     readonly snapshot: Snapshot,
-    readonly opts: DataplaneOptions,
+    readonly families: readonly Family[],
+    private readonly policyCache: WeakMap<
+      NetworkPolicy,
+      { fkey: string; parts: Map<Dir, PolicyPart | undefined> }
+    >,
   ) {
-    for (const n of snapshot.namespaces) this.nsLabels.set(n.name, n.labels);
-    this.allPods = snapshot.pods.map(addrsOf).filter((p) => p.v4.length + p.v6.length > 0);
-    for (const p of this.allPods) {
-      if (p.pod.hostNetwork) continue;
-      let list = this.peerPods.get(p.pod.namespace);
-      if (!list) this.peerPods.set(p.pod.namespace, (list = []));
-      list.push(p);
-    }
     snapshot.policies.forEach((p, i) => {
       let list = this.policiesByNs.get(p.namespace);
       if (!list) this.policiesByNs.set(p.namespace, (list = []));
       list.push(i);
     });
-    // IPv6 rules and sets only exist when the cluster has IPv6 addresses: a v4-only cluster pays
-    // nothing for them (the first IPv6 address is a structural change: a full replace).
-    const hasV6 =
-      this.allPods.some((p) => p.v6.length > 0) ||
-      snapshot.nodes.some((n) => n.addresses.some((a) => canonicalIP(a)?.family === 6));
-    this.families = hasV6 ? [4, 6] : [4];
-  }
-
-  namespaceLabels(ns: string): Labels {
-    return this.nsLabels.get(ns) ?? { 'kubernetes.io/metadata.name': ns };
-  }
-
-  isLocal(pod: Pod): boolean {
-    return this.opts.nodeName === undefined || pod.nodeName === this.opts.nodeName;
   }
 
   /** Policies of the pod's namespace selecting it, per direction (evaluate.ts policiesFor). */
@@ -159,148 +262,30 @@ class Compiler {
     return hit;
   }
 
-  addSet(s: NftSet): void {
-    if (!this.sets.has(s.name)) this.sets.set(s.name, s);
+  addCounter(c: NftCounter): void {
+    if (!this.counters.has(c.name)) this.counters.set(c.name, c);
   }
 
-  addCounter(name: string, meta: CounterMeta): void {
-    if (!this.counters.has(name)) this.counters.set(name, { name, meta });
-  }
-
-  /**
-   * The shared set of a selector peer's pod addresses, keyed by namespace scope + selectors so every
-   * policy with the same peer uses one set. Returns its name.
-   */
-  peerSet(policyNs: string, peer: Peer & { kind: 'selector' }, f: Family): string {
-    const scope =
-      peer.namespaceSelector === undefined
-        ? `ns=${policyNs}`
-        : `nssel=${selectorKey(peer.namespaceSelector)}`;
-    const podSel = peer.podSelector === undefined ? '' : selectorKey(peer.podSelector);
-    const key = `${scope}|pod=${podSel}`;
-    const name = `peer_${shortHash(key)}_${FAM[f].sfx}`;
-    if (this.sets.has(name)) return name;
-    const elems = new Set<string>();
-    // "podSelector only: Pods in the same namespace as the NetworkPolicy"; "namespaceSelector:
-    // namespaces for which all Pods should be allowed"; both: pods within those namespaces.
-    const namespaces =
-      peer.namespaceSelector === undefined
-        ? [policyNs]
-        : [...this.peerPods.keys()].filter((ns) =>
-            matchesSelector(peer.namespaceSelector!, this.namespaceLabels(ns)),
-          );
-    for (const ns of namespaces) {
-      for (const p of this.peerPods.get(ns) ?? []) {
-        if (peer.podSelector !== undefined && !matchesSelector(peer.podSelector, p.pod.labels)) continue;
-        for (const a of famAddrs(p, f)) elems.add(a);
-      }
-    }
-    this.addSet({
-      name,
-      type: FAM[f].addr,
-      flags: [],
-      elements: [...elems].sort(cmp).map((key) => ({ key })),
-      comment: comment(key),
-    });
-    return name;
-  }
-
-  /** Addresses with a container port of this name: "resolved against the destination pod's container ports". */
-  namedPortSet(portName: string, f: Family): string {
-    const safe = /^[a-z0-9-]{1,15}$/.test(portName) ? portName : shortHash(portName);
-    const name = `nport_${safe}_${FAM[f].sfx}`;
-    if (this.sets.has(name)) return name;
-    const elems = new Set<string>();
-    for (const p of this.allPods) {
-      for (const cp of p.pod.ports) {
-        if (cp.name !== portName) continue;
-        for (const a of famAddrs(p, f)) elems.add(`${a} . ${PROTO[cp.protocol]} . ${cp.containerPort}`);
-      }
-    }
-    this.addSet({
-      name,
-      type: `${FAM[f].addr} . inet_proto . inet_service`,
-      flags: [],
-      elements: [...elems].sort(cmp).map((key) => ({ key })),
-      comment: comment(`named port ${portName}`),
-    });
-    return name;
-  }
-
-  /** A peer as a match fragment for one family: '' matches all, null never matches. */
-  peerMatch(policyNs: string, peer: Peer | undefined, dir: Dir, f: Family): string | null {
-    if (peer === undefined) return '';
-    const field = `${FAM[f].ip} ${dir === 'ingress' ? 'saddr' : 'daddr'}`;
-    if (peer.kind === 'selector') return `${field} @${this.peerSet(policyNs, peer, f)}`;
-    const c = parseCidr(peer.ipBlock.cidr);
-    if (typeof c === 'string' || c.family !== f) return null;
-    const parts = [c.prefix === 0 ? `meta nfproto ${FAM[f].nfproto}` : `${field} ${cidrText(c)}`];
-    const excepts = new Set<string>();
-    for (const ex of peer.ipBlock.except) {
-      const e = parseCidr(ex);
-      if (typeof e === 'string' || e.family !== f) continue;
-      if (cidrWithin(c, e)) return null; // the except covers the whole block
-      excepts.add(cidrText(e));
-    }
-    for (const e of [...excepts].sort(cmp)) parts.push(`${field} != ${e}`);
-    return parts.join(' ');
-  }
-
-  /** A port as a match fragment: '' matches all, null never matches; family-neutral unless named. */
-  portMatch(port: PolicyPort | undefined, f: Family): string | null {
-    if (port === undefined) return '';
-    const proto = PROTO[port.protocol];
-    if (port.port === undefined) return `meta l4proto ${proto}`;
-    if (typeof port.port === 'number') {
-      if (port.endPort === undefined || port.endPort === port.port) return `${proto} dport ${port.port}`;
-      if (port.endPort < port.port) return null;
-      return `${proto} dport ${port.port}-${port.endPort}`;
-    }
-    // The destination is the subject (ingress) or the peer (egress): always the daddr.
-    const set = this.namedPortSet(port.port, f);
-    return `meta l4proto ${proto} ${FAM[f].ip} daddr . meta l4proto . th dport @${set}`;
-  }
-
-  /** The chain of one policy for one direction: accept when any of its rules admits the packet. */
+  /** The chain of one policy for one direction; undefined when it has no rules. */
   policyChain(policy: NetworkPolicy, dir: Dir): string | undefined {
-    const ph = shortHash(policyKey(policy));
-    const name = `${dir === 'ingress' ? 'pi' : 'pe'}_${ph}`;
-    if (this.chains.has(name)) return this.chains.get(name)!.rules.length > 0 ? name : undefined;
-    const rules: string[] = [];
-    const list: readonly PolicyRule[] = dir === 'ingress' ? policy.ingress : policy.egress;
-    list.forEach((r, ri) => {
-      const counter = `a_${ph}_${dir === 'ingress' ? 'i' : 'e'}${ri}`;
-      const peers: readonly (Peer | undefined)[] = r.peers ?? [undefined];
-      const ports: readonly (PolicyPort | undefined)[] = r.ports ?? [undefined];
-      const lines: string[] = [];
-      for (const peer of peers) {
-        for (const port of ports) {
-          // Family-neutral when neither side needs an address family.
-          const neutral = peer === undefined && (port === undefined || typeof port.port !== 'string');
-          for (const f of neutral ? [4 as Family] : this.families) {
-            const pm = this.peerMatch(policy.namespace, peer, dir, f);
-            const qm = this.portMatch(port, f);
-            if (pm === null || qm === null) continue;
-            lines.push([pm, qm, `counter name ${counter}`, 'accept'].filter((s) => s !== '').join(' '));
-          }
-        }
-      }
-      if (lines.length === 0) return;
-      this.addCounter(counter, {
-        kind: 'accept',
-        direction: dir,
-        policy: { namespace: policy.namespace, name: policy.name },
-        rule: ri,
-      });
-      const seen = new Set<string>();
-      for (const l of lines) if (!seen.has(l) && seen.add(l)) rules.push(l);
-    });
-    this.chains.set(name, {
-      name,
-      rules,
-      comment: comment(`NetworkPolicy ${policyKey(policy)} ${dir}`),
-    });
-    return rules.length > 0 ? name : undefined;
+    const fkey = this.families.join(',');
+    let cached = this.policyCache.get(policy);
+    if (cached === undefined || cached.fkey !== fkey) {
+      cached = { fkey, parts: new Map() };
+      this.policyCache.set(policy, cached);
+    }
+    let part = cached.parts.get(dir);
+    if (!cached.parts.has(dir)) {
+      part = buildPolicyPart(policy, dir, this.families);
+      cached.parts.set(dir, part);
+    }
+    if (part === undefined) return undefined;
+    if (!this.chains.has(part.name)) {
+      this.chains.set(part.name, { name: part.name, rules: part.rules, comment: part.comment });
+      for (const c of part.counters) this.addCounter(c);
+      for (const s of part.sets) if (!this.setDefs.has(s.name)) this.setDefs.set(s.name, s);
+    }
+    return part.name;
   }
 
   /** The isolation chain of one policy signature: jump to each policy, then count and drop. */
@@ -318,18 +303,148 @@ class Compiler {
       if (pc !== undefined) rules.push(`jump ${pc}`);
     }
     const counter = `d_${sh}_${dir === 'ingress' ? 'i' : 'e'}`;
-    this.addCounter(counter, {
-      kind: 'drop',
-      direction: dir,
-      policies: sorted.map((i) => {
-        const p = this.snapshot.policies[i]!;
-        return { namespace: p.namespace, name: p.name };
-      }),
+    this.addCounter({
+      name: counter,
+      meta: {
+        kind: 'drop',
+        direction: dir,
+        policies: sorted.map((i) => {
+          const p = this.snapshot.policies[i]!;
+          return { namespace: p.namespace, name: p.name };
+        }),
+      },
     });
     rules.push(`counter name ${counter} drop`);
     this.chains.set(name, { name, rules, comment: comment(`isolated for ${dir} by ${keys.join(', ')}`) });
     return name;
   }
+}
+
+function peerDef(policyNs: string, peer: Peer & { kind: 'selector' }, f: Family): PeerDef {
+  const scope =
+    peer.namespaceSelector === undefined ? `ns=${policyNs}` : `nssel=${selectorKey(peer.namespaceSelector)}`;
+  const podSel = peer.podSelector === undefined ? '' : selectorKey(peer.podSelector);
+  const key = `${scope}|pod=${podSel}`;
+  return {
+    kind: 'peer',
+    name: `peer_${shortHash(key)}_${FAM[f].sfx}`,
+    policyNs,
+    ...(peer.namespaceSelector !== undefined ? { nsSel: peer.namespaceSelector } : {}),
+    ...(peer.podSelector !== undefined ? { podSel: peer.podSelector } : {}),
+    f,
+    comment: comment(key),
+  };
+}
+
+function nportDef(portName: string, f: Family): NportDef {
+  const safe = /^[a-z0-9-]{1,15}$/.test(portName) ? portName : shortHash(portName);
+  return {
+    kind: 'nport',
+    name: `nport_${safe}_${FAM[f].sfx}`,
+    portName,
+    f,
+    comment: comment(`named port ${portName}`),
+  };
+}
+
+/** A peer as a match fragment for one family: '' matches all, null never matches. */
+function peerMatch(
+  policyNs: string,
+  peer: Peer | undefined,
+  dir: Dir,
+  f: Family,
+  sets: Map<string, SetDef>,
+): string | null {
+  if (peer === undefined) return '';
+  const field = `${FAM[f].ip} ${dir === 'ingress' ? 'saddr' : 'daddr'}`;
+  if (peer.kind === 'selector') {
+    const d = peerDef(policyNs, peer, f);
+    sets.set(d.name, d);
+    return `${field} @${d.name}`;
+  }
+  const c = parseCidr(peer.ipBlock.cidr);
+  if (typeof c === 'string' || c.family !== f) return null;
+  const parts = [c.prefix === 0 ? `meta nfproto ${FAM[f].nfproto}` : `${field} ${cidrText(c)}`];
+  const excepts = new Set<string>();
+  for (const ex of peer.ipBlock.except) {
+    const e = parseCidr(ex);
+    if (typeof e === 'string' || e.family !== f) continue;
+    if (cidrWithin(c, e)) return null; // the except covers the whole block
+    excepts.add(cidrText(e));
+  }
+  for (const e of [...excepts].sort(cmp)) parts.push(`${field} != ${e}`);
+  return parts.join(' ');
+}
+
+/** A port as a match fragment: '' matches all, null never matches; family-neutral unless named. */
+function portMatch(port: PolicyPort | undefined, f: Family, sets: Map<string, SetDef>): string | null {
+  if (port === undefined) return '';
+  const proto = PROTO[port.protocol];
+  if (port.port === undefined) return `meta l4proto ${proto}`;
+  if (typeof port.port === 'number') {
+    if (port.endPort === undefined || port.endPort === port.port) return `${proto} dport ${port.port}`;
+    if (port.endPort < port.port) return null;
+    return `${proto} dport ${port.port}-${port.endPort}`;
+  }
+  // The destination is the subject (ingress) or the peer (egress): always the daddr.
+  const d = nportDef(port.port, f);
+  sets.set(d.name, d);
+  return `meta l4proto ${proto} ${FAM[f].ip} daddr . meta l4proto . th dport @${d.name}`;
+}
+
+/** The chain of one policy for one direction: accept when any of its rules admits the packet. */
+function buildPolicyPart(
+  policy: NetworkPolicy,
+  dir: Dir,
+  families: readonly Family[],
+): PolicyPart | undefined {
+  const ph = shortHash(policyKey(policy));
+  const name = `${dir === 'ingress' ? 'pi' : 'pe'}_${ph}`;
+  const rules: string[] = [];
+  const counters: NftCounter[] = [];
+  const sets = new Map<string, SetDef>();
+  const list: readonly PolicyRule[] = dir === 'ingress' ? policy.ingress : policy.egress;
+  list.forEach((r, ri) => {
+    const counter = `a_${ph}_${dir === 'ingress' ? 'i' : 'e'}${ri}`;
+    const peers: readonly (Peer | undefined)[] = r.peers ?? [undefined];
+    const ports: readonly (PolicyPort | undefined)[] = r.ports ?? [undefined];
+    const lines: string[] = [];
+    for (const peer of peers) {
+      for (const port of ports) {
+        // Family-neutral when neither side needs an address family.
+        const neutral = peer === undefined && (port === undefined || typeof port.port !== 'string');
+        for (const f of neutral ? [4 as Family] : families) {
+          const pm = peerMatch(policy.namespace, peer, dir, f, sets);
+          const qm = portMatch(port, f, sets);
+          if (pm === null || qm === null) continue;
+          lines.push([pm, qm, `counter name ${counter}`, 'accept'].filter((s) => s !== '').join(' '));
+        }
+      }
+    }
+    if (lines.length === 0) return;
+    counters.push({
+      name: counter,
+      meta: {
+        kind: 'accept',
+        direction: dir,
+        policy: { namespace: policy.namespace, name: policy.name },
+        rule: ri,
+      },
+    });
+    const seen = new Set<string>();
+    for (const l of lines) if (!seen.has(l) && seen.add(l)) rules.push(l);
+  });
+  if (rules.length === 0) return undefined;
+  // Only sets that survived into a rule are needed (an except covering a block drops the rule).
+  const used = new Set<string>();
+  for (const r of rules) for (const m of r.matchAll(/@(\S+)/g)) used.add(m[1]!);
+  return {
+    name,
+    rules,
+    comment: comment(`NetworkPolicy ${policyKey(policy)} ${dir}`),
+    counters,
+    sets: [...sets.values()].filter((s) => used.has(s.name)),
+  };
 }
 
 function cidrText(c: Cidr): string {
@@ -338,143 +453,403 @@ function cidrText(c: Cidr): string {
     : formatCidr(c);
 }
 
-/** The base-chain preamble: conntrack fast path and IPv6 neighbour discovery. */
-function preamble(): string[] {
+/** Pod traffic preamble: IPv6 neighbour discovery, then invalid packets. */
+function podPreamble(): string[] {
   return [
-    'ct state established,related accept',
     // ND is never "established"; without it IPv6 neighbours cannot resolve each other.
     'meta l4proto ipv6-icmp icmpv6 type 133-137 accept',
     'ct state invalid drop',
   ];
 }
 
-export function compile(snapshot: Snapshot, opts: DataplaneOptions): Ruleset {
-  const c = new Compiler(snapshot, opts);
-  const police = opts.policeNodeEgress === true;
-  const cache = new Map<string, { ingress: number[]; egress: number[] }>();
-  const vmaps: Record<Dir, Record<Family, NftElement[]>> = {
-    ingress: { 4: [], 6: [] },
-    egress: { 4: [], 6: [] },
-  };
-  const selfPairs: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
-  const nodePairs: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+/** Conntrack fast path: "accept" only ends this base chain, so it has no effect on other traffic. */
+const FAST_PATH = 'ct state established,related accept';
 
-  // Own-node addresses, per node: the node's addresses and its hostNetwork pods' addresses.
-  const nodeAddrs = new Map<string, Record<Family, Set<string>>>();
-  const nodeEntry = (n: string) => {
-    let e = nodeAddrs.get(n);
-    if (!e) nodeAddrs.set(n, (e = { 4: new Set(), 6: new Set() }));
-    return e;
-  };
-  for (const n of snapshot.nodes) {
-    for (const a of n.addresses) {
-      const ca = canonicalIP(a);
-      if (ca) nodeEntry(n.name)[ca.family].add(ca.text);
-    }
-  }
-  for (const p of snapshot.pods) {
-    if (!p.hostNetwork || p.nodeName === undefined) continue;
-    for (const a of p.ips) {
-      const ca = canonicalIP(a);
-      if (ca) nodeEntry(p.nodeName)[ca.family].add(ca.text);
-    }
+/**
+ * Snapshot -> Ruleset, keeping what it needs between calls so that the next compile only pays for
+ * what changed. The output is exactly `compile(snapshot, opts)` (a property test checks it); sets
+ * that changed carry a delta hint (delta.ts) against the previous output.
+ */
+export class IncrementalCompiler {
+  private readonly addrCache = new WeakMap<Pod, PodAddrs>();
+  private readonly policyCache = new WeakMap<
+    NetworkPolicy,
+    { fkey: string; parts: Map<Dir, PolicyPart | undefined> }
+  >();
+  private store = new Map<string, SetState>();
+  private prevPods: Set<Pod> | undefined;
+  private v6Pods = 0;
+  private prevNs = new Map<string, Labels>();
+  private prevFamilies = '';
+  private prevSets = new Map<string, NftSet>();
+  private prevChains = new Map<string, NftChain>();
+
+  constructor(readonly opts: DataplaneOptions) {}
+
+  private addrs(p: Pod): PodAddrs {
+    let a = this.addrCache.get(p);
+    if (a === undefined) this.addrCache.set(p, (a = addrsOf(p)));
+    return a;
   }
 
-  for (const pod of snapshot.pods) {
-    // "hostNetwork pods are not selected by NetworkPolicy"; subjects are this node's pods.
-    if (pod.hostNetwork || !c.isLocal(pod)) continue;
-    const pa = addrsOf(pod);
-    if (pa.v4.length + pa.v6.length === 0) continue;
-    const pol = c.policiesFor(pod, cache);
-    const sig: Record<Dir, string | undefined> = {
-      ingress: pol.ingress.length > 0 ? c.signatureChain(pol.ingress, 'ingress') : undefined,
-      egress: pol.egress.length > 0 ? c.signatureChain(pol.egress, 'egress') : undefined,
+  /** Forgets everything: the next compile starts from scratch. */
+  reset(): void {
+    this.store = new Map();
+    this.prevPods = undefined;
+    this.prevNs = new Map();
+    this.prevFamilies = '';
+    this.prevSets = new Map();
+    this.prevChains = new Map();
+  }
+
+  compile(snapshot: Snapshot): Ruleset {
+    const opts = this.opts;
+    const police = opts.policeNodeEgress === true;
+    const nsLabels = new Map<string, Labels>();
+    for (const n of snapshot.namespaces) nsLabels.set(n.name, n.labels);
+
+    // The pod delta against the previous compile, by object identity first (a watch cache keeps
+    // unchanged objects), then by content for the rest; too large a delta is cheaper as a rescan.
+    const cur = new Set(snapshot.pods);
+    let removed: PodAddrs[] = [];
+    let added: PodAddrs[] = [];
+    // The same object twice would be counted twice by a rescan but once by the delta.
+    let full = this.prevPods === undefined || cur.size !== snapshot.pods.length;
+    if (!full) {
+      const prev = this.prevPods!;
+      const addCand = snapshot.pods.filter((p) => !prev.has(p));
+      const delCand = [...prev].filter((p) => !cur.has(p));
+      if (addCand.length + delCand.length > Math.max(64, cur.size / 8)) {
+        // Mostly new objects: pair them by content.
+        const byKey = new Map<string, Pod[]>();
+        for (const p of delCand) {
+          const k = `${p.namespace}/${p.name}`;
+          const l = byKey.get(k);
+          if (l) l.push(p);
+          else byKey.set(k, [p]);
+        }
+        const keptOld = new Set<Pod>();
+        const addReal: Pod[] = [];
+        for (const q of addCand) {
+          const l = byKey.get(`${q.namespace}/${q.name}`);
+          const i = l === undefined ? -1 : l.findIndex((p) => !keptOld.has(p) && podEqual(p, q));
+          if (i >= 0) keptOld.add(l![i]!);
+          else addReal.push(q);
+        }
+        added = addReal.map((p) => this.addrs(p));
+        removed = delCand.filter((p) => !keptOld.has(p)).map((p) => this.addrs(p));
+      } else {
+        added = addCand.map((p) => this.addrs(p));
+        removed = delCand.map((p) => this.addrs(p));
+      }
+      if (removed.length + added.length > Math.max(64, cur.size / 8)) full = true;
+    }
+    // IPv6 rules and sets only exist when the cluster has IPv6 addresses: a v4-only cluster pays
+    // nothing for them (the first IPv6 address is a structural change: a full replace).
+    if (full) {
+      this.v6Pods = 0;
+      for (const p of snapshot.pods) if (this.addrs(p).v6.length > 0) this.v6Pods++;
+    } else {
+      for (const p of removed) if (p.v6.length > 0) this.v6Pods--;
+      for (const p of added) if (p.v6.length > 0) this.v6Pods++;
+    }
+    const hasV6 =
+      this.v6Pods > 0 || snapshot.nodes.some((n) => n.addresses.some((a) => canonicalIP(a)?.family === 6));
+    const families: Family[] = hasV6 ? [4, 6] : [4];
+    if (families.join(',') !== this.prevFamilies) full = true;
+    if (full) {
+      this.store = new Map();
+      removed = [];
+      added = [];
+    }
+    let allPods: PodAddrs[] | undefined;
+    const pods = () => (allPods ??= snapshot.pods.map((p) => this.addrs(p)));
+    // Non-hostNetwork pods by namespace: a peer set only scans the namespaces it can match.
+    let peerPods: Map<string, PodAddrs[]> | undefined;
+    const podsFor = (def: SetDef): readonly PodAddrs[] => {
+      if (def.kind === 'nport') return pods();
+      if (peerPods === undefined) {
+        peerPods = new Map();
+        for (const p of pods()) {
+          if (p.pod.hostNetwork) continue;
+          const l = peerPods.get(p.pod.namespace);
+          if (l) l.push(p);
+          else peerPods.set(p.pod.namespace, [p]);
+        }
+      }
+      if (def.nsSel === undefined) return peerPods.get(def.policyNs) ?? [];
+      const out: PodAddrs[] = [];
+      for (const [ns, l] of peerPods) {
+        if (matchesSelector(def.nsSel, nsLabelsOf(nsLabels, ns))) out.push(...l);
+      }
+      return out;
     };
-    for (const f of c.families) {
-      const own = pod.nodeName !== undefined ? nodeAddrs.get(pod.nodeName)?.[f] : undefined;
-      for (const a of famAddrs(pa, f)) {
-        selfPairs[f].add(`${a} . ${a}`);
-        for (const n of own ?? []) nodePairs[f].add(`${a} . ${n}`);
-        for (const d of ['ingress', 'egress'] as const) {
-          const chain = sig[d];
-          if (chain !== undefined) vmaps[d][f].push({ key: a, value: `goto ${chain}` });
+    let nsChanged = nsLabels.size !== this.prevNs.size;
+    for (const [k, l] of nsLabels) {
+      if (nsChanged) break;
+      const o = this.prevNs.get(k);
+      nsChanged = o === undefined || labelsKey(o) !== labelsKey(l);
+    }
+
+    // Structure: local pods -> signatures -> policy chains -> the sets they need.
+    const pass = new Pass(snapshot, families, this.policyCache);
+    const cache = new Map<string, { ingress: number[]; egress: number[] }>();
+    const vmaps: Record<Dir, Record<Family, NftElement[]>> = {
+      ingress: { 4: [], 6: [] },
+      egress: { 4: [], 6: [] },
+    };
+    const selfPairs: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+    const nodePairs: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+    const local: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+
+    // Own-node addresses, per node: the node's addresses and its hostNetwork pods' addresses.
+    const nodeAddrs = new Map<string, Record<Family, Set<string>>>();
+    const nodeEntry = (n: string) => {
+      let e = nodeAddrs.get(n);
+      if (!e) nodeAddrs.set(n, (e = { 4: new Set(), 6: new Set() }));
+      return e;
+    };
+    for (const n of snapshot.nodes) {
+      for (const a of n.addresses) {
+        const ca = canonicalIP(a);
+        if (ca) nodeEntry(n.name)[ca.family].add(ca.text);
+      }
+    }
+    for (const p of snapshot.pods) {
+      if (!p.hostNetwork || p.nodeName === undefined) continue;
+      const pa = this.addrs(p);
+      for (const f of [4, 6] as const) for (const a of famAddrs(pa, f)) nodeEntry(p.nodeName)[f].add(a);
+    }
+
+    for (const pod of snapshot.pods) {
+      // "hostNetwork pods are not selected by NetworkPolicy"; subjects are this node's pods.
+      if (pod.hostNetwork || !(opts.nodeName === undefined || pod.nodeName === opts.nodeName)) continue;
+      const pa = this.addrs(pod);
+      if (pa.v4.length + pa.v6.length === 0) continue;
+      const pol = pass.policiesFor(pod, cache);
+      const sig: Record<Dir, string | undefined> = {
+        ingress: pol.ingress.length > 0 ? pass.signatureChain(pol.ingress, 'ingress') : undefined,
+        egress: pol.egress.length > 0 ? pass.signatureChain(pol.egress, 'egress') : undefined,
+      };
+      for (const f of families) {
+        const own = pod.nodeName !== undefined ? nodeAddrs.get(pod.nodeName)?.[f] : undefined;
+        for (const a of famAddrs(pa, f)) {
+          local[f].add(a);
+          selfPairs[f].add(`${a} . ${a}`);
+          for (const n of own ?? []) nodePairs[f].add(`${a} . ${n}`);
+          for (const d of ['ingress', 'egress'] as const) {
+            const chain = sig[d];
+            if (chain !== undefined) vmaps[d][f].push({ key: a, value: `goto ${chain}` });
+          }
         }
       }
     }
-  }
 
-  const ingress: string[] = preamble();
-  const egress: string[] = preamble();
-  const nodeEgress: string[] = preamble();
-  for (const f of c.families) {
-    const { ip, addr, sfx } = FAM[f];
-    const sort = (s: Set<string>) => [...s].sort(cmp).map((key) => ({ key }));
-    c.addSet({
-      name: `self_${sfx}`,
-      type: `${addr} . ${addr}`,
-      flags: [],
-      elements: sort(selfPairs[f]),
-      comment: 'pod address . pod address: a pod reaching itself',
-    });
-    c.addSet({
-      name: `node_${sfx}`,
-      type: `${addr} . ${addr}`,
-      flags: [],
-      elements: sort(nodePairs[f]),
-      comment: 'pod address . own node address',
-    });
-    for (const d of ['ingress', 'egress'] as const) {
-      c.addSet({
-        name: `${d}_${sfx}`,
+    const sets = new Map<string, NftSet>();
+    /** Reuses the previous object when equal, else attaches a delta hint against it. */
+    const emit = (s: NftSet): NftSet => {
+      const old = this.prevSets.get(s.name);
+      const keep =
+        old !== undefined &&
+        (old === s ||
+          (old.type === s.type &&
+            old.valueType === s.valueType &&
+            old.comment === s.comment &&
+            sameElements(old.elements, s.elements)));
+      const chosen = keep ? old : s;
+      sets.set(s.name, chosen);
+      return chosen;
+    };
+
+    const ingress: string[] = [FAST_PATH];
+    const egress: string[] = [FAST_PATH];
+    const ingressPods: string[] = podPreamble();
+    const egressPods: string[] = podPreamble();
+    const nodeEgress: string[] = [FAST_PATH, 'meta l4proto ipv6-icmp icmpv6 type 133-137 accept'];
+    for (const f of families) {
+      const { ip, addr, sfx } = FAM[f];
+      const sort = (s: Set<string>) => [...s].sort(cmp).map((key) => ({ key }));
+      emit({
+        name: `local_${sfx}`,
         type: addr,
-        valueType: 'verdict',
         flags: [],
-        elements: vmaps[d][f].sort((x, y) => cmp(x.key, y.key)),
-        comment: `pod address -> ${d} isolation chain`,
+        elements: sort(local[f]),
+        comment: 'addresses of local pods: moat touches no other traffic',
+      });
+      emit({
+        name: `self_${sfx}`,
+        type: `${addr} . ${addr}`,
+        flags: [],
+        elements: sort(selfPairs[f]),
+        comment: 'pod address . pod address: a pod reaching itself',
+      });
+      emit({
+        name: `node_${sfx}`,
+        type: `${addr} . ${addr}`,
+        flags: [],
+        elements: sort(nodePairs[f]),
+        comment: 'pod address . own node address',
+      });
+      for (const d of ['ingress', 'egress'] as const) {
+        emit({
+          name: `${d}_${sfx}`,
+          type: addr,
+          valueType: 'verdict',
+          flags: [],
+          elements: uniqueKeys(vmaps[d][f]),
+          comment: `pod address -> ${d} isolation chain`,
+        });
+      }
+      // Only traffic from (egress) or to (ingress) a local pod enters moat's chains.
+      egress.push(`${ip} saddr @local_${sfx} goto egress_pods`);
+      ingress.push(`${ip} daddr @local_${sfx} goto ingress_pods`);
+      // "A pod reaching itself is always allowed" (hairpin through a service).
+      ingressPods.push(`${ip} daddr . ${ip} saddr @self_${sfx} accept`);
+      egressPods.push(`${ip} saddr . ${ip} daddr @self_${sfx} accept`);
+      // "Traffic to and from the node where a Pod is running is always allowed".
+      ingressPods.push(`${ip} daddr . ${ip} saddr @node_${sfx} accept`);
+      if (!police) egressPods.push(`${ip} saddr . ${ip} daddr @node_${sfx} accept`);
+      ingressPods.push(`${ip} daddr vmap @ingress_${sfx}`);
+      egressPods.push(`${ip} saddr vmap @egress_${sfx}`);
+      // Pod -> own node is delivered locally (input), never through postrouting. The node_ pair
+      // restricts every rule of this chain to local pods talking to their own node.
+      if (police) {
+        nodeEgress.push(`${ip} saddr . ${ip} daddr @node_${sfx} ct state invalid drop`);
+        nodeEgress.push(`${ip} saddr . ${ip} daddr @node_${sfx} ${ip} saddr vmap @egress_${sfx}`);
+      }
+    }
+
+    // Pod-scanned sets: kept and updated from the pod delta, or rescanned.
+    const nextStore = new Map<string, SetState>();
+    for (const def of [...pass.setDefs.values()].sort((a, b) => cmp(a.name, b.name))) {
+      const st = this.store.get(def.name);
+      const nsDependent = def.kind === 'peer' && def.nsSel !== undefined;
+      if (st !== undefined && !(nsDependent && nsChanged)) {
+        this.update(st, removed, added, nsLabels);
+        nextStore.set(def.name, st);
+      } else {
+        nextStore.set(def.name, this.scan(def, podsFor(def), nsLabels));
+      }
+      const st2 = nextStore.get(def.name)!;
+      st2.set = emit(st2.set);
+    }
+    this.store = nextStore;
+
+    const base: NftChain[] = [
+      {
+        name: 'egress',
+        base: { hook: 'postrouting', priority: EGRESS_PRIORITY },
+        rules: egress,
+        comment: 'egress of local pods',
+      },
+      {
+        name: 'ingress',
+        base: { hook: 'postrouting', priority: INGRESS_PRIORITY },
+        rules: ingress,
+        comment: 'ingress of local pods',
+      },
+    ];
+    if (police) {
+      base.push({
+        name: 'egress_node',
+        base: { hook: 'input', priority: NODE_EGRESS_PRIORITY },
+        rules: nodeEgress,
+        comment: 'egress of local pods to their own node',
       });
     }
-    // "A pod reaching itself is always allowed" (hairpin through a service).
-    ingress.push(`${ip} daddr . ${ip} saddr @self_${sfx} accept`);
-    egress.push(`${ip} saddr . ${ip} daddr @self_${sfx} accept`);
-    // "Traffic to and from the node where a Pod is running is always allowed".
-    ingress.push(`${ip} daddr . ${ip} saddr @node_${sfx} accept`);
-    if (!police) egress.push(`${ip} saddr . ${ip} daddr @node_${sfx} accept`);
-    ingress.push(`${ip} daddr vmap @ingress_${sfx}`);
-    egress.push(`${ip} saddr vmap @egress_${sfx}`);
-    // Pod -> own node is delivered locally (input), never through postrouting.
-    if (police) nodeEgress.push(`${ip} saddr . ${ip} daddr @node_${sfx} ${ip} saddr vmap @egress_${sfx}`);
+    pass.chains.set('egress_pods', { name: 'egress_pods', rules: egressPods, comment: 'from local pods' });
+    pass.chains.set('ingress_pods', { name: 'ingress_pods', rules: ingressPods, comment: 'to local pods' });
+    const regular = [...pass.chains.values()]
+      .filter((ch) => ch.rules.length > 0)
+      .sort((a, b) => cmp(a.name, b.name));
+    const chains = [...base, ...regular].map((ch) => {
+      const old = this.prevChains.get(ch.name);
+      return old !== undefined && sameChain(old, ch) ? old : ch;
+    });
+    const out: Ruleset = {
+      family: 'inet',
+      table: opts.table,
+      counters: [...pass.counters.values()].sort((a, b) => cmp(a.name, b.name)),
+      sets: [...sets.values()].sort((a, b) => cmp(a.name, b.name)),
+      chains,
+    };
+    this.prevPods = cur;
+    this.prevNs = nsLabels;
+    this.prevFamilies = families.join(',');
+    this.prevSets = new Map(out.sets.map((s) => [s.name, s]));
+    this.prevChains = new Map(chains.map((c) => [c.name, c]));
+    return out;
   }
 
-  const base: NftChain[] = [
-    {
-      name: 'egress',
-      base: { hook: 'postrouting', priority: EGRESS_PRIORITY },
-      rules: egress,
-      comment: 'egress of local pods',
-    },
-    {
-      name: 'ingress',
-      base: { hook: 'postrouting', priority: INGRESS_PRIORITY },
-      rules: ingress,
-      comment: 'ingress of local pods',
-    },
-  ];
-  if (police) {
-    base.push({
-      name: 'egress_node',
-      base: { hook: 'input', priority: NODE_EGRESS_PRIORITY },
-      rules: nodeEgress,
-      comment: 'egress of local pods to their own node',
-    });
+  private makeSet(def: SetDef, elements: NftElement[]): NftSet {
+    return {
+      name: def.name,
+      type: def.kind === 'peer' ? FAM[def.f].addr : `${FAM[def.f].addr} . inet_proto . inet_service`,
+      flags: [],
+      elements,
+      comment: def.comment,
+    };
   }
-  const regular = [...c.chains.values()]
-    .filter((ch) => ch.rules.length > 0)
-    .sort((a, b) => cmp(a.name, b.name));
-  return {
-    family: 'inet',
-    table: opts.table,
-    counters: [...c.counters.values()].sort((a, b) => cmp(a.name, b.name)),
-    sets: [...c.sets.values()].sort((a, b) => cmp(a.name, b.name)),
-    chains: [...base, ...regular],
-  };
+
+  private scan(def: SetDef, pods: readonly PodAddrs[], nsLabels: ReadonlyMap<string, Labels>): SetState {
+    const counts = new Map<string, number>();
+    for (const p of pods) {
+      for (const e of new Set(contribution(def, p, nsLabels))) counts.set(e, (counts.get(e) ?? 0) + 1);
+    }
+    const elements = [...counts.keys()].sort(cmp).map((key) => ({ key }));
+    return { def, counts, set: this.makeSet(def, elements) };
+  }
+
+  /** Applies the pod delta to a kept set; records the element delta as a hint. */
+  private update(
+    st: SetState,
+    removed: readonly PodAddrs[],
+    added: readonly PodAddrs[],
+    nsLabels: ReadonlyMap<string, Labels>,
+  ): void {
+    const before = new Map<string, boolean>();
+    const touch = (e: string) => {
+      if (!before.has(e)) before.set(e, st.counts.has(e));
+    };
+    for (const p of removed) {
+      // Sets that depend on namespace labels are rescanned when any changed, so the current labels
+      // are also the ones the removed pod was counted with.
+      for (const e of new Set(contribution(st.def, p, nsLabels))) {
+        touch(e);
+        const n = (st.counts.get(e) ?? 0) - 1;
+        if (n > 0) st.counts.set(e, n);
+        else st.counts.delete(e);
+      }
+    }
+    for (const p of added) {
+      for (const e of new Set(contribution(st.def, p, nsLabels))) {
+        touch(e);
+        st.counts.set(e, (st.counts.get(e) ?? 0) + 1);
+      }
+    }
+    const del: string[] = [];
+    const add: string[] = [];
+    for (const [e, was] of before) {
+      const now = st.counts.has(e);
+      if (was && !now) del.push(e);
+      else if (!was && now) add.push(e);
+    }
+    if (del.length === 0 && add.length === 0) return;
+    del.sort(cmp);
+    const elements = [...st.set.elements];
+    for (const k of del) {
+      const i = lowerBound(elements, k);
+      if (elements[i]?.key === k) elements.splice(i, 1);
+    }
+    const addEls = add.sort(cmp).map((key) => ({ key }));
+    for (const e of addEls) elements.splice(lowerBound(elements, e.key), 0, e);
+    const base = st.set;
+    st.set = this.makeSet(st.def, elements);
+    setDeltaHint(st.set, { base, del, add: addEls });
+  }
+}
+
+/** Snapshot -> Ruleset (pure: a fresh IncrementalCompiler each time). */
+export function compile(snapshot: Snapshot, opts: DataplaneOptions): Ruleset {
+  return new IncrementalCompiler(opts).compile(snapshot);
 }

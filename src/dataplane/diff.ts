@@ -1,8 +1,9 @@
 // Ruleset diffs: the incremental nft transaction between what the kernel holds and what it should
 // hold, and the addresses whose conntrack entries a change may have invalidated. Pure.
 import { parseIP } from '../model/cidr.js';
-import type { NftChain, NftElement, NftSet, Ruleset } from './model.js';
-import { renderAddElements, renderChainHeader, renderElement, tableRef } from './render.js';
+import { setDelta } from './delta.js';
+import type { NftChain, NftSet, Ruleset } from './model.js';
+import { renderAddElements, renderChainHeader, tableRef } from './render.js';
 
 export interface Transaction {
   /** nft script; empty when nothing changed. */
@@ -30,11 +31,8 @@ export function needsFullReplace(from: Ruleset, to: Ruleset): boolean {
   return false;
 }
 
-function elementKeys(s: NftSet): Map<string, string> {
-  return new Map(s.elements.map((e) => [e.key, renderElement(e)]));
-}
-
 function sameRules(a: NftChain, b: NftChain): boolean {
+  if (a === b || a.rules === b.rules) return true;
   return a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
 }
 
@@ -104,12 +102,7 @@ export function diffRulesets(from: Ruleset, to: Ruleset): Transaction {
       out += renderAddElements(to, s.name, s.elements);
       continue;
     }
-    const before = elementKeys(old);
-    const after = elementKeys(s);
-    const del: string[] = [];
-    const add: NftElement[] = [];
-    for (const [k, text] of before) if (after.get(k) !== text) del.push(k);
-    for (const e of s.elements) if (before.get(e.key) !== renderElement(e)) add.push(e);
+    const { del, add } = setDelta(old, s);
     out += renderDeleteKeys(to, s.name, del);
     out += renderAddElements(to, s.name, add);
   }
@@ -154,16 +147,6 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
   const fromChains = new Map(from.chains.map((c) => [c.name, c]));
   const toChains = new Map(to.chains.map((c) => [c.name, c]));
   const fromSets = new Map(from.sets.map((s) => [s.name, s]));
-  const removedFromSet = new Map<string, boolean>();
-  for (const s of to.sets) {
-    const old = fromSets.get(s.name);
-    if (!old || s.valueType !== undefined) continue;
-    const now = new Set(s.elements.map((e) => e.key));
-    removedFromSet.set(
-      s.name,
-      old.elements.some((e) => !now.has(e.key)),
-    );
-  }
   const dirty = new Map<string, boolean>();
   const isDirty = (name: string, depth = 0): boolean => {
     const cached = dirty.get(name);
@@ -175,31 +158,30 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
     dirty.set(name, d);
     return d;
   };
+  // Existing chains whose rules (or the rules of chains they jump to) changed: every pod
+  // dispatched to them is affected, not only pods whose map element changed.
+  const anyDirty = to.chains.some((c) => fromChains.has(c.name) && isDirty(c.name));
   const out = new Map<string, ConntrackTarget>();
   const push = (field: ConntrackTarget['field'], address: string) =>
     out.set(`${field} ${address}`, { field, address });
   for (const s of to.sets) {
-    if (s.valueType !== 'verdict') continue;
-    const direction = s.name.startsWith('ingress') ? 'ingress' : 'egress';
     const old = fromSets.get(s.name);
-    const before = new Map((old?.elements ?? []).map((e) => [e.key, e.value ?? '']));
-    for (const e of s.elements) {
-      const target = chainRefs(e.value ?? '')[0];
-      if (target === undefined) continue;
-      if (before.get(e.key) !== e.value || isDirty(target)) {
-        push(direction === 'ingress' ? 'reply-src' : 'src', e.key);
+    if (s.valueType === 'verdict') {
+      const field = s.name.startsWith('ingress') ? 'reply-src' : 'src';
+      const changed = old === undefined ? s.elements : setDelta(old, s).add;
+      for (const e of changed) if (chainRefs(e.value ?? '')[0] !== undefined) push(field, e.key);
+      if (anyDirty) {
+        for (const e of s.elements) {
+          const target = chainRefs(e.value ?? '')[0];
+          if (target !== undefined && isDirty(target)) push(field, e.key);
+        }
       }
+      continue;
     }
-  }
-  for (const s of from.sets) {
-    if (s.valueType !== undefined) continue;
-    if (removedFromSet.get(s.name) === false) continue;
-    // Removed set entirely: its referring rules changed, so subjects were handled above.
-    if (!removedFromSet.has(s.name)) continue;
-    const now = new Set(to.sets.find((x) => x.name === s.name)?.elements.map((e) => e.key) ?? []);
-    for (const e of s.elements) {
-      if (now.has(e.key)) continue;
-      const addr = e.key.split(' . ')[0]!;
+    // An address removed from a peer or named-port set: all its flows.
+    if (old === undefined || old.valueType !== undefined) continue;
+    for (const key of setDelta(old, s).del) {
+      const addr = key.split(' . ')[0]!;
       push('src', addr);
       push('reply-src', addr);
     }

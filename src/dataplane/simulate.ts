@@ -12,6 +12,8 @@ export interface SimPacket {
   readonly dport?: number;
   /** Which hook sees the packet: postrouting (forwarded, locally generated) or input (to the node). */
   readonly hook: NftHook;
+  /** Conntrack state of the packet; default 'new'. */
+  readonly ctState?: 'new' | 'established' | 'related' | 'invalid';
 }
 
 export interface SimResult {
@@ -52,7 +54,7 @@ export function simulate(rs: Ruleset, pkt: SimPacket): SimResult {
             ? 'ipv4'
             : 'ipv6';
       case 'ct':
-        return 'new';
+        return pkt.ctState ?? 'new';
       case 'icmpv6':
         return undefined; // moat's test packets are never ND
       case 'th':
