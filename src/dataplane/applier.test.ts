@@ -107,6 +107,43 @@ describe('NftApplier (fake runner)', () => {
     assert.deepEqual(back.conntrackDeleted, []);
   });
 
+  it('runs a conntrack deletion again when conntrack-tools aborted on a vanished entry', async () => {
+    for (const [enoents, ok] of [
+      [2, true],
+      [9, false],
+    ] as const) {
+      const r = fakeRunner();
+      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+      await ap.apply(snap());
+      let left: number = enoents;
+      const inner = r.run.bind(r);
+      r.run = (argv, input) => {
+        if (argv[0] === 'conntrack' && left > 0) {
+          left--;
+          r.calls.push({ argv });
+          return Promise.resolve({
+            stdout: '',
+            stderr: "conntrack v1.4.7 (conntrack-tools): Operation failed: such conntrack doesn't exist",
+            code: 1,
+          });
+        }
+        return inner(argv, input);
+      };
+      const res = await ap.apply(snap({ deny: true }));
+      const ct = r.calls.filter((c) => c.argv[0] === 'conntrack');
+      if (ok) {
+        assert.deepEqual(res.conntrackDeleted, ['reply-src 10.0.0.2']);
+        assert.deepEqual(res.conntrackErrors, []);
+        assert.equal(ct.length, 3);
+      } else {
+        // Bounded: it gives up after a few tries and reports the error.
+        assert.deepEqual(res.conntrackDeleted, []);
+        assert.match(res.conntrackErrors[0] ?? '', /such conntrack doesn't exist/);
+        assert.equal(ct.length, 5);
+      }
+    }
+  });
+
   it('changing a peer selector cleans flows of removed peers; conntrackCleanup=false skips it', async () => {
     for (const cleanup of [true, false]) {
       const r = fakeRunner();

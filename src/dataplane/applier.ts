@@ -35,6 +35,8 @@ export interface DriftResult {
 
 const NFT_APPLY = ['nft', '-f', '-'] as const;
 const CONNTRACK_PARALLEL = 4;
+const CONNTRACK_ENOENT_RETRIES = 5;
+const ENOENT = /such conntrack doesn't exist/;
 
 export class NftApplier {
   private current: Ruleset | undefined;
@@ -150,7 +152,17 @@ export class NftApplier {
         const i = next++;
         const t = targets[i]!;
         const argv = ['conntrack', ...args(t)];
-        const res = await this.runner.run(argv);
+        let res = await this.runner.run(argv);
+        // conntrack-tools < 1.4.8 aborts the whole deletion when one entry vanished between its dump
+        // and its delete ("such conntrack doesn't exist"; fixed upstream by skipping ENOENT): run it
+        // again to delete the rest.
+        for (
+          let tries = 1;
+          tries < CONNTRACK_ENOENT_RETRIES && res.code !== 0 && ENOENT.test(res.stderr);
+          tries++
+        ) {
+          res = await this.runner.run(argv);
+        }
         // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
         results[i] =
           res.code === 0 || /flow entries have been deleted/.test(res.stderr)
