@@ -55,6 +55,7 @@ export interface LabAgentsOptions {
   readonly table?: string;
   /** Passed to every node's Reconciler. */
   readonly coalesceMs?: number;
+  /** Period of each node's drift check; default 0 (off: call checkDrift()). */
   readonly driftIntervalMs?: number;
   readonly retryMs?: number;
   readonly onApplied?: (node: string, a: Applied) => void | Promise<void>;

@@ -146,7 +146,7 @@ export class Lab {
     return lab;
   }
 
-  /** The snapshot the lab's node enforces: pods on the lab node, with their lab addresses. */
+  /** The snapshot the lab's agents enforce: pods on the lab nodes, with their lab addresses. */
   get snapshot(): Snapshot {
     return this.currentPlan.snapshot;
   }
@@ -277,25 +277,28 @@ export class Lab {
    * or a pod pinned by spec.nodeName to a node whose slice does not hold its address): host routes
    * to its node, more specific than the slice routes.
    */
-  private hostRoutes(lp: LabPod, verb: 'add' | 'del'): Promise<unknown> {
+  private async hostRoutes(pods: readonly LabPod[], verb: 'add' | 'del'): Promise<void> {
     const nodes = this.currentPlan.nodes;
-    if (nodes.length < 2) return Promise.resolve();
-    const own = (nodes[lp.node]?.podCIDRs ?? []).map(mustCidr);
-    const stray = lp.pod.ips.filter((ip) => {
-      const a = parseIP(ip);
-      return a !== undefined && !own.some((c) => c.family === a.family && cidrContains(c, a));
-    });
-    if (stray.length === 0) return Promise.resolve();
-    return mapLimit(this.nodeNetnses, 4, async (ns, i) => {
-      if (i === lp.node) return;
-      const lines = stray.map((ip) => {
-        const f = parseIP(ip)?.family === 6 ? 6 : 4;
-        return `route ${verb} ${ip}/${f === 6 ? 128 : 32} via ${fabricAddress(lp.node, f)} dev ${FABRIC_LINK}`;
-      });
+    if (nodes.length < 2) return;
+    const slices = nodes.map((n) => n.podCIDRs.map(mustCidr));
+    // Per node namespace, the routes for other nodes' pods.
+    const lines = this.nodeNetnses.map((): string[] => []);
+    for (const lp of pods) {
+      const own = slices[lp.node] ?? [];
+      for (const ip of lp.pod.ips) {
+        const a = parseIP(ip);
+        if (a === undefined || own.some((c) => c.family === a.family && cidrContains(c, a))) continue;
+        const len = a.family === 6 ? 128 : 32;
+        const route = `route ${verb} ${ip}/${len} via ${fabricAddress(lp.node, a.family)} dev ${FABRIC_LINK}`;
+        lines.forEach((l, i) => i !== lp.node && l.push(route));
+      }
+    }
+    await mapLimit(this.nodeNetnses, 4, async (ns, i) => {
+      const l = lines[i]!;
+      if (l.length === 0) return;
+      if (verb === 'add') await ipBatch(ns, l);
       // Removal is best effort (-force: carry on past a route that is already gone).
-      if (verb === 'add') await ipBatch(ns, lines);
-      else
-        await run(['ip', '-n', ns, '-force', '-batch', '-'], lines.join('\n') + '\n').catch(() => undefined);
+      else await run(['ip', '-n', ns, '-force', '-batch', '-'], l.join('\n') + '\n').catch(() => undefined);
     });
   }
 
@@ -352,7 +355,7 @@ export class Lab {
       const here = pods.filter((lp) => lp.node === i);
       return here.length > 0 ? this.addNodeLinks(node, here) : Promise.resolve();
     });
-    await mapLimit(pods, 8, (lp) => this.hostRoutes(lp, 'add'));
+    await this.hostRoutes(pods, 'add');
     await mapLimit(pods, 8, (lp) => {
       const lines = ['link set lo up', 'link set eth0 up'];
       let v4 = false;
@@ -400,7 +403,7 @@ export class Lab {
     // the veth in it) lives on until its last process has exited, and a pod added right after may
     // reuse the slot, i.e. the link name and routes ("RTNETLINK answers: File exists").
     await tryRun(['ip', '-n', this.nodeNetnses[lp.node]!, 'link', 'del', nodeLink(lp.slot)]);
-    await this.hostRoutes(lp, 'del');
+    await this.hostRoutes([lp], 'del');
     await tryRun(['ip', 'netns', 'del', lp.netns]);
   }
 

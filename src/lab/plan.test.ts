@@ -2,7 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pod, snapshot } from '../model/build.js';
 import { InputError, UsageError } from '../errors.js';
-import { checkPrefix, nodeLink, planLab } from './plan.js';
+import { mustCidr } from '../model/cidr.js';
+import { checkPrefix, labNodeName, MAX_NODES, nodeLink, nodeNetns, nodeSlices, planLab } from './plan.js';
+
+const parse = mustCidr;
 
 test('planLab allocates addresses, skipping the node address and manifest addresses', () => {
   const s = snapshot({
@@ -55,4 +58,101 @@ test('names', () => {
   assert.match(checkPrefix('lab') ?? '', /must match/);
   assert.match(checkPrefix('moat-lab-much-too-long-prefix') ?? '', /must match/);
   assert.ok(nodeLink(99999).length <= 15);
+});
+
+test('planLab with nodes: slices, node addresses, and each placement rule', () => {
+  const s = snapshot({
+    pods: [
+      pod('a', 'pinned', { nodeName: 'moat-lab-2' }),
+      pod('a', 'byip', { ips: ['10.244.1.7'] }),
+      pod('a', 'stray', { ips: ['10.99.0.1'] }),
+      pod('a', 'rr1'),
+      pod('a', 'rr2', { nodeName: 'not-a-lab-node' }),
+    ],
+  });
+  const plan = planLab(s, { nodes: 2 });
+  assert.deepEqual(
+    plan.nodes.map((n) => [n.name, n.podCIDRs, n.addresses]),
+    [
+      ['moat-lab', ['10.244.0.0/24'], ['10.244.0.1']],
+      ['moat-lab-2', ['10.244.1.0/24'], ['10.244.1.1']],
+    ],
+  );
+  assert.equal(plan.node, plan.nodes[0]);
+  const where = Object.fromEntries(plan.pods.map((p) => [p.key, [p.pod.nodeName, p.node, p.pod.ips]]));
+  assert.deepEqual(where, {
+    // pinned (spec.nodeName) and byip (podIP in node 2's slice) on node 2; then the emptier node:
+    // stray (its address is in no slice), rr1, and rr2 (its nodeName names no lab node).
+    'a/pinned': ['moat-lab-2', 1, ['10.244.1.2']],
+    'a/byip': ['moat-lab-2', 1, ['10.244.1.7']],
+    'a/stray': ['moat-lab', 0, ['10.99.0.1']],
+    'a/rr1': ['moat-lab', 0, ['10.244.0.2']],
+    'a/rr2': ['moat-lab', 0, ['10.244.0.3']],
+  });
+  assert.deepEqual(
+    plan.snapshot.nodes.map((n) => n.name),
+    ['moat-lab', 'moat-lab-2'],
+  );
+});
+
+test('planLab with nodes: a pod stays on its node across reloads; spec.nodeName moves it', () => {
+  const first = planLab(snapshot({ pods: [pod('a', 'x'), pod('a', 'y'), pod('a', 'z')] }), { nodes: 3 });
+  assert.deepEqual(
+    first.pods.map((p) => p.node),
+    [0, 1, 2],
+  );
+  const prevIPs = new Map(first.pods.map((p) => [p.key, p.pod.ips]));
+  const prevNodes = new Map(first.pods.map((p) => [p.key, p.pod.nodeName!]));
+  // x is gone: round robin alone would move y and z; they stay, and the newcomer fills node 1.
+  const second = planLab(
+    snapshot({ pods: [pod('a', 'y'), pod('a', 'z'), pod('a', 'w')] }),
+    { nodes: 3 },
+    prevIPs,
+    prevNodes,
+  );
+  assert.deepEqual(
+    second.pods.map((p) => [p.key, p.node, p.pod.ips[0] === prevIPs.get(p.key)?.[0]]),
+    [
+      ['a/y', 1, true],
+      ['a/z', 2, true],
+      ['a/w', 0, false],
+    ],
+  );
+  const moved = planLab(
+    snapshot({ pods: [pod('a', 'y', { nodeName: 'moat-lab-3' })] }),
+    { nodes: 3 },
+    prevIPs,
+    prevNodes,
+  );
+  assert.equal(moved.pods[0]?.node, 2);
+  assert.match(moved.pods[0]?.pod.ips[0] ?? '', /^10\.244\.2\./, 'readdressed from its new slice');
+});
+
+test('nodeSlices: IPv4 /24 and IPv6 /112 slices, or finer when the CIDR is small', () => {
+  const texts = (c: string, n: number) => nodeSlices(parse(c), n).map((x) => x.text);
+  assert.deepEqual(texts('10.244.0.0/16', 1), ['10.244.0.0/16']);
+  assert.deepEqual(texts('10.244.0.0/16', 3), ['10.244.0.0/24', '10.244.1.0/24', '10.244.2.0/24']);
+  assert.deepEqual(texts('10.9.0.0/24', 2), ['10.9.0.0/25', '10.9.0.128/25']);
+  assert.deepEqual(texts('fd00:9::/64', 2), ['fd00:9::/112', 'fd00:9::1:0/112']);
+  assert.throws(() => nodeSlices(parse('10.9.0.0/29'), 4), /too small to split across 4 nodes/);
+});
+
+test('planLab with nodes: dual stack and bad node counts', () => {
+  const plan = planLab(snapshot({ pods: [pod('a', 'x'), pod('a', 'y')] }), {
+    nodes: 2,
+    podCidrs: ['10.9.0.0/16', 'fd00:9::/64'],
+  });
+  assert.deepEqual(
+    plan.pods.map((p) => p.pod.ips),
+    [
+      ['10.9.0.2', 'fd00:9::2'],
+      ['10.9.1.2', 'fd00:9::1:2'],
+    ],
+  );
+  for (const n of [0, 1.5, MAX_NODES + 1]) {
+    assert.throws(() => planLab(snapshot({}), { nodes: n }), UsageError);
+  }
+  assert.equal(nodeNetns('moat-x'), 'moat-x-node');
+  assert.equal(nodeNetns('moat-x', 1), 'moat-x-node2');
+  assert.equal(labNodeName('n', 2), 'n-3');
 });

@@ -252,3 +252,55 @@ test(
     }
   },
 );
+
+test(
+  'lab, 2 nodes, dual stack: IPv6 is routed between the nodes and enforced',
+  { skip: needsRoot },
+  async () => {
+    const s = (policies: NetworkPolicy[]) =>
+      snapshot({
+        namespaces: [ns('a')],
+        pods: [
+          pod('a', 'client', { labels: app('client'), ports, nodeName: N1 }),
+          pod('a', 'other', { labels: app('other'), ports, nodeName: N1 }),
+          pod('a', 'server', { labels: app('server'), ports, nodeName: N2 }),
+        ],
+        policies,
+      });
+    const onlyClient = netpol('a', 'server', {
+      podSelector: sel(app('server')),
+      ingress: [rule([podPeer(sel(app('client')))], [pport(80)])],
+    });
+    const lab = await Lab.create(s([onlyClient]), {
+      prefix: uniquePrefix(),
+      nodes: 2,
+      podCidrs: ['10.244.0.0/16', 'fd00:244::/64'],
+      probeTimeoutMs: 700,
+    });
+    const agents = new LabAgents(lab, { coalesceMs: 0 });
+    try {
+      await agents.start(staticSource(s([onlyClient])));
+      await agents.idle();
+      assert.deepEqual(
+        lab.plan.nodes.map((n) => n.podCIDRs),
+        [
+          ['10.244.0.0/24', 'fd00:244::/112'],
+          ['10.244.1.0/24', 'fd00:244::1:0/112'],
+        ],
+      );
+      const v6 = async (from: string, protocol: Protocol) =>
+        (await lab.probe(from, 'a/server', 80, protocol, { family: 6 })).allowed;
+      assert.equal(await v6('a/client', 'TCP'), true);
+      assert.equal(await v6('a/client', 'UDP'), false);
+      assert.equal(await v6('a/other', 'TCP'), false);
+      // ...and the server answers over IPv6 across the nodes (not isolated for egress).
+      assert.equal((await lab.probe('a/server', 'a/other', 80, 'UDP', { family: 6 })).allowed, true);
+      const observed = await lab.probeMatrix();
+      const cmp = compareMatrices(observed.json, matrixToJson(computeMatrix(lab.snapshot)));
+      assert.deepEqual(cmp.disagreements.map(formatDisagreement), []);
+    } finally {
+      await agents.stop();
+      await lab.destroy();
+    }
+  },
+);

@@ -1,5 +1,5 @@
-// `moat lab`: a one-node cluster of network namespaces built from plain Kubernetes YAML, enforced
-// by the agent's own code, and probed with real traffic.
+// `moat lab`: a cluster of network namespaces (one node, or --nodes N with one agent per node)
+// built from plain Kubernetes YAML, enforced by the agent's own code, and probed with real traffic.
 import type { Command } from 'commander';
 import { computeMatrix, formatMatrixTable, matrixToJson, type MatrixJson } from '../../analysis/matrix.js';
 import { FileSource } from '../../agent/file-source.js';
@@ -7,14 +7,15 @@ import type { Applied } from '../../agent/reconcile.js';
 import { DEFAULT_TABLE } from '../../dataplane/index.js';
 import { MoatError, UsageError } from '../../errors.js';
 import { compareMatrices, formatDisagreement } from '../../lab/compare.js';
-import { labApplier, labReconciler, staticSource } from '../../lab/enforce.js';
+import { LabAgents, staticSource } from '../../lab/enforce.js';
 import { cleanupLabs, Lab, type LabOptions, type ObservedMatrix } from '../../lab/lab.js';
-import { DEFAULT_NODE_NAME, DEFAULT_POD_CIDRS, DEFAULT_PREFIX } from '../../lab/plan.js';
+import { DEFAULT_NODE_NAME, DEFAULT_POD_CIDRS, DEFAULT_PREFIX, MAX_NODES } from '../../lab/plan.js';
 import type { Snapshot } from '../../model/types.js';
 import { loadSnapshot } from '../io.js';
 
 interface CommonFlags {
   nodeName: string;
+  nodes: string;
   podCidr?: string[];
   table: string;
   prefix: string;
@@ -55,9 +56,12 @@ function labOptions(cmd: string, f: CommonFlags): LabOptions {
       `lab ${cmd}: --table "${f.table}": must start with a letter or _ and contain only letters, digits, _ and -`,
     );
   }
+  const nodes = positiveInt('--nodes', f.nodes);
+  if (nodes > MAX_NODES) throw new UsageError(`lab ${cmd}: --nodes ${nodes}: at most ${MAX_NODES}`);
   return {
     prefix: f.prefix,
     nodeName: f.nodeName,
+    nodes,
     podCidrs: f.podCidr ?? DEFAULT_POD_CIDRS,
     probeTimeoutMs: positiveInt('--timeout', f.timeout),
     log: err,
@@ -66,12 +70,23 @@ function labOptions(cmd: string, f: CommonFlags): LabOptions {
 
 function common(cmd: Command): Command {
   return cmd
-    .option('--node-name <name>', 'name of the lab Node (every lab pod runs on it)', DEFAULT_NODE_NAME)
+    .option(
+      '--nodes <n>',
+      'number of lab nodes, each a namespace with its own agent; pods go to the node their ' +
+        'spec.nodeName names, else the one whose pod CIDR slice holds their status.podIP, else round robin',
+      '1',
+    )
+    .option(
+      '--node-name <name>',
+      'name of the (first) lab Node; with --nodes N the others are NAME-2 .. NAME-N',
+      DEFAULT_NODE_NAME,
+    )
     .option(
       '--pod-cidr <cidr...>',
-      `CIDRs for pods without status.podIPs (one per family; default ${DEFAULT_POD_CIDRS.join(', ')})`,
+      `CIDRs for pods without status.podIPs (one per family; default ${DEFAULT_POD_CIDRS.join(', ')}); ` +
+        'with --nodes N each node gets a slice (10.244.0.0/24, 10.244.1.0/24, ...)',
     )
-    .option('--table <name>', 'nft table name in the node namespace', DEFAULT_TABLE)
+    .option('--table <name>', 'nft table name in each node namespace', DEFAULT_TABLE)
     .option('--prefix <prefix>', 'network namespace name prefix (must start with "moat")', DEFAULT_PREFIX)
     .option('--timeout <ms>', 'probe timeout: no answer within it counts as denied', '1000');
 }
@@ -89,10 +104,20 @@ function report(observed: ObservedMatrix, expected: MatrixJson): number {
   return cmp.disagreements.length;
 }
 
-function describeApply(a: Applied): string {
+/** `node` is named only in a multi-node lab (one-node output is unchanged). */
+function describeApply(a: Applied, node?: string): string {
   const r = a.result;
   const ct = r.conntrackDeleted.length > 0 ? `, conntrack cleared for ${r.conntrackDeleted.join(', ')}` : '';
-  return `lab: applied generation ${a.generation} (${r.mode}, ${r.commands} nft command(s)${ct}) in ${a.elapsedMs} ms`;
+  const on = node !== undefined ? `node ${node}: ` : '';
+  return `lab: ${on}applied generation ${a.generation} (${r.mode}, ${r.commands} nft command(s)${ct}) in ${a.elapsedMs} ms`;
+}
+
+/** "3 pod(s) on node X" or "5 pod(s) on 2 nodes (X: 3, Y: 2)". */
+function describeLab(l: Lab): string {
+  const pods = l.snapshot.pods;
+  if (l.nodes.length === 1) return `${pods.length} pod(s) on node ${l.nodeName}`;
+  const per = l.nodes.map((n) => `${n.name}: ${pods.filter((p) => p.nodeName === n.name).length}`);
+  return `${pods.length} pod(s) on ${l.nodes.length} nodes (${per.join(', ')})`;
 }
 
 /** Runs `body` with the lab, tearing it down on return, on error and on Ctrl-C / SIGTERM. */
@@ -116,7 +141,7 @@ async function withLab<T>(
   let lab: Lab | undefined;
   try {
     lab = await Lab.create(snap, opts);
-    err(`lab: ${lab.snapshot.pods.length} pod(s) on node ${lab.nodeName} built in ${Date.now() - t0} ms`);
+    err(`lab: ${describeLab(lab)} built in ${Date.now() - t0} ms`);
     for (const n of lab.plan.notes) err(`lab: ${n}`);
     if (interrupted) throw new MoatError('lab: interrupted');
     return await body(lab, stopped);
@@ -131,7 +156,7 @@ export function registerLab(program: Command): void {
   const lab = program
     .command('lab')
     .description(
-      'a one-node cluster of network namespaces, enforced by moat and probed with real traffic (root)',
+      'a cluster of network namespaces (one agent per node), enforced by moat and probed with real traffic (root)',
     );
 
   common(
@@ -159,21 +184,25 @@ export function registerLab(program: Command): void {
     if (disagree > 0) process.exitCode = 1;
 
     async function probeOnce(l: Lab): Promise<number> {
-      const applier = labApplier(l, f.table);
       let failure: unknown;
-      const rec = labReconciler(l, applier, {
+      const many = l.nodes.length > 1;
+      const agents = new LabAgents(l, {
+        table: f.table,
         coalesceMs: 0,
         driftIntervalMs: 0,
-        onApplied: (a) => err(describeApply(a)),
-        onError: (e) => {
+        onApplied: (node, a) => err(describeApply(a, many ? node : undefined)),
+        onError: (node, e) => {
           // No retries here: a failed apply is the answer.
-          failure = e;
-          void rec.stop();
+          failure ??=
+            many && node !== undefined && e instanceof Error
+              ? new MoatError(`node ${node}: ${e.message}`)
+              : e;
+          void agents.stop();
         },
       });
-      await rec.start(staticSource(snap));
-      await rec.idle();
-      await rec.stop();
+      await agents.start(staticSource(snap));
+      await agents.idle();
+      await agents.stop();
       if (failure instanceof MoatError) throw failure;
       if (failure !== undefined) {
         throw new MoatError(
@@ -206,32 +235,41 @@ export function registerLab(program: Command): void {
     requireRoot('up');
     const snap = await loadSnapshot(f.file);
     await withLab(snap, opts, async (l, stopped) => {
-      const applier = labApplier(l, f.table);
-      const rec = labReconciler(l, applier, {
+      const many = l.nodes.length > 1;
+      const agents = new LabAgents(l, {
+        table: f.table,
         driftIntervalMs: driftMs,
-        onApplied: async (a) => {
-          err(describeApply(a));
+        onApplied: (node, a) => err(describeApply(a, many ? node : undefined)),
+        // Probe once every node's agent has applied the snapshot.
+        onSynced: async (snapshot, applied) => {
+          const gen = applied.map((a) => a.generation).join('/');
           const observed = await l.probeMatrix();
-          process.stdout.write(
-            `\n# generation ${a.generation}: observed\n${formatMatrixTable(observed.json)}`,
-          );
-          report(observed, matrixToJson(computeMatrix(a.snapshot)));
+          process.stdout.write(`\n# generation ${gen}: observed\n${formatMatrixTable(observed.json)}`);
+          report(observed, matrixToJson(computeMatrix(snapshot)));
         },
-        onDrift: (d) => err(`lab: drift: ${d.differences.join('; ')}${d.repaired ? ' (repaired)' : ''}`),
-        onError: (e, phase) => err(`moat: lab up: ${phase}: ${e instanceof Error ? e.message : String(e)}`),
+        onDrift: (node, d) =>
+          err(
+            `lab: ${many ? `node ${node}: ` : ''}drift: ${d.differences.join('; ')}${d.repaired ? ' (repaired)' : ''}`,
+          ),
+        onError: (node, e, phase) =>
+          err(
+            `moat: lab up: ${node !== undefined && many ? `node ${node}: ` : ''}${phase}: ${e instanceof Error ? e.message : String(e)}`,
+          ),
       });
       const source = new FileSource(f.file!, { onNote: (n) => err(`moat: ${n}`) });
-      await rec.start(source);
+      await agents.start(source);
       err(`lab: watching ${f.file!.join(', ')}; Ctrl-C to tear down`);
       await stopped;
-      await rec.stop();
-      await applier.remove().catch(() => undefined);
+      await agents.stop();
+      await agents.remove().catch(() => undefined);
     });
   });
 
   lab
     .command('down')
-    .description('remove what a crashed lab left behind: its network namespaces and the processes in them')
+    .description(
+      'remove what a crashed lab left behind: its pod, node and fabric namespaces and the processes in them',
+    )
     .option('--prefix <prefix>', 'network namespace name prefix', DEFAULT_PREFIX)
     .action(async (f: { prefix: string }) => {
       requireRoot('down');
