@@ -3,7 +3,7 @@
 // defaults, apimachinery ValidateObjectMeta and ValidateLabelSelector). One pass per object: each
 // field is type-checked, then validated; every problem is collected, nothing stops at the first.
 import type { Problem } from '../errors.js';
-import { cidrWithin } from './cidr.js';
+import { cidrContains } from './cidr.js';
 import {
   isDNS1123Label,
   isDNS1123Subdomain,
@@ -251,11 +251,9 @@ export function decodeSelector(r: Reporter, path: string, t: Tree | undefined): 
   const exprs = expectSeq(r, exprsPath, get(m, 'matchExpressions')) ?? [];
   exprs.forEach((e, i) => {
     const p = index(exprsPath, i);
-    const em = expectMap(r, p, e);
-    if (!em) {
-      if (e.t === 'null') r.add(p, e.line, msg.required('must be a requirement (key, operator, values)'));
-      return;
-    }
+    // A JSON null decodes to the zero requirement (key "", operator ""), invalid for both fields.
+    const em: MapTree | undefined = e.t === 'null' ? { t: 'map', line: e.line, entries: new Map() } : expectMap(r, p, e);
+    if (!em) return;
     checkFields(r, p, em, ['key', 'operator', 'values']);
     const keyTree = get(em, 'key');
     const key = expectStr(r, child(p, 'key'), keyTree) ?? '';
@@ -265,7 +263,8 @@ export function decodeSelector(r: Reporter, path: string, t: Tree | undefined): 
     const valuesTree = get(em, 'values');
     const values: string[] = [];
     (expectSeq(r, valuesPath, valuesTree) ?? []).forEach((v, j) => {
-      const s = expectStr(r, index(valuesPath, j), v);
+      // null decodes to "" (the API server stores `values: [""]`), a valid value.
+      const s = v.t === 'null' ? '' : expectStr(r, index(valuesPath, j), v);
       if (s !== undefined) values.push(s);
     });
     const nValues = valuesTree?.t === 'seq' ? valuesTree.items.length : 0;
@@ -403,7 +402,11 @@ export function decodeIPBlock(r: Reporter, path: string, t: Tree): IPBlock | und
       return;
     }
     for (const w of ex.warnings) r.warn(p, e.line, w);
-    if (!cidrWithin(ex.cidr, cidr.cidr) || ex.cidr.prefix <= cidr.cidr.prefix) {
+    // ValidateIPBlock: `!cidrIPNet.Contains(exceptCIDR.IP) || cidrMaskLen >= exceptMaskLen` is an
+    // error. Contains looks at IPv4-mapped addresses as IPv4, but the mask lengths are compared as
+    // written: "::ffff:10.0.0.0/104" (104) may not except "10.1.0.0/16" (16), and "10.0.0.0/8"
+    // may except "::ffff:10.0.0.0/104", the same network.
+    if (!cidrContains(cidr.cidr, { family: ex.cidr.family, value: ex.cidr.base }) || cidr.writtenPrefix >= ex.writtenPrefix) {
       r.add(p, e.line, msg.invalid(text, 'must be a strict subset of `cidr`'));
       return;
     }

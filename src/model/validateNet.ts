@@ -3,7 +3,6 @@
 // (1.33 onwards), so IPv4 octets with leading zeros, IPv4-mapped IPv6 and CIDRs with host bits set are
 // accepted, with warnings. moat follows that: it accepts them, warns, and uses the canonical network
 // (as the API server's consumers do with the parsed *net.IPNet).
-import { isIP } from 'node:net';
 import { bits, formatAddress, formatCidr, type Address, type Cidr, type Family } from './cidr.js';
 
 export const invalidIPMessage = 'must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)';
@@ -19,59 +18,99 @@ interface SloppyIP {
   readonly mapped: boolean;
 }
 
+// Ports of the pre-Go-1.17 parsers that k8s.io/utils/net ParseIPSloppy and ParseCIDRSloppy keep:
+// decimal octets (dtoi) and hex groups (xtoi) may have any number of leading zeros, as long as the
+// value fits ("0000000000010.0.0.0" and "2001:0db80::" are accepted by the API server).
+
+/** dtoi over a whole string: digits only, at least one; the value (Infinity when huge). */
+function decimal(s: string): number | undefined {
+  return /^\d+$/.test(s) ? Number(s) : undefined;
+}
+
 function parseV4(s: string): { value: bigint; leadingZeros: boolean } | undefined {
   const parts = s.split('.');
   if (parts.length !== 4) return undefined;
   let v = 0n;
   let leadingZeros = false;
   for (const p of parts) {
-    // Pre-Go-1.17 parsing: decimal digits, leading zeros ignored, at most 255.
-    if (!/^\d{1,10}$/.test(p) || Number(p) > 255) return undefined;
+    const n = decimal(p);
+    if (n === undefined || n > 255) return undefined;
     if (p.length > 1 && p.startsWith('0')) leadingZeros = true;
-    v = (v << 8n) | BigInt(Number(p));
+    v = (v << 8n) | BigInt(n);
   }
+  return { value: v, leadingZeros };
+}
+
+/**
+ * parseIPv6 of Go 1.16 (kept in k8s.io/utils/net): hex groups of any length up to 0xFFFF, one
+ * "::", an IPv4 tail in the last 32 bits (or anywhere after a "::" with room for it). No zones.
+ */
+function parseV6(text: string): { value: bigint; leadingZeros: boolean } | undefined {
+  const groups: number[] = []; // 16-bit values in order, the IPv4 tail as two groups
+  let ellipsis = -1; // index into groups where "::" stood
+  let leadingZeros = false;
+  let s = text;
+  if (s.startsWith('::')) {
+    ellipsis = 0;
+    s = s.slice(2);
+    if (s === '') return { value: 0n, leadingZeros };
+  }
+  while (groups.length < 8) {
+    const m = /^[0-9A-Fa-f]+/.exec(s);
+    if (!m) return undefined;
+    const hex = m[0];
+    const n = parseInt(hex, 16);
+    if (n > 0xffff) return undefined;
+    const rest = s.slice(hex.length);
+    if (rest.startsWith('.')) {
+      // "If followed by dot, might be in trailing IPv4."
+      if (ellipsis < 0 && groups.length !== 6) return undefined;
+      if (groups.length + 2 > 8) return undefined;
+      const v4 = parseV4(s);
+      if (!v4) return undefined;
+      leadingZeros ||= v4.leadingZeros;
+      groups.push(Number(v4.value >> 16n), Number(v4.value & 0xffffn));
+      s = '';
+      break;
+    }
+    groups.push(n);
+    s = rest;
+    if (s === '') break;
+    if (!s.startsWith(':') || s.length === 1) return undefined;
+    s = s.slice(1);
+    if (s.startsWith(':')) {
+      if (ellipsis >= 0) return undefined;
+      ellipsis = groups.length;
+      s = s.slice(1);
+      if (s === '') break;
+    }
+  }
+  if (s !== '') return undefined;
+  if (groups.length < 8) {
+    if (ellipsis < 0) return undefined;
+    groups.splice(ellipsis, 0, ...Array<number>(8 - groups.length).fill(0));
+  } else if (ellipsis >= 0) {
+    // "Ellipsis must represent at least one 0 group."
+    return undefined;
+  }
+  let v = 0n;
+  for (const g of groups) v = (v << 16n) | BigInt(g);
   return { value: v, leadingZeros };
 }
 
 const MAPPED_PREFIX = 0xffffn << 32n;
 
 function parseSloppy(text: string): SloppyIP | undefined {
-  if (!text.includes(':')) {
-    const v4 = parseV4(text);
-    if (!v4) return undefined;
-    return { addr: { family: 4, value: v4.value }, syntax: 4, leadingZeros: v4.leadingZeros, mapped: false };
-  }
-  // Go's parser knows no zones ("fe80::1%eth0").
-  if (text.includes('%')) return undefined;
-  let s = text;
-  let leadingZeros = false;
-  const lastColon = s.lastIndexOf(':');
-  const tail = s.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const v4 = parseV4(tail);
-    if (!v4) return undefined;
-    leadingZeros = v4.leadingZeros;
-    const hi = ((v4.value >> 16n) & 0xffffn).toString(16);
-    const lo = (v4.value & 0xffffn).toString(16);
-    s = `${s.slice(0, lastColon + 1)}${hi}:${lo}`;
-  }
-  if (isIP(s) !== 6) return undefined;
-  const value = parseV6(s);
+  // ParseIPSloppy tries IPv4 first, then IPv6.
+  const v4 = parseV4(text);
+  if (v4) return { addr: { family: 4, value: v4.value }, syntax: 4, leadingZeros: v4.leadingZeros, mapped: false };
+  const v6 = parseV6(text);
+  if (!v6) return undefined;
+  const { value, leadingZeros } = v6;
   if (value >> 32n === MAPPED_PREFIX >> 32n) {
     return { addr: { family: 4, value: value & 0xffffffffn }, syntax: 6, leadingZeros, mapped: true };
   }
   return { addr: { family: 6, value }, syntax: 6, leadingZeros, mapped: false };
-}
-
-function parseV6(s: string): bigint {
-  const [head = '', rest] = s.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = rest === undefined || rest === '' ? [] : rest.split(':');
-  const fill = rest === undefined ? 0 : 8 - h.length - t.length;
-  const groups = [...h, ...Array<string>(fill).fill('0'), ...t];
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | BigInt(parseInt(g, 16));
-  return v;
 }
 
 export interface ParsedIP {
@@ -103,6 +142,11 @@ export interface ParsedCIDR {
   readonly cidr: Cidr;
   /** GetWarningsForCIDR's messages (without the field path). */
   readonly warnings: readonly string[];
+  /**
+   * The prefix length as written, in bits of the written family (104 for "::ffff:10.0.0.0/104",
+   * whose `cidr` is 10.0.0.0/8): ValidateIPBlock compares these (net.IPMask.Size()).
+   */
+  readonly writtenPrefix: number;
 }
 
 function mask(f: Family, prefix: number): bigint {
@@ -116,9 +160,9 @@ export function parseLegacyCIDR(text: string): ParsedCIDR | undefined {
   if (slash < 0) return undefined;
   const ip = parseSloppy(text.slice(0, slash));
   const ptext = text.slice(slash + 1);
-  if (!ip || !/^\d{1,10}$/.test(ptext)) return undefined;
-  let prefix = Number(ptext);
-  if (prefix > bits(ip.syntax)) return undefined;
+  const written = decimal(ptext);
+  if (!ip || written === undefined || written > bits(ip.syntax)) return undefined;
+  let prefix = written;
   let family: Family = ip.addr.family;
   let value = ip.addr.value;
   if (ip.mapped) {
@@ -149,5 +193,5 @@ export function parseLegacyCIDR(text: string): ParsedCIDR | undefined {
   if (warnings.length === 0 && family === 6 && canonical !== text) {
     warnings.push(`IPv6 CIDR value "${text}" should be in RFC 5952 canonical format ("${canonical}")`);
   }
-  return { canonical, cidr, warnings };
+  return { canonical, cidr, warnings, writtenPrefix: written };
 }
