@@ -181,6 +181,30 @@ const cases: Case[] = [
     spec: 'ingress:\n- from:\n  - ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}',
     want: [['spec.ingress[0].from[0].ipBlock.except[0]', `Invalid value: "10.0.0.0/8": ${SUBSET}`]],
   },
+  // Found against kube-apiserver v1.33 (test/k8s/validate-compare.test.ts): ValidateIPBlock
+  // compares the mask lengths as written, in the written family's bits.
+  {
+    name: 'mapped cidr /104 may not except an IPv4 /16 (104 >= 16)',
+    spec: "ingress:\n- from:\n  - ipBlock: {cidr: '::ffff:10.0.0.0/104', except: [10.1.0.0/16]}",
+    want: [['spec.ingress[0].from[0].ipBlock.except[0]', `Invalid value: "10.1.0.0/16": ${SUBSET}`]],
+  },
+  {
+    name: 'IPv4 cidr /8 may except the same network written as mapped /104',
+    spec: "ingress:\n- from:\n  - ipBlock: {cidr: 10.0.0.0/8, except: ['::ffff:10.0.0.0/104']}",
+    want: [],
+  },
+  {
+    name: 'a null In value is the value ""; a null requirement is key "" and operator ""',
+    spec: 'podSelector:\n  matchExpressions:\n  - {key: app, operator: In, values: [null]}\n  - null',
+    want: [
+      ['spec.podSelector.matchExpressions[1].operator', 'Invalid value: "": not a valid selector operator'],
+      ['spec.podSelector.matchExpressions[1].key', `Invalid value: "": name part must be non-empty`],
+      [
+        'spec.podSelector.matchExpressions[1].key',
+        `Invalid value: "": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`,
+      ],
+    ],
+  },
   {
     name: 'except outside cidr',
     spec: 'ingress:\n- from:\n  - ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}',
@@ -440,4 +464,11 @@ test('non-canonical CIDRs produce an upstream-style warning note', () => {
       (n) => n.includes('non-standard CIDR value "010.1.2.0/24"') && n.startsWith('warning: f.yaml:9:'),
     ),
   );
+});
+
+test('a null In value decodes to "" (as the API server stores it)', () => {
+  const p = onePolicy(
+    np('podSelector:\n  matchExpressions:\n  - {key: app, operator: In, values: [null, b]}'),
+  );
+  assert.deepEqual(p.podSelector.matchExpressions, [{ key: 'app', operator: 'In', values: ['', 'b'] }]);
 });

@@ -252,7 +252,8 @@ export function decodeSelector(r: Reporter, path: string, t: Tree | undefined): 
   exprs.forEach((e, i) => {
     const p = index(exprsPath, i);
     // A JSON null decodes to the zero requirement (key "", operator ""), invalid for both fields.
-    const em: MapTree | undefined = e.t === 'null' ? { t: 'map', line: e.line, entries: new Map() } : expectMap(r, p, e);
+    const em: MapTree | undefined =
+      e.t === 'null' ? { t: 'map', line: e.line, entries: new Map() } : expectMap(r, p, e);
     if (!em) return;
     checkFields(r, p, em, ['key', 'operator', 'values']);
     const keyTree = get(em, 'key');
@@ -406,7 +407,10 @@ export function decodeIPBlock(r: Reporter, path: string, t: Tree): IPBlock | und
     // error. Contains looks at IPv4-mapped addresses as IPv4, but the mask lengths are compared as
     // written: "::ffff:10.0.0.0/104" (104) may not except "10.1.0.0/16" (16), and "10.0.0.0/8"
     // may except "::ffff:10.0.0.0/104", the same network.
-    if (!cidrContains(cidr.cidr, { family: ex.cidr.family, value: ex.cidr.base }) || cidr.writtenPrefix >= ex.writtenPrefix) {
+    if (
+      !cidrContains(cidr.cidr, { family: ex.cidr.family, value: ex.cidr.base }) ||
+      cidr.writtenPrefix >= ex.writtenPrefix
+    ) {
       r.add(p, e.line, msg.invalid(text, 'must be a strict subset of `cidr`'));
       return;
     }

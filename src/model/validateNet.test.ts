@@ -12,6 +12,19 @@ const cidrs: [string, string | undefined, number][] = [
   ['::ffff:10.0.0.0/104', '10.0.0.0/8', 1], // IPv4-mapped: IPv4 meaning kept
   ['2001:db8::/32', '2001:db8::/32', 0],
   ['2001:DB8:0:0::/64', '2001:db8::/64', 1], // not RFC 5952
+  // Go 1.16 parsing (k8s.io/utils/net), checked against kube-apiserver v1.33: any number of leading
+  // zeros in octets, prefix lengths and IPv6 groups, as long as the value fits.
+  ['10.0.0.0/0000000000008', '10.0.0.0/8', 1],
+  ['0000000000010.0.0.0/8', '10.0.0.0/8', 1],
+  ['2001:0db80::/32', '2001:db80::/32', 1],
+  ['2001:000000000001::/32', '2001:1::/32', 1],
+  ['64:ff9b::10.0.0.0/120', '64:ff9b::a00:0/120', 1],
+  ['::1.2.3.4/128', '::102:304/128', 1],
+  ['2001:10000::/32', undefined, 0],
+  ['1:2:3:4::5:6:7:8/64', undefined, 0],
+  ['1:2:3:4:5:1.2.3.4/64', undefined, 0],
+  ['0x0a.0.0.0/8', undefined, 0],
+  [' 10.0.0.0/8', undefined, 0],
   ['10.0.0.0/33', undefined, 0],
   ['10.0.0.0', undefined, 0],
   ['10.0.0/8', undefined, 0],

@@ -103,7 +103,8 @@ const MAPPED_PREFIX = 0xffffn << 32n;
 function parseSloppy(text: string): SloppyIP | undefined {
   // ParseIPSloppy tries IPv4 first, then IPv6.
   const v4 = parseV4(text);
-  if (v4) return { addr: { family: 4, value: v4.value }, syntax: 4, leadingZeros: v4.leadingZeros, mapped: false };
+  if (v4)
+    return { addr: { family: 4, value: v4.value }, syntax: 4, leadingZeros: v4.leadingZeros, mapped: false };
   const v6 = parseV6(text);
   if (!v6) return undefined;
   const { value, leadingZeros } = v6;

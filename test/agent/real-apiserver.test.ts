@@ -1,8 +1,10 @@
-// The agent against a real kube-apiserver (test/k8s: etcd + kube-apiserver on loopback, https with
-// client certificates), through the real client library. Skips until test/k8s/build.sh has run.
+// The agent against a real kube-apiserver (test/k8s: etcd + kube-apiserver on loopback, https),
+// through the real client library, authenticated only by a token of the DaemonSet's ServiceAccount
+// (deploy/overlays/plain RBAC applied). Skips until test/k8s/build.sh has run.
 import { test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent } from '../../src/agent/agent.js';
+import { installRbac, serviceAccountKubeconfig } from '../k8s/access.js';
 import { clusterSkipReason, startCluster, type Cluster } from '../k8s/cluster.js';
 import { passes, RecordingApplier, waitFor } from './util.js';
 
@@ -62,7 +64,7 @@ test(
       await setIP(c, 'web', WEB);
       await setIP(c, 'client', CLIENT);
       const kc = new KubeConfig();
-      kc.loadFromFile(c.kubeconfig);
+      kc.loadFromFile((await serviceAccountKubeconfig(c, await installRbac(c))).path);
       const applier = new RecordingApplier(NODE);
       agent = await Agent.start({
         kubeConfig: kc,
