@@ -239,6 +239,13 @@ export class Agent {
               : 'waiting for the first list of every resource',
           };
         }
+        const broken = this.source.brokenWatches();
+        if (broken.length > 0) {
+          return {
+            ok: false,
+            detail: `not seeing changes (last state still enforced): ${broken.map((b) => `${b.kind}: ${b.error}`).join('; ')}`,
+          };
+        }
         const limit = this.opts.readyFailAfterMs ?? 60_000;
         if (this.failingSince !== undefined && Date.now() - this.failingSince >= limit) {
           return {

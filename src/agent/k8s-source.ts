@@ -411,7 +411,16 @@ interface Watched {
   synced: boolean;
   backoff: number;
   restart?: NodeJS.Timeout;
+  /** Failures since the last list, event, or restart that stayed up (see WATCH_HEALTHY_MS). */
+  failures: number;
+  lastError?: string;
+  healthy?: NodeJS.Timeout;
 }
+
+/** A restarted watch that raised no error for this long counts as working again. */
+const WATCH_HEALTHY_MS = 10_000;
+/** Consecutive failures after which a resource's watch is reported as broken (readiness). */
+const WATCH_BROKEN_AFTER = 3;
 
 export class K8sSource implements SnapshotSource {
   readonly state = new ClusterState();
@@ -435,6 +444,16 @@ export class K8sSource implements SnapshotSource {
   /** True once every resource has been listed: before that no snapshot is handed over. */
   get synced(): boolean {
     return this.watched.length > 0 && this.watched.every((w) => w.synced);
+  }
+
+  /**
+   * Resources whose list or watch keeps failing (e.g. 403 Forbidden: a ClusterRole without `watch`).
+   * The last state stays enforced, but changes of that kind are not seen: the agent is not ready.
+   */
+  brokenWatches(): { kind: WatchedKind; error: string }[] {
+    return this.watched
+      .filter((w) => w.failures >= WATCH_BROKEN_AFTER)
+      .map((w) => ({ kind: w.res.kind, error: w.lastError ?? 'unknown error' }));
   }
 
   /** Snapshots handed over so far. */
@@ -470,7 +489,7 @@ export class K8sSource implements SnapshotSource {
         listFn,
         false,
       );
-      const w: Watched = { res, informer, synced: false, backoff: this.opts.retryMs ?? 500 };
+      const w: Watched = { res, informer, synced: false, backoff: this.opts.retryMs ?? 500, failures: 0 };
       informer.on('add', (o) => this.upsert(w, o));
       informer.on('update', (o) => this.upsert(w, o));
       informer.on('delete', (o) => this.remove(w, o));
@@ -489,6 +508,15 @@ export class K8sSource implements SnapshotSource {
   private startInformer(w: Watched): void {
     if (this.stopped) return;
     w.informer.start().catch((e: unknown) => this.failed(w, e));
+    clearTimeout(w.healthy);
+    w.healthy = setTimeout(() => this.working(w), WATCH_HEALTHY_MS);
+    w.healthy.unref();
+  }
+
+  private working(w: Watched): void {
+    clearTimeout(w.healthy);
+    w.failures = 0;
+    delete w.lastError;
   }
 
   private listed(w: Watched, n: number): void {
@@ -496,6 +524,7 @@ export class K8sSource implements SnapshotSource {
     this.lists.set(w.res.kind, (this.lists.get(w.res.kind) ?? 0) + 1);
     this.opts.onList?.(w.res.kind, n);
     w.backoff = this.opts.retryMs ?? 500;
+    this.working(w);
     const first = !w.synced;
     w.synced = true;
     this.log.info(first ? 'listed' : 'relisted', { kind: w.res.kind, objects: n });
@@ -507,6 +536,9 @@ export class K8sSource implements SnapshotSource {
     if (this.stopped) return;
     this.opts.onWatchError?.(w.res.kind, err);
     this.sink?.error(err);
+    clearTimeout(w.healthy);
+    w.failures++;
+    w.lastError = errorField(err);
     if (w.restart !== undefined) return;
     const delay = w.backoff;
     w.backoff = Math.min(w.backoff * 2, this.opts.maxRetryMs ?? 30_000);
@@ -525,6 +557,7 @@ export class K8sSource implements SnapshotSource {
   private upsert(w: Watched, raw: KubernetesObject): void {
     if (this.stopped) return;
     w.backoff = this.opts.retryMs ?? 500;
+    this.working(w);
     const d = decodeApiObject(w.res.kind, raw);
     const before = this.state.invalid.get(`${d.kind}/${d.key}`);
     if (d.problems.length > 0) {
@@ -584,6 +617,7 @@ export class K8sSource implements SnapshotSource {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     for (const w of this.watched) {
       if (w.restart) clearTimeout(w.restart);
+      clearTimeout(w.healthy);
       await w.informer.stop();
     }
   }

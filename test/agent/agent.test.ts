@@ -226,6 +226,26 @@ test('API server down: the last state stays enforced; changes made meanwhile con
   }
 });
 
+test('a watch that keeps failing (403) makes the agent not ready; it recovers with the watch', async () => {
+  const h = await harness();
+  try {
+    h.server.put(denyWeb());
+    await h.until(CLIENT, WEB, false, 'deny applied');
+    assert.equal(h.agent.ready, true);
+    h.server.forbiddenWatch.add('networkpolicies');
+    h.server.closeWatches();
+    await waitFor(() => !h.agent.ready, 'not ready while NetworkPolicy watches are forbidden');
+    assert.match(h.log.text(), /HTTP 403/);
+    assert.equal(h.reach(CLIENT, WEB), false, 'the last state stays enforced');
+    h.server.forbiddenWatch.delete('networkpolicies');
+    h.server.put(allowWebFrom({ podSelector: { matchLabels: { app: 'client' } } }));
+    await h.until(CLIENT, WEB, true, 'the change is seen once the watch works again');
+    await waitFor(() => h.agent.ready, 'ready again');
+  } finally {
+    await h.close();
+  }
+});
+
 test('bookmarks: a restarted watch resumes from the bookmarked resourceVersion', async () => {
   const h = await harness({ bookmarkMs: 0 });
   try {

@@ -89,6 +89,8 @@ export class FakeApiServer {
   readonly requests: RequestRecord[] = [];
   /** Resources whose requests fail with 503 (a sick API server). */
   readonly failing = new Set<Resource>();
+  /** Resources whose watches are refused with 403 (RBAC allows list but not watch). */
+  readonly forbiddenWatch = new Set<Resource>();
   /** Extra time before a list of these resources is answered (a slow, large API server). */
   readonly listDelayMs = new Map<Resource, number>();
   port = 0;
@@ -277,6 +279,10 @@ export class FakeApiServer {
     }
     if (this.failing.has(resource)) {
       reply(503, status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request'));
+      return;
+    }
+    if (watch && this.forbiddenWatch.has(resource)) {
+      reply(403, status(403, 'Forbidden', `cannot watch resource "${resource}"`));
       return;
     }
     if (watch) this.watch(resource, query, res);
