@@ -8,10 +8,11 @@ import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kuber
 import type { Problem } from '../errors.js';
 import { KINDS, type Collector } from '../model/load.js';
 import type { MapTree, Tree } from '../model/parseYaml.js';
-import type { NetworkPolicy, Namespace, Node, Pod, PolicyType, Snapshot } from '../model/types.js';
+import type { NetworkPolicy, Namespace, Node, PolicyType, Snapshot } from '../model/types.js';
 import { checkFields, decodeMeta, peekMeta, Reporter, type PodEntry } from '../model/validate.js';
 import { errorField, silentLog, type Log } from './log.js';
 import type { SnapshotSource, SourceSink } from './reconcile.js';
+import { assembleSnapshot } from '../model/snapshot.js';
 
 export type WatchedKind = 'Namespace' | 'Pod' | 'Node' | 'NetworkPolicy';
 
@@ -238,28 +239,12 @@ export class ClusterState {
    * pod's or policy's namespace that is not (yet) known exists with just its name label.
    */
   snapshot(): Snapshot {
-    const nodes = byKey(this.nodes);
-    const nodeByName = new Map(nodes.map((n) => [n.name, n]));
-    const pods: Pod[] = byKey(this.pods).map(({ pod, hostIPs }) => {
-      if (!pod.hostNetwork) return pod;
-      const node = pod.nodeName !== undefined ? nodeByName.get(pod.nodeName) : undefined;
-      const ips =
-        node !== undefined && node.addresses.length > 0
-          ? node.addresses
-          : pod.ips.length > 0
-            ? pod.ips
-            : hostIPs;
-      return { ...pod, ips: [...ips] };
+    return assembleSnapshot({
+      namespaces: byKey(this.namespaces),
+      pods: byKey(this.pods),
+      nodes: byKey(this.nodes),
+      policies: byKey(this.policies),
     });
-    const policies = byKey(this.policies);
-    const namespaces = byKey(this.namespaces);
-    const known = new Set(namespaces.map((n) => n.name));
-    for (const o of [...pods, ...policies]) {
-      if (known.has(o.namespace)) continue;
-      known.add(o.namespace);
-      namespaces.push({ name: o.namespace, labels: { 'kubernetes.io/metadata.name': o.namespace } });
-    }
-    return { namespaces, pods, nodes, policies };
   }
 }
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { InputError, type Problem } from '../errors.js';
 import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
 import { parseText, type MapTree, type Tree } from './parseYaml.js';
-import type { Namespace, NetworkPolicy, Node, Pod, Snapshot } from './types.js';
+import type { Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
+import { assembleSnapshot } from './snapshot.js';
 import {
   checkFields,
   decodeMeta,
@@ -219,7 +220,7 @@ class Loader {
         `skipped ${total} ${total === 1 ? 'object' : 'objects'} of ${kinds.length === 1 ? 'kind' : 'kinds'} ${kinds.join(', ')} (not used by moat)`,
       );
     }
-    return { snapshot: finish(this.collector), problems: sortByLine(this.problems), notes };
+    return { snapshot: assembleSnapshot(this.collector), problems: sortByLine(this.problems), notes };
   }
 }
 
@@ -228,34 +229,6 @@ function sortByLine(problems: readonly Problem[]): Problem[] {
   const order = new Map<string, number>();
   for (const p of problems) if (!order.has(p.file)) order.set(p.file, order.size);
   return [...problems].sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line);
-}
-
-/**
- * Completes the snapshot: hostNetwork pods get their node's addresses, and every namespace a pod or
- * policy lives in exists (as the API server requires), synthesized with just its name label.
- */
-function finish(c: Collector): Snapshot {
-  const nodes = new Map(c.nodes.map((n) => [n.name, n]));
-  const pods: Pod[] = c.pods.map(({ pod, hostIPs }) => {
-    if (!pod.hostNetwork) return pod;
-    const node = pod.nodeName !== undefined ? nodes.get(pod.nodeName) : undefined;
-    // "hostNetwork pods ... have the node's IPs": from the Node when loaded, else the pod's status.
-    const ips =
-      node !== undefined && node.addresses.length > 0
-        ? node.addresses
-        : pod.ips.length > 0
-          ? pod.ips
-          : hostIPs;
-    return { ...pod, ips: [...ips] };
-  });
-  const namespaces = [...c.namespaces];
-  const known = new Set(namespaces.map((n) => n.name));
-  for (const o of [...pods, ...c.policies]) {
-    if (known.has(o.namespace)) continue;
-    known.add(o.namespace);
-    namespaces.push({ name: o.namespace, labels: { 'kubernetes.io/metadata.name': o.namespace } });
-  }
-  return { namespaces, pods, nodes: c.nodes, policies: c.policies };
 }
 
 const MANIFEST = /\.(ya?ml|json)$/i;
