@@ -1,32 +1,10 @@
 // Runs the built CLI as a user would, on test/fixtures/analysis; needs `tsc` output in dist/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { MatrixJson } from '../../analysis/matrix.js';
+import { moat } from '../../../test/support/cli.js';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repository root not found');
-    dir = up;
-  }
-  return dir;
-}
-
-const root = repoRoot();
 const F = 'test/fixtures/analysis';
-
-function moat(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(root, 'dist/src/cli/bin.js'), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 test('moat matrix: a truth table per declared port, pods with an IP only', () => {
   const r = moat(['matrix', '-f', `${F}/cluster`]);

@@ -1,31 +1,7 @@
 // Runs the built CLI as a user would; needs `tsc` output in dist/ (the test itself lives there).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repository root not found');
-    dir = up;
-  }
-  return dir;
-}
-
-const root = repoRoot();
-
-function moat(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(root, 'dist/src/cli/bin.js'), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    ...(input !== undefined ? { input } : {}),
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { moat } from '../../../test/support/cli.js';
 
 const F = 'test/fixtures/validate';
 
