@@ -3,9 +3,14 @@
 // Topology (root): client netns -- node netns (routes, holds the table) -- server netns; client and
 // server are 2 of the 10,000 pods, both on node-0. The server is isolated by three policies and
 // admitted by rule 1 of the last one in jump order; the client is egress-isolated and allowed by
-// rule 1 of its egress policy. Rounds alternate baseline (A) and moat (B): ABBA ABBA..., medians.
-// Each round: 1.5 s connect/close loop on 32 sockets, 2 s iperf3, 600 sequential connects.
-//   node dist/bench/dataplane-traffic.js [rounds=10]
+// rule 1 of its egress policy. Rounds alternate baseline (A) and moat (B): ABBA ABBA...; each AB
+// pair gives a ratio, reported as the median and range of the pair ratios (robust to the machine's
+// load drifting between rounds) next to the medians of each side.
+// Each round: a connect/greeting/RST loop on PAR sockets for RATE_MS, 2 s iperf3, 600 sequential connects.
+// SYN retransmissions (1 s stalls: the reason earlier figures were noise) are counted per round;
+// the server's accept queue is deep (backlog 4096, somaxconn and tcp_max_syn_backlog raised in the
+// bench's own namespaces only: they are per-netns sysctls).
+//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -104,6 +109,10 @@ function setup(nsx: BenchNetns) {
   }
   sh(['ip', 'netns', 'exec', node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   sh(['ip', 'netns', 'exec', client, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
+  for (const ns of [client, server]) {
+    sh(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.core.somaxconn=4096']);
+    sh(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.tcp_max_syn_backlog=4096']);
+  }
   return { client, node, server };
 }
 
@@ -126,6 +135,25 @@ interface Results {
   rate: Record<'A' | 'B', number[]>;
   gbps: Record<'A' | 'B', number[]>;
   lat: Record<'A' | 'B', number[]>;
+  synRetrans: Record<'A' | 'B', number[]>;
+}
+
+/** TcpExt counters of a namespace (/proc/net/netstat is per netns). */
+function tcpExt(netns: string): Map<string, number> {
+  const lines = inNs(netns, ['cat', '/proc/net/netstat']).split('\n');
+  const out = new Map<string, number>();
+  for (let i = 0; i + 1 < lines.length; i++) {
+    if (!lines[i]!.startsWith('TcpExt:') || !lines[i + 1]!.startsWith('TcpExt:')) continue;
+    const names = lines[i]!.split(/\s+/).slice(1);
+    const values = lines[i + 1]!.split(/\s+/).slice(1).map(Number);
+    names.forEach((n, j) => out.set(n, values[j] ?? 0));
+    break;
+  }
+  return out;
+}
+
+function spread(xs: readonly number[], d = 0): string {
+  return `median ${median(xs).toFixed(d)} (min ${Math.min(...xs).toFixed(d)}, max ${Math.max(...xs).toFixed(d)})`;
 }
 
 async function main(): Promise<void> {
@@ -133,7 +161,9 @@ async function main(): Promise<void> {
     process.stdout.write('dataplane-traffic: needs root (network namespaces); skipped\n');
     return;
   }
-  const rounds = Math.min(Math.max(Number(process.argv[2] ?? 10), 1), 20);
+  const rounds = Math.min(Math.max(Number(process.argv[2] ?? 10), 1), 40);
+  const rateMs = Math.min(Math.max(Number(process.argv[3] ?? 3000), 500), 20_000);
+  const par = Math.min(Math.max(Number(process.argv[4] ?? 8), 1), 64);
   const snap = benchSnapshot();
   const rs = compile(snap, { table: TABLE, nodeName: 'node-0' });
   const moatScript = renderNft(rs);
@@ -156,13 +186,20 @@ async function main(): Promise<void> {
     const hits = [...counters.matchAll(/counter (a_\w+) \{\s*packets (\d+)/g)]
       .filter((m) => Number(m[2]) > 0)
       .map((m) => m[1]!);
-    const res: Results = { rate: { A: [], B: [] }, gbps: { A: [], B: [] }, lat: { A: [], B: [] } };
+    const res: Results = {
+      rate: { A: [], B: [] },
+      gbps: { A: [], B: [] },
+      lat: { A: [], B: [] },
+      synRetrans: { A: [], B: [] },
+    };
+    const before = { client: tcpExt(client), server: tcpExt(server) };
     for (let r = 0; r < rounds; r++) {
       // ABBA ordering: a drift of the machine's load over time weighs on both sides alike.
       for (const which of r % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
         load(which);
+        const syn0 = tcpExt(client).get('TCPSynRetrans') ?? 0;
         const rate = JSON.parse(
-          inNs(client, ['node', TCP_LOAD, 'rate', SERVER, String(PORT), '1500', '32']),
+          inNs(client, ['node', TCP_LOAD, 'rate', SERVER, String(PORT), String(rateMs), String(par)]),
         ) as {
           connections: number;
           errors: number;
@@ -170,6 +207,7 @@ async function main(): Promise<void> {
         };
         if (rate.errors > 0) process.stderr.write(`round ${r}${which}: ${rate.errors} connect errors\n`);
         res.rate[which].push(rate.connections / (rate.ms / 1000));
+        res.synRetrans[which].push((tcpExt(client).get('TCPSynRetrans') ?? 0) - syn0);
         const ip = JSON.parse(
           inNs(client, ['iperf3', '-c', SERVER, '-p', String(IPERF_PORT), '-t', '2', '-J']),
         ) as { end: { sum_received: { bits_per_second: number } } };
@@ -179,19 +217,33 @@ async function main(): Promise<void> {
         ) as number[];
         res.lat[which].push(...lat.slice(50)); // the first ones warm up the JIT
         process.stdout.write(
-          `round ${r + 1}${which}: ${res.rate[which].at(-1)!.toFixed(0)} conn/s, ${res.gbps[which].at(-1)!.toFixed(2)} Gbit/s, connect p50 ${percentile(lat, 50)} us\n`,
+          `round ${r + 1}${which}: ${res.rate[which].at(-1)!.toFixed(0)} conn/s (${res.synRetrans[which].at(-1)} SYN retransmissions), ${res.gbps[which].at(-1)!.toFixed(2)} Gbit/s, connect p50 ${percentile(lat, 50)} us\n`,
         );
       }
     }
     const rules = rs.chains.reduce((n, c) => n + c.rules.length, 0);
     const f = (x: number, d = 0) => x.toFixed(d);
+    // Round r's A and B ran back to back: their ratio is the least disturbed by load drift.
+    const pairs = (xs: Record<'A' | 'B', number[]>) => xs.B.map((b, i) => b / xs.A[i]!);
+    const moved = (['client', 'server'] as const).map((who) => {
+      const now = tcpExt(who === 'client' ? client : server);
+      const d = [...now]
+        .filter(([k, v]) => v !== (before[who].get(k) ?? 0))
+        .map(([k, v]) => `${k} ${v - (before[who].get(k) ?? 0)}`);
+      return `${who}: ${d.join(', ')}`;
+    });
+    const overflows = moved.join('; ');
     process.stdout.write(
       [
         `date: ${new Date().toISOString()}`,
         `ruleset: 10,000 pods / ${snap.policies.length} policies, node-0's share: ${rs.sets.length} sets, ${rules} rules; full load ${f(loadMs)} ms`,
         `accept counters hit by the test flow: ${hits.join(', ')}`,
-        `connections/s  median A ${f(median(res.rate.A))}  B ${f(median(res.rate.B))}  ratio B/A ${f(median(res.rate.B) / median(res.rate.A), 3)}`,
-        `iperf3 Gbit/s  median A ${f(median(res.gbps.A), 2)}  B ${f(median(res.gbps.B), 2)}  ratio B/A ${f(median(res.gbps.B) / median(res.gbps.A), 3)}`,
+        `rounds: ${rounds} x AB (ABBA order); rate: ${rateMs} ms on ${par} sockets; TcpExt counters that moved during the run: ${overflows}`,
+        `connections/s  A ${spread(res.rate.A)}  B ${spread(res.rate.B)}`,
+        `               ratio B/A of medians ${f(median(res.rate.B) / median(res.rate.A), 3)}; per pair ${spread(pairs(res.rate), 3)}`,
+        `SYN retransmissions per round  A ${spread(res.synRetrans.A)}  B ${spread(res.synRetrans.B)}`,
+        `iperf3 Gbit/s  A ${spread(res.gbps.A, 2)}  B ${spread(res.gbps.B, 2)}`,
+        `               ratio B/A of medians ${f(median(res.gbps.B) / median(res.gbps.A), 3)}; per pair ${spread(pairs(res.gbps), 3)}`,
         `connect us     A p50 ${percentile(res.lat.A, 50)} p99 ${percentile(res.lat.A, 99)}  B p50 ${percentile(res.lat.B, 50)} p99 ${percentile(res.lat.B, 99)}  added p50 ${percentile(res.lat.B, 50) - percentile(res.lat.A, 50)} p99 ${percentile(res.lat.B, 99) - percentile(res.lat.A, 99)}`,
       ].join('\n') + '\n',
     );

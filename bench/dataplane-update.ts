@@ -5,8 +5,14 @@
 //   pod+remote  one pod added on another node (peer and named-port sets only)
 //   policy      one policy of this node's pods changed (a policy chain is rewritten)
 // "nft committed" is when the kernel enforces the change for new connections; apply() returns
-// after the conntrack cleanup of flows the change may have tightened.
-//   node dist/bench/dataplane-update.js [pods:policies=10000:1000] [iterations=60]
+// after the conntrack cleanup of flows the change stopped allowing. The netns's conntrack table
+// holds `flows` established entries (inserted with conntrack -I; to node-0's pods on 8080/TCP, one
+// in ten of them app-2 -> app-1, which the policy change judges and keeps), and before each policy
+// change (untimed) 8 more app-2 -> app-1 on 8081/TCP, which every other policy change cuts.
+//   node dist/bench/dataplane-update.js [pods:policies=10000:1000] [iterations=60] [flows=1000]
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { localRunner, netnsRunner, NftApplier, type CommandRunner } from '../src/dataplane/index.js';
 import { netpol, pod, podPeer, pport, rule, sel, cport } from '../src/model/build.js';
@@ -16,23 +22,57 @@ import { BenchNetns, isRoot, median, percentile } from './netns.js';
 
 type Kind = 'pod+local' | 'pod+remote' | 'policy';
 
-/** A runner that records how long nft itself took. */
-function timed(inner: CommandRunner): CommandRunner & { nftMs: number; ctMs: number; nftDone: number } {
+/** A runner that records how long nft took, and conntrack (wall time: its processes may overlap). */
+function timed(inner: CommandRunner): CommandRunner & {
+  nftMs: number;
+  nftDone: number;
+  ctStart: number;
+  ctEnd: number;
+} {
   const r = {
     nftMs: 0,
-    ctMs: 0,
     nftDone: 0,
+    ctStart: NaN,
+    ctEnd: NaN,
     async run(argv: readonly string[], input?: string) {
       const t0 = performance.now();
       const res = await inner.run(argv, input);
       if (argv.includes('nft')) {
         r.nftDone = performance.now();
         r.nftMs += r.nftDone - t0;
-      } else r.ctMs += performance.now() - t0;
+      } else {
+        if (!(r.ctStart <= t0)) r.ctStart = t0;
+        r.ctEnd = performance.now();
+      }
       return res;
     },
   };
   return r;
+}
+
+/** Inserts established TCP entries (no NAT) into the runner's conntrack table, one process. */
+async function insertFlows(
+  runner: CommandRunner,
+  flows: readonly { src: string; dst: string; sport: number; dport: number }[],
+): Promise<void> {
+  if (flows.length === 0) return;
+  const dir = mkdtempSync(join(tmpdir(), 'moat-bench-ct-'));
+  try {
+    const file = join(dir, 'insert');
+    const line = (f: (typeof flows)[number]) =>
+      `-I -p tcp -s ${f.src} -d ${f.dst} --sport ${f.sport} --dport ${f.dport} -r ${f.dst} -q ${f.src} ` +
+      `--reply-port-src ${f.dport} --reply-port-dst ${f.sport} --state ESTABLISHED -u ASSURED -t 3600\n`;
+    writeFileSync(file, flows.map(line).join(''));
+    const r = await runner.run(['conntrack', '-R', file]);
+    if (r.code !== 0) throw new Error(`conntrack -R (insert): ${r.stderr.trim()}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** "tcp ... (3 flows)" -> 3 */
+function flowsOf(labels: readonly string[]): number {
+  return labels.reduce((n, l) => n + Number(/\((\d+) flows?\)$/.exec(l)?.[1] ?? 0), 0);
 }
 
 function ip(i: number): string {
@@ -46,15 +86,43 @@ async function main(): Promise<void> {
   }
   const [p, q] = (process.argv[2] ?? '10000:1000').split(':').map(Number);
   const iterations = Math.min(Math.max(Number(process.argv[3] ?? 60), 1), 500);
+  const numFlows = Math.min(Math.max(Number(process.argv[4] ?? 1000), 0), 100_000);
   let snap: Snapshot = generate(p ?? 10000, q ?? 1000);
   const nsx = new BenchNetns();
   try {
     const netns = nsx.add('u');
-    const runner = timed(netnsRunner(netns, localRunner()));
+    const plain = netnsRunner(netns, localRunner());
+    const runner = timed(plain);
     const ap = new NftApplier(runner, { table: 'moat_bench', nodeName: 'node-0' });
     const t0 = performance.now();
     await ap.apply(snap);
     const firstMs = performance.now() - t0;
+    const local = snap.pods.filter((x) => x.nodeName === 'node-0');
+    const addr = (x: (typeof snap.pods)[number]) => x.ips[0]!;
+    let sport = 10000;
+    const inNs0 = (app: string) => local.filter((x) => x.namespace === 'ns-0' && x.labels.app === app);
+    const [clients, servers] = [inNs0('app-2'), inNs0('app-1')];
+    const others = local.filter((x) => !servers.includes(x));
+    // 1 in 10 background flows is app-2 -> app-1 on 8080 ("http", allowed in every variant): judged
+    // at every policy change and kept. The rest go to other node-0 pods and are never judged.
+    await insertFlows(
+      plain,
+      Array.from({ length: numFlows }, (_, i) =>
+        i % 10 === 0
+          ? {
+              src: addr(clients[i % clients.length]!),
+              dst: addr(servers[i % servers.length]!),
+              sport: sport++,
+              dport: 8080,
+            }
+          : {
+              src: addr(snap.pods[(i * 7919) % snap.pods.length]!),
+              dst: addr(others[i % others.length]!),
+              sport: sport++,
+              dport: 8080,
+            },
+      ),
+    );
     // The policy that changes: ns-0/from-app-1 selects node-0 pods (p-0 is app-0 ... see generate).
     const idx = snap.policies.findIndex((x) => x.namespace === 'ns-0' && x.name === 'from-app-1');
     const variant = (k: number): NetworkPolicy =>
@@ -64,11 +132,19 @@ async function main(): Promise<void> {
       });
     const res: Record<
       Kind,
-      { total: number[]; committed: number[]; nft: number[]; ct: number[]; commands: number[] }
+      {
+        total: number[];
+        committed: number[];
+        nft: number[];
+        ct: number[];
+        commands: number[];
+        cut: number[];
+        filters: number[];
+      }
     > = {
-      'pod+local': { total: [], committed: [], nft: [], ct: [], commands: [] },
-      'pod+remote': { total: [], committed: [], nft: [], ct: [], commands: [] },
-      policy: { total: [], committed: [], nft: [], ct: [], commands: [] },
+      'pod+local': { total: [], committed: [], nft: [], ct: [], commands: [], cut: [], filters: [] },
+      'pod+remote': { total: [], committed: [], nft: [], ct: [], commands: [], cut: [], filters: [] },
+      policy: { total: [], committed: [], nft: [], ct: [], commands: [], cut: [], filters: [] },
     };
     let n = 0;
     const deadline = Date.now() + 10 * 60_000;
@@ -79,6 +155,15 @@ async function main(): Promise<void> {
           const policies = [...snap.policies];
           policies[idx] = variant(i + 1);
           snap = { ...snap, policies };
+          await insertFlows(
+            plain,
+            Array.from({ length: 8 }, (_, j) => ({
+              src: addr(clients[j % clients.length]!),
+              dst: addr(servers[j % servers.length]!),
+              sport: sport++,
+              dport: 8081,
+            })),
+          );
         } else {
           const newPod = pod(`ns-${n % 100}`, `new-${n}`, {
             labels: { app: `app-${n % 10}`, tier: n % 3 === 0 ? 'front' : 'back' },
@@ -89,7 +174,8 @@ async function main(): Promise<void> {
           snap = { ...snap, pods: [...snap.pods, newPod] };
         }
         runner.nftMs = 0;
-        runner.ctMs = 0;
+        runner.ctStart = NaN;
+        runner.ctEnd = NaN;
         const t1 = performance.now();
         const r = await ap.apply(snap);
         const ms = performance.now() - t1;
@@ -98,20 +184,27 @@ async function main(): Promise<void> {
         res[kind].total.push(ms);
         res[kind].committed.push(runner.nftDone - t1);
         res[kind].nft.push(runner.nftMs);
-        res[kind].ct.push(runner.ctMs);
+        res[kind].ct.push(Number.isNaN(runner.ctStart) ? 0 : runner.ctEnd - runner.ctStart);
         res[kind].commands.push(r.commands);
+        res[kind].cut.push(flowsOf(r.conntrackDeleted));
+        res[kind].filters.push(r.conntrackDeleted.length);
+        if (r.conntrackErrors.length > 0) process.stderr.write(`${kind}: ${r.conntrackErrors.join('; ')}\n`);
       }
     }
     const drift = await ap.checkDrift();
+    const left = await plain.run(['conntrack', '-L']);
+    const entries = left.stdout.split('\n').filter((l) => l.includes('src=')).length;
     const f = (x: number) => x.toFixed(1);
     const lines = [
       `date: ${new Date().toISOString()}`,
       `${p} pods / ${q} policies, node-0's share; first full apply ${firstMs.toFixed(0)} ms; drift after the run: ${drift.drifted ? drift.differences.join('; ') : 'none'}`,
+      `conntrack table: ${numFlows} allowed flows inserted, ${entries} entries at the end`,
     ];
     for (const [k, v] of Object.entries(res)) {
       lines.push(
         `${k.padEnd(10)} n=${v.total.length} nft committed p50 ${f(median(v.committed))} ms p99 ${f(percentile(v.committed, 99))} ms; apply() p50 ${f(median(v.total))} ms p99 ${f(percentile(v.total, 99))} ms max ${f(Math.max(...v.total))} ms; ` +
-          `of which nft p50 ${f(median(v.nft))} ms, conntrack p50 ${f(median(v.ct))} ms, compile+diff p50 ${f(median(v.total.map((t, i) => t - v.nft[i]! - v.ct[i]!)))} ms; nft commands ${median(v.commands)}`,
+          `of which nft p50 ${f(median(v.nft))} ms, conntrack p50 ${f(median(v.ct))} ms, compile+diff p50 ${f(median(v.total.map((t, i) => t - v.nft[i]! - v.ct[i]!)))} ms; nft commands ${median(v.commands)}; ` +
+          `flows cut per change: total ${v.cut.reduce((a, b) => a + b, 0)}, max ${Math.max(...v.cut)}, by up to ${Math.max(...v.filters)} filter(s)`,
       );
     }
     process.stdout.write(`${lines.join('\n')}\n`);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { cport, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
 import type { Pod, Snapshot } from '../model/types.js';
@@ -11,21 +12,38 @@ interface Call {
   input?: string;
 }
 
-/** Records every command; nft succeeds unless `failNext` says otherwise. */
-function fakeRunner(): CommandRunner & { calls: Call[]; failNext: number } {
+/**
+ * Records every command (with the content of a `conntrack -R` file); nft succeeds unless
+ * `failNext` says otherwise; `conntrack -L` lists `ctList`.
+ */
+function fakeRunner(): CommandRunner & {
+  calls: Call[];
+  failNext: number;
+  ctList: string;
+  batches: string[];
+} {
   const r = {
     calls: [] as Call[],
+    batches: [] as string[],
     failNext: 0,
+    ctList: '',
     run(argv: readonly string[], input?: string) {
       r.calls.push({ argv, ...(input !== undefined ? { input } : {}) });
+      if (argv[0] === 'conntrack' && argv[1] === '-R') r.batches.push(readFileSync(argv[2]!, 'utf8'));
       if (r.failNext > 0) {
         r.failNext--;
         return Promise.resolve({ stdout: '', stderr: 'Error: boom', code: 1 });
       }
-      return Promise.resolve({ stdout: '', stderr: '', code: 0 });
+      const list = argv[0] === 'conntrack' && argv[1] === '-L';
+      return Promise.resolve({ stdout: list ? r.ctList : '', stderr: '', code: 0 });
     },
   };
   return r;
+}
+
+/** A `conntrack -L` line of an established TCP flow (no NAT). */
+function tcpFlow(src: string, sport: number, dst: string, dport: number): string {
+  return `tcp      6 431999 ESTABLISHED src=${src} dst=${dst} sport=${sport} dport=${dport} src=${dst} dst=${src} sport=${dport} dport=${sport} [ASSURED] mark=0 use=1\n`;
 }
 
 function snap(o: { extraPods?: Pod[]; webFrom?: string; deny?: boolean } = {}): Snapshot {
@@ -54,6 +72,13 @@ function snap(o: { extraPods?: Pod[]; webFrom?: string; deny?: boolean } = {}): 
 }
 
 const nftCalls = (r: { calls: Call[] }) => r.calls.filter((c) => c.argv[0] === 'nft');
+
+/** Every conntrack deletion asked for, one by one or in -R batches. */
+function deletions(r: { calls: Call[]; batches: string[] }): string[] {
+  const one = r.calls.filter((c) => c.argv[0] === 'conntrack' && c.argv[1] === '-D');
+  const batched = r.batches.flatMap((b) => b.split('\n').filter((l) => l !== ''));
+  return [...one.map((c) => c.argv.slice(1).join(' ')), ...batched].sort();
+}
 
 describe('NftApplier (fake runner)', () => {
   it('replaces the table atomically first, then applies element-only diffs', async () => {
@@ -86,25 +111,38 @@ describe('NftApplier (fake runner)', () => {
     );
   });
 
-  it('rebuilds changed chains in one transaction and cleans conntrack of tightened pods', async () => {
+  it('rebuilds changed chains in one transaction and deletes the flows the new rules drop', async () => {
     const r = fakeRunner();
     const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
     await ap.apply(snap());
+    r.ctList =
+      tcpFlow('10.0.0.3', 40000, '10.0.0.2', 5432) +
+      tcpFlow('10.0.0.3', 40001, '10.0.0.2', 5432) +
+      tcpFlow('10.0.0.1', 40002, '10.0.0.2', 5432) +
+      tcpFlow('10.0.0.3', 40003, '10.0.0.1', 80);
     const res = await ap.apply(snap({ deny: true }));
     assert.equal(res.mode, 'incremental');
     assert.equal(nftCalls(r).length, 2);
     const tx = nftCalls(r)[1]!.input!;
     assert.match(tx, /^add chain inet moat in_\w+/m);
     assert.match(tx, /^add element inet moat ingress_v4 \{ 10\.0\.0\.2 : goto in_\w+ \}$/m);
-    // db became isolated for ingress: its flows (found by reply source) are deleted.
-    assert.deepEqual(res.conntrackDeleted, ['reply-src 10.0.0.2']);
-    assert.ok(r.calls.some((c) => c.argv.join(' ') === 'conntrack -D -f ipv4 -r 10.0.0.2'));
+    // db became isolated for ingress: the table is listed once after the commit, and all of db's
+    // flows (found by reply source) go with one filter; cli -> web is not touched.
+    const ct = r.calls.filter((c) => c.argv[0] === 'conntrack').map((c) => c.argv.join(' '));
+    assert.deepEqual(ct, ['conntrack -L', 'conntrack -D -f ipv4 -r 10.0.0.2']);
+    assert.ok(r.calls.findIndex((c) => c.argv[0] === 'conntrack') > r.calls.indexOf(nftCalls(r)[1]!));
+    assert.deepEqual(res.conntrackDeleted, ['to 10.0.0.2 (3 flows)']);
 
     // Loosening back deletes the chain after its map element, and needs no conntrack cleanup.
+    const calls = r.calls.length;
     const back = await ap.apply(snap());
     const tx2 = nftCalls(r)[2]!.input!;
     assert.ok(tx2.indexOf('delete element inet moat ingress_v4') < tx2.indexOf('delete chain'));
     assert.deepEqual(back.conntrackDeleted, []);
+    assert.deepEqual(
+      r.calls.slice(calls).map((c) => c.argv[0]),
+      ['nft'],
+    );
   });
 
   it('runs a conntrack deletion again when conntrack-tools aborted on a vanished entry', async () => {
@@ -115,10 +153,11 @@ describe('NftApplier (fake runner)', () => {
       const r = fakeRunner();
       const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
       await ap.apply(snap());
+      r.ctList = tcpFlow('10.0.0.3', 40000, '10.0.0.2', 5432);
       let left: number = enoents;
       const inner = r.run.bind(r);
       r.run = (argv, input) => {
-        if (argv[0] === 'conntrack' && left > 0) {
+        if (argv[0] === 'conntrack' && argv[1] === '-D' && left > 0) {
           left--;
           r.calls.push({ argv });
           return Promise.resolve({
@@ -130,30 +169,55 @@ describe('NftApplier (fake runner)', () => {
         return inner(argv, input);
       };
       const res = await ap.apply(snap({ deny: true }));
-      const ct = r.calls.filter((c) => c.argv[0] === 'conntrack');
+      const del = r.calls.filter((c) => c.argv[0] === 'conntrack' && c.argv[1] === '-D');
       if (ok) {
-        assert.deepEqual(res.conntrackDeleted, ['reply-src 10.0.0.2']);
+        assert.deepEqual(res.conntrackDeleted, ['to 10.0.0.2 (1 flow)']);
         assert.deepEqual(res.conntrackErrors, []);
-        assert.equal(ct.length, 3);
+        assert.equal(del.length, 3);
       } else {
         // Bounded: it gives up after a few tries and reports the error.
         assert.deepEqual(res.conntrackDeleted, []);
         assert.match(res.conntrackErrors[0] ?? '', /such conntrack doesn't exist/);
-        assert.equal(ct.length, 5);
+        assert.equal(del.length, 5);
       }
     }
   });
 
-  it('changing a peer selector cleans flows of removed peers; conntrackCleanup=false skips it', async () => {
+  it('when the table cannot be listed, deletes every entry of every touched address', async () => {
+    const r = fakeRunner();
+    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    await ap.apply(snap());
+    const inner = r.run.bind(r);
+    r.run = (argv, input) =>
+      argv[0] === 'conntrack' && argv[1] === '-L'
+        ? Promise.resolve({ stdout: '', stderr: 'conntrack: Operation not permitted', code: 1 })
+        : inner(argv, input);
+    const res = await ap.apply(snap({ deny: true }));
+    assert.deepEqual(res.conntrackDeleted, ['reply-src 10.0.0.2']);
+    assert.ok(r.calls.some((c) => c.argv.join(' ') === 'conntrack -D -f ipv4 -r 10.0.0.2'));
+  });
+
+  it('a changed peer selector cuts the flows of removed peers only; conntrackCleanup=false skips it', async () => {
     for (const cleanup of [true, false]) {
       const r = fakeRunner();
       const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1', conntrackCleanup: cleanup });
       await ap.apply(snap());
+      r.ctList =
+        tcpFlow('10.0.0.3', 40000, '10.0.0.1', 80) + // cli -> web:http, allowed before, not after
+        tcpFlow('10.0.0.2', 40001, '10.0.0.1', 80) + // db -> web:http, allowed after: kept
+        tcpFlow('10.0.0.2', 40002, '10.0.0.1', 81); // db -> web:81, never allowed
       const res = await ap.apply(snap({ webFrom: 'db' }));
       const ct = r.calls.filter((c) => c.argv[0] === 'conntrack');
       if (cleanup) {
-        assert.ok(res.conntrackDeleted.includes('reply-src 10.0.0.1'), res.conntrackDeleted.join());
-        assert.ok(ct.length > 0);
+        // web's port 81 (never allowed), and cli's flow on port 80 by its flow key.
+        assert.deepEqual(res.conntrackDeleted, [
+          'tcp 10.0.0.3 -> 10.0.0.1 port 80 (1 flow)',
+          'tcp to 10.0.0.1 port 81 (1 flow)',
+        ]);
+        assert.deepEqual(deletions(r), [
+          '-D -f ipv4 -r 10.0.0.1 -p tcp --reply-port-src 80 -s 10.0.0.3 -d 10.0.0.1 --dport 80',
+          '-D -f ipv4 -r 10.0.0.1 -p tcp --reply-port-src 81',
+        ]);
       } else {
         assert.equal(ct.length, 0);
       }
@@ -187,6 +251,72 @@ async function canUseNft(): Promise<boolean> {
 
 describe('NftApplier (real nft in a throwaway netns)', async () => {
   const ok = await canUseNft();
+  it(
+    'deletes exactly the conntrack entries the new rules drop (real conntrack table)',
+    { skip: ok ? false : 'needs root and nft' },
+    async () => {
+      const netns = `moat-test-ct-${randomBytes(4).toString('hex')}`;
+      const local = localRunner();
+      const add = await local.run(['ip', 'netns', 'add', netns]);
+      assert.equal(add.code, 0, add.stderr);
+      try {
+        const runner = netnsRunner(netns, local);
+        const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' });
+        await ap.apply(snap());
+        // Established flows to web (10.0.0.1:80 = http): from cli, from db, from db through a
+        // service address (DNAT), and db -> web:81; inserted directly into this netns's table.
+        const flows: [string, string, number, string?][] = [
+          ['10.0.0.3', '10.0.0.1', 80],
+          ['10.0.0.2', '10.0.0.1', 80],
+          ['10.0.0.2', '10.0.0.1', 80, '10.96.0.10'],
+          ['10.0.0.2', '10.0.0.1', 81],
+        ];
+        for (const [i, [src, dst, port, via]] of flows.entries()) {
+          const sport = String(40000 + i);
+          const ins = await runner.run([
+            'conntrack',
+            '-I',
+            '-p',
+            'tcp',
+            '-s',
+            src,
+            '-d',
+            via ?? dst,
+            '--sport',
+            sport,
+            '--dport',
+            via !== undefined ? '8080' : String(port),
+            '-r',
+            dst,
+            '-q',
+            src,
+            '--reply-port-src',
+            String(port),
+            '--reply-port-dst',
+            sport,
+            '--state',
+            'ESTABLISHED',
+            '-t',
+            '600',
+          ]);
+          assert.equal(ins.code, 0, ins.stderr);
+        }
+        // web now admits db instead of cli.
+        const res = await ap.apply(snap({ webFrom: 'db' }));
+        assert.deepEqual(res.conntrackErrors, []);
+        const left = await runner.run(['conntrack', '-L']);
+        const tuples = left.stdout
+          .split('\n')
+          .map((l) => /src=(\S+) dst=(\S+) sport=\d+ dport=(\d+)/.exec(l)) // the original direction
+          .filter((m) => m !== null)
+          .map((m) => `${m[1]} -> ${m[2]}:${m[3]}`)
+          .sort();
+        assert.deepEqual(tuples, ['10.0.0.2 -> 10.0.0.1:80', '10.0.0.2 -> 10.96.0.10:8080']);
+      } finally {
+        await local.run(['ip', 'netns', 'delete', netns]);
+      }
+    },
+  );
   it('applies, diffs, detects and repairs drift', { skip: ok ? false : 'needs root and nft' }, async () => {
     const netns = `moat-test-dp-${randomBytes(4).toString('hex')}`;
     const local = localRunner();

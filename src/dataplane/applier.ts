@@ -2,12 +2,13 @@
 // shell): the first apply replaces the table atomically, later ones apply the diff against the
 // in-memory mirror of what the kernel holds, falling back to a full atomic replace.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandError } from '../errors.js';
 import { formatAddress, parseIP } from '../model/cidr.js';
 import type { Snapshot } from '../model/types.js';
 import { IncrementalCompiler } from './compile.js';
+import { parseConntrackList, planConntrackCleanup } from './conntrack.js';
 import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
 import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
 import { renderElement, renderNft } from './render.js';
@@ -18,7 +19,11 @@ export interface ApplyResult {
   readonly mode: 'full' | 'incremental' | 'none';
   /** Number of nft commands in the transaction (0 for 'none'). */
   readonly commands: number;
-  /** conntrack deletions done after the change, e.g. "reply-src 10.0.0.1". */
+  /**
+   * conntrack deletions done after the change, one per filter, e.g.
+   * "tcp 10.0.0.3 -> 10.0.0.1 port 80 (2 flows)" (or "reply-src 10.0.0.1" when the table could not
+   * be listed and every entry of the address was deleted).
+   */
   readonly conntrackDeleted: readonly string[];
   /** conntrack deletions that failed (the rules are applied regardless). */
   readonly conntrackErrors: readonly string[];
@@ -34,6 +39,8 @@ export interface DriftResult {
 }
 
 const NFT_APPLY = ['nft', '-f', '-'] as const;
+/** Every entry of this netns, both families, in one walk of the kernel's conntrack table. */
+const CONNTRACK_LIST = ['conntrack', '-L'] as const;
 const CONNTRACK_PARALLEL = 4;
 const CONNTRACK_ENOENT_RETRIES = 5;
 const ENOENT = /such conntrack doesn't exist/;
@@ -80,7 +87,7 @@ export class NftApplier {
       commands = await this.replace(next);
     }
     const ct = this.opts.conntrackCleanup === false ? [] : conntrackTargets(prev, next);
-    const { deleted, errors } = await this.deleteConntrack(ct);
+    const { deleted, errors } = await this.cleanConntrack(ct, next);
     return { mode, commands, conntrackDeleted: deleted, conntrackErrors: errors, ruleset: next };
   }
 
@@ -122,63 +129,88 @@ export class NftApplier {
     return n;
   }
 
-  private async deleteConntrack(targets: readonly ConntrackTarget[]) {
-    const args = (t: ConntrackTarget) => [
-      '-D',
-      '-f',
-      parseIP(t.address)?.family === 6 ? 'ipv6' : 'ipv4',
-      t.field === 'src' ? '-s' : '-r',
-      t.address,
-    ];
-    if (targets.length > 1) {
-      // One process for all of them: conntrack >= 1.4.6 reads commands from a file with -R (not
-      // from a socket, which is what a child's stdin is), and exits 0 also when a line matched
-      // nothing. On any failure, the per-target path below tells which deletion failed.
+  /**
+   * After the new rules are committed: lists the conntrack table once, and deletes the entries of
+   * the targets that the new ruleset would drop (conntrack.ts). When the table cannot be listed,
+   * deletes every entry of every target, as a filter per address.
+   */
+  private async cleanConntrack(
+    targets: readonly ConntrackTarget[],
+    next: Ruleset,
+  ): Promise<{ deleted: string[]; errors: string[] }> {
+    if (targets.length === 0) return { deleted: [], errors: [] };
+    const list = await this.runner.run(CONNTRACK_LIST);
+    if (list.code === 0) {
+      const plan = planConntrackCleanup(parseConntrackList(list.stdout), targets, next);
+      return this.runDeletions(plan.deletions);
+    }
+    const byTarget = targets.map((t) => ({
+      args: [
+        '-D',
+        '-f',
+        parseIP(t.address)?.family === 6 ? 'ipv6' : 'ipv4',
+        t.field === 'src' ? '-s' : '-r',
+        t.address,
+      ],
+      label: `${t.field} ${t.address}`,
+    }));
+    return this.runDeletions(byTarget);
+  }
+
+  /**
+   * Every deletion walks the kernel's whole conntrack table (CPU time in the kernel), so they are
+   * spread over one `conntrack -R` batch per core (at most CONNTRACK_PARALLEL).
+   */
+  private async runDeletions(dels: readonly Deletion[]) {
+    const k = Math.min(dels.length, CONNTRACK_PARALLEL, Math.max(1, availableParallelism()));
+    const parts: Deletion[][] = Array.from({ length: k }, () => []);
+    dels.forEach((d, i) => parts[i % k]!.push(d));
+    const done = await Promise.all(parts.map((p) => this.runBatch(p)));
+    return { deleted: done.flatMap((d) => d.deleted).sort(), errors: done.flatMap((d) => d.errors) };
+  }
+
+  private async runBatch(dels: readonly Deletion[]): Promise<{ deleted: string[]; errors: string[] }> {
+    if (dels.length > 1) {
+      // One process for several: conntrack >= 1.4.6 reads commands from a file with -R (not from a
+      // socket, which is what a child's stdin is), and exits 0 also when a line matched nothing.
+      // On any failure, the one-by-one path below tells which deletion failed.
       const dir = await mkdtemp(join(tmpdir(), 'moat-ct-'));
       try {
         const file = join(dir, 'delete');
-        await writeFile(file, targets.map((t) => `${args(t).join(' ')}\n`).join(''));
+        await writeFile(file, dels.map((d) => `${d.args.join(' ')}\n`).join(''));
         const res = await this.runner.run(['conntrack', '-R', file]);
-        if (res.code === 0) return { deleted: targets.map((t) => `${t.field} ${t.address}`), errors: [] };
+        if (res.code === 0) return { deleted: dels.map((d) => d.label), errors: [] };
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
     }
-    const results: ({ ok: string } | { err: string })[] = [];
-    // A few deletions at a time: each is a process, and apply() returns only once all are done.
-    let next = 0;
-    const worker = async () => {
-      while (next < targets.length) {
-        const i = next++;
-        const t = targets[i]!;
-        const argv = ['conntrack', ...args(t)];
-        let res = await this.runner.run(argv);
-        // conntrack-tools < 1.4.8 aborts the whole deletion when one entry vanished between its dump
-        // and its delete ("such conntrack doesn't exist"; fixed upstream by skipping ENOENT): run it
-        // again to delete the rest.
-        for (
-          let tries = 1;
-          tries < CONNTRACK_ENOENT_RETRIES && res.code !== 0 && ENOENT.test(res.stderr);
-          tries++
-        ) {
-          res = await this.runner.run(argv);
-        }
-        // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
-        results[i] =
-          res.code === 0 || /flow entries have been deleted/.test(res.stderr)
-            ? { ok: `${t.field} ${t.address}` }
-            : { err: `${argv.join(' ')}: exit ${res.code ?? 'signal'}: ${res.stderr.trim()}` };
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONNTRACK_PARALLEL, targets.length) }, worker));
     const deleted: string[] = [];
     const errors: string[] = [];
-    for (const r of results) {
-      if ('ok' in r) deleted.push(r.ok);
-      else errors.push(r.err);
+    for (const d of dels) {
+      const argv = ['conntrack', ...d.args];
+      let res = await this.runner.run(argv);
+      // conntrack-tools < 1.4.8 aborts the whole deletion when one entry vanished between its dump
+      // and its delete ("such conntrack doesn't exist"; fixed upstream by skipping ENOENT): run it
+      // again to delete the rest.
+      for (
+        let tries = 1;
+        tries < CONNTRACK_ENOENT_RETRIES && res.code !== 0 && ENOENT.test(res.stderr);
+        tries++
+      ) {
+        res = await this.runner.run(argv);
+      }
+      // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+      if (res.code === 0 || /flow entries have been deleted/.test(res.stderr)) deleted.push(d.label);
+      else errors.push(`${argv.join(' ')}: exit ${res.code ?? 'signal'}: ${res.stderr.trim()}`);
     }
     return { deleted, errors };
   }
+}
+
+interface Deletion {
+  /** Arguments after `conntrack`. */
+  readonly args: readonly string[];
+  readonly label: string;
 }
 
 // ---------------------------------------------------------------------------------------------

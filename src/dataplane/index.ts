@@ -18,5 +18,7 @@ export type { CommandResult, CommandRunner } from './runner.js';
 export { localRunner, netnsRunner } from './runner.js';
 export type { ConntrackTarget, Transaction } from './diff.js';
 export { conntrackTargets, diffRulesets } from './diff.js';
+export type { CtDeletion, CtEntry, CtPlan, CtTuple } from './conntrack.js';
+export { parseConntrackList, planConntrackCleanup } from './conntrack.js';
 export type { ApplyResult, DriftResult, KernelTable } from './applier.js';
 export { compareKernel, NftApplier, parseNftJson } from './applier.js';

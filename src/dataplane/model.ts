@@ -72,7 +72,7 @@ export interface DataplaneOptions {
   readonly nodeName?: string;
   /** Police pod -> own-node traffic (egress) instead of always allowing it. */
   readonly policeNodeEgress?: boolean;
-  /** Delete conntrack entries of flows a tightened policy may no longer allow; default true. */
+  /** After a change, delete the conntrack entries of flows the new rules no longer allow; default true. */
   readonly conntrackCleanup?: boolean;
 }
 

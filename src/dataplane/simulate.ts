@@ -2,7 +2,7 @@
 // It understands exactly the statement forms compile.ts emits (and throws on anything else), so
 // tests can compare the compiled ruleset with the reference evaluator flow by flow.
 import { cidrContains, formatAddress, parseCidr, parseIP } from '../model/cidr.js';
-import type { NftHook, Ruleset } from './model.js';
+import type { NftChain, NftHook, NftSet, Ruleset } from './model.js';
 
 export interface SimPacket {
   readonly family: 4 | 6;
@@ -31,9 +31,48 @@ function canon(tok: string): string {
   return a ? formatAddress(a) : tok;
 }
 
+const indexed = new WeakMap<NftSet, ReadonlyMap<string, string | undefined>>();
+
 export function simulate(rs: Ruleset, pkt: SimPacket): SimResult {
-  const sets = new Map(rs.sets.map((s) => [s.name, new Map(s.elements.map((e) => [e.key, e.value]))]));
+  return simulator(rs)(pkt);
+}
+
+/**
+ * A simulator for one Ruleset: the sets and chains are indexed once, so judging many packets (e.g.
+ * every conntrack entry a change may affect) costs a lookup per rule, not a copy of every set.
+ */
+export function simulator(rs: Ruleset): (pkt: SimPacket) => SimResult {
+  // Indexed on first use (a packet meets few of a node's sets), and once per set object: the
+  // incremental compiler hands out the same object while a set is unchanged.
+  const defs = new Map(rs.sets.map((s) => [s.name, s]));
+  const sets = {
+    get(name: string): ReadonlyMap<string, string | undefined> | undefined {
+      const d = defs.get(name);
+      if (d === undefined) return undefined;
+      let m = indexed.get(d);
+      if (m === undefined) {
+        m = new Map(d.elements.map((e) => [e.key, e.value]));
+        indexed.set(d, m);
+      }
+      return m;
+    },
+  };
   const chains = new Map(rs.chains.map((c) => [c.name, c]));
+  const bases = new Map<NftHook, NftChain[]>();
+  for (const c of rs.chains) {
+    if (c.base === undefined) continue;
+    bases.set(c.base.hook, [...(bases.get(c.base.hook) ?? []), c]);
+  }
+  for (const list of bases.values()) list.sort((a, b) => a.base!.priority - b.base!.priority);
+  return (pkt) => run(sets, chains, bases.get(pkt.hook) ?? [], pkt);
+}
+
+function run(
+  sets: { get(name: string): ReadonlyMap<string, string | undefined> | undefined },
+  chains: ReadonlyMap<string, NftChain>,
+  bases: readonly NftChain[],
+  pkt: SimPacket,
+): SimResult {
   const counters: string[] = [];
 
   const field = (proto: string, name: string): string | undefined => {
@@ -158,9 +197,6 @@ export function simulate(rs: Ruleset, pkt: SimPacket): SimResult {
     return undefined;
   };
 
-  const bases = rs.chains
-    .filter((c) => c.base?.hook === pkt.hook)
-    .sort((a, b) => a.base!.priority - b.base!.priority);
   for (const b of bases) {
     // "accept" ends one base chain; the next base chain still sees the packet. "drop" is final.
     if (runChain(b.name, 0) === 'drop') return { verdict: 'drop', counters };
