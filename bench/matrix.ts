@@ -24,18 +24,7 @@ import {
   snapshot,
 } from '../src/model/build.js';
 import type { NetworkPolicy, Peer, Pod, PolicyPort, PolicyRule, Snapshot } from '../src/model/types.js';
-
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Rng } from '../test/support/rng.js';
 
 const TIERS = ['web', 'api', 'db', 'cache', 'worker'] as const;
 const TIER_PORTS: Record<(typeof TIERS)[number], ReturnType<typeof cport>[]> = {
@@ -47,7 +36,8 @@ const TIER_PORTS: Record<(typeof TIERS)[number], ReturnType<typeof cport>[]> = {
 };
 
 export function generate(numPods: number, numPolicies: number, seed = 42): Snapshot {
-  const rnd = prng(seed);
+  const rng = new Rng(seed);
+  const rnd = () => rng.next();
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const numNs = 20;
   const numNodes = 20;

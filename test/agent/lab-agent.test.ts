@@ -7,19 +7,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Agent } from '../../src/agent/agent.js';
 import { ClusterState, decodeApiObject, type WatchedKind } from '../../src/agent/k8s-source.js';
-import {
-  compareKernel,
-  compile,
-  localRunner,
-  netnsRunner,
-  parseNftJson,
-  type Ruleset,
-} from '../../src/dataplane/index.js';
+import { localRunner, netnsRunner } from '../../src/dataplane/index.js';
 import { Lab } from '../../src/lab/lab.js';
 import { cport, ns, pod, snapshot } from '../../src/model/build.js';
 import { needsRoot, uniquePrefix } from '../e2e/lab-util.js';
 import { FakeApiServer, nodeObj, nsObj, podObj, policyObj, type Obj } from './fake-apiserver.js';
 import { kubeconfigFor, passes, sleep, waitFor } from './util.js';
+import { kernelDiff } from '../support/kernel.js';
 
 const WEB = '10.244.0.10';
 const CLIENT = '10.244.0.11';
@@ -198,24 +192,10 @@ function startAgent(kubeconfig: string, lab: Lab, extra: string[] = []): Child {
 }
 
 /** The kernel's table in the lab node against the compiled desired state: the differences. */
-async function kernelVsDesired(lab: Lab, objects: readonly Obj[]): Promise<string[]> {
+function kernelVsDesired(lab: Lab, objects: readonly Obj[]): Promise<string[]> {
   const state = new ClusterState();
   for (const o of objects) state.set(decodeApiObject(o.kind as WatchedKind, o));
-  const want: Ruleset = compile(state.snapshot(), { table: 'moat', nodeName: lab.nodeName });
-  const res = await localRunner().run([
-    'ip',
-    'netns',
-    'exec',
-    lab.nodeNetns,
-    'nft',
-    '-j',
-    'list',
-    'table',
-    'inet',
-    'moat',
-  ]);
-  if (res.code !== 0) return ['table inet moat: missing'];
-  return compareKernel(want, parseNftJson(res.stdout));
+  return kernelDiff(lab, state.snapshot());
 }
 
 test(

@@ -14,7 +14,7 @@ import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { ClusterState, decodeApiObject, type WatchedKind } from '../../src/agent/k8s-source.js';
-import { compareKernel, compile, localRunner, parseNftJson } from '../../src/dataplane/index.js';
+import { kernelDiff } from '../support/kernel.js';
 import { Lab } from '../../src/lab/lab.js';
 import { cport, ns, pod, snapshot } from '../../src/model/build.js';
 import type { Snapshot } from '../../src/model/types.js';
@@ -129,24 +129,6 @@ async function apiSnapshot(c: Cluster): Promise<Snapshot> {
     state.set(d);
   }
   return state.snapshot();
-}
-
-async function kernelDiff(lab: Lab, want: Snapshot): Promise<string[]> {
-  const rs = compile(want, { table: 'moat', nodeName: lab.nodeName });
-  const res = await localRunner().run([
-    'ip',
-    'netns',
-    'exec',
-    lab.nodeNetns,
-    'nft',
-    '-j',
-    'list',
-    'table',
-    'inet',
-    'moat',
-  ]);
-  if (res.code !== 0) return ['table inet moat: missing'];
-  return compareKernel(rs, parseNftJson(res.stdout));
 }
 
 // ---- the test
