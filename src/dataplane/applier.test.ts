@@ -115,6 +115,13 @@ describe('NftApplier (fake runner)', () => {
     const r = fakeRunner();
     const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
     await ap.apply(snap());
+    // The first (full) apply judged the flows of the pods it isolates (web): one listing, nothing
+    // to delete in an empty table.
+    assert.deepEqual(
+      r.calls.filter((c) => c.argv[0] === 'conntrack').map((c) => c.argv.join(' ')),
+      ['conntrack -L'],
+    );
+    r.calls.length = 0;
     r.ctList =
       tcpFlow('10.0.0.3', 40000, '10.0.0.2', 5432) +
       tcpFlow('10.0.0.3', 40001, '10.0.0.2', 5432) +
@@ -122,27 +129,44 @@ describe('NftApplier (fake runner)', () => {
       tcpFlow('10.0.0.3', 40003, '10.0.0.1', 80);
     const res = await ap.apply(snap({ deny: true }));
     assert.equal(res.mode, 'incremental');
-    assert.equal(nftCalls(r).length, 2);
-    const tx = nftCalls(r)[1]!.input!;
+    assert.equal(nftCalls(r).length, 1);
+    const tx = nftCalls(r)[0]!.input!;
     assert.match(tx, /^add chain inet moat in_\w+/m);
     assert.match(tx, /^add element inet moat ingress_v4 \{ 10\.0\.0\.2 : goto in_\w+ \}$/m);
     // db became isolated for ingress: the table is listed once after the commit, and all of db's
     // flows (found by reply source) go with one filter; cli -> web is not touched.
     const ct = r.calls.filter((c) => c.argv[0] === 'conntrack').map((c) => c.argv.join(' '));
     assert.deepEqual(ct, ['conntrack -L', 'conntrack -D -f ipv4 -r 10.0.0.2']);
-    assert.ok(r.calls.findIndex((c) => c.argv[0] === 'conntrack') > r.calls.indexOf(nftCalls(r)[1]!));
+    assert.ok(r.calls.findIndex((c) => c.argv[0] === 'conntrack') > r.calls.indexOf(nftCalls(r)[0]!));
     assert.deepEqual(res.conntrackDeleted, ['to 10.0.0.2 (3 flows)']);
 
     // Loosening back deletes the chain after its map element, and needs no conntrack cleanup.
     const calls = r.calls.length;
     const back = await ap.apply(snap());
-    const tx2 = nftCalls(r)[2]!.input!;
+    const tx2 = nftCalls(r)[1]!.input!;
     assert.ok(tx2.indexOf('delete element inet moat ingress_v4') < tx2.indexOf('delete chain'));
     assert.deepEqual(back.conntrackDeleted, []);
     assert.deepEqual(
       r.calls.slice(calls).map((c) => c.argv[0]),
       ['nft'],
     );
+  });
+
+  it('a starting applier never falls back to cutting every flow when conntrack cannot be listed', async () => {
+    const r = fakeRunner();
+    const inner = r.run.bind(r);
+    r.run = (argv, input) => {
+      if (argv[0] === 'conntrack' && argv[1] === '-L') {
+        r.calls.push({ argv });
+        return Promise.resolve({ stdout: '', stderr: 'conntrack: netlink error', code: 1 });
+      }
+      return inner(argv, input);
+    };
+    const res = await new NftApplier(r, { table: 'moat', nodeName: 'n1' }).apply(snap());
+    assert.equal(res.mode, 'full');
+    assert.deepEqual(res.conntrackDeleted, []);
+    assert.match(res.conntrackErrors[0] ?? '', /conntrack -L: exit 1: conntrack: netlink error/);
+    assert.ok(!r.calls.some((c) => c.argv[0] === 'conntrack' && c.argv[1] !== '-L'));
   });
 
   it('runs a conntrack deletion again when conntrack-tools aborted on a vanished entry', async () => {

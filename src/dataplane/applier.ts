@@ -69,7 +69,16 @@ export class NftApplier {
     const prev = this.current;
     if (prev === undefined || needsFullReplace(prev, next)) {
       const commands = await this.replace(next);
-      return { mode: 'full', commands, conntrackDeleted: [], conntrackErrors: [], ruleset: next };
+      // A full replace changes what is allowed too. With nothing in memory (a starting or restarted
+      // agent) every isolated pod's flows are judged: policies may have tightened while no agent
+      // ran. Only the precise, listed plan runs here; cutting all flows of every pod is not a
+      // fallback a start may take.
+      const ct =
+        this.opts.conntrackCleanup === false
+          ? []
+          : conntrackTargets(prev ?? { ...next, sets: [], chains: [] }, next);
+      const { deleted, errors } = await this.cleanConntrack(ct, next, prev !== undefined);
+      return { mode: 'full', commands, conntrackDeleted: deleted, conntrackErrors: errors, ruleset: next };
     }
     const tx = diffRulesets(prev, next);
     if (tx.commands === 0) {
@@ -137,12 +146,19 @@ export class NftApplier {
   private async cleanConntrack(
     targets: readonly ConntrackTarget[],
     next: Ruleset,
+    coarseFallback = true,
   ): Promise<{ deleted: string[]; errors: string[] }> {
     if (targets.length === 0) return { deleted: [], errors: [] };
     const list = await this.runner.run(CONNTRACK_LIST);
     if (list.code === 0) {
       const plan = planConntrackCleanup(parseConntrackList(list.stdout), targets, next);
       return this.runDeletions(plan.deletions);
+    }
+    if (!coarseFallback) {
+      return {
+        deleted: [],
+        errors: [`${CONNTRACK_LIST.join(' ')}: exit ${list.code ?? 'signal'}: ${list.stderr.trim()}`],
+      };
     }
     const byTarget = targets.map((t) => ({
       args: [

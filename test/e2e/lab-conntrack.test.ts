@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { labApplier } from '../../src/lab/enforce.js';
 import { Lab } from '../../src/lab/lab.js';
-import { netpol, podPeer, pport, rule, sel, snapshot } from '../../src/model/build.js';
+import { cport, netpol, podPeer, pport, rule, sel, snapshot } from '../../src/model/build.js';
 import { needsRoot, threePods, uniquePrefix } from './lab-util.js';
 
 test(
@@ -43,6 +43,45 @@ test(
       );
       assert.equal(await conn.send(1500), false, 'the established connection is cut too');
       await conn.close();
+    } finally {
+      await lab.destroy();
+    }
+  },
+);
+
+test(
+  'lab: a restarted agent cuts established connections that a policy changed meanwhile denies',
+  { skip: needsRoot },
+  async () => {
+    const three = threePods();
+    const base = { ...three, pods: three.pods.map((p) => ({ ...p, ports: [...p.ports, cport(81)] })) };
+    const lab = await Lab.create(snapshot(base), { prefix: uniquePrefix(), probeTimeoutMs: 700 });
+    try {
+      // No policy: everything allowed; a connection opens and stays open.
+      await labApplier(lab).apply(lab.snapshot);
+      const kept = await lab.connect('b/client', 'a/web', 80);
+      const cut = await lab.connect('b/client', 'a/web', 81);
+      assert.ok(kept && cut, 'connections open');
+      assert.equal(await cut.send(), true);
+
+      // While the agent is down, web gets a policy that admits port 80 only. A new agent (a new
+      // applier: nothing in memory) starts with a full replace of the table.
+      const tightened = snapshot({
+        ...base,
+        policies: [
+          netpol('a', 'web', {
+            podSelector: sel({ app: 'web' }),
+            ingress: [rule([podPeer(sel({ app: 'client' }), sel())], [pport(80)])],
+          }),
+        ],
+      });
+      const r = await labApplier(lab).apply((await lab.update(tightened)).snapshot);
+      assert.equal(r.mode, 'full');
+      assert.deepEqual(r.conntrackErrors, []);
+      assert.equal(await cut.send(1500), false, 'the flow to port 81 is cut');
+      assert.equal(await kept.send(), true, 'the flow to port 80, still allowed, survives');
+      await kept.close();
+      await cut.close();
     } finally {
       await lab.destroy();
     }
