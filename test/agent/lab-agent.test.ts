@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Agent } from '../../src/agent/agent.js';
 import { ClusterState, decodeApiObject, type WatchedKind } from '../../src/agent/k8s-source.js';
 import { localRunner, netnsRunner } from '../../src/dataplane/index.js';
@@ -14,6 +13,7 @@ import { needsRoot, uniquePrefix } from '../e2e/lab-util.js';
 import { FakeApiServer, nodeObj, nsObj, podObj, policyObj, type Obj } from './fake-apiserver.js';
 import { kubeconfigFor, passes, sleep, waitFor } from './util.js';
 import { kernelDiff } from '../support/kernel.js';
+import { labAgentArgs } from '../support/agent.js';
 
 const WEB = '10.244.0.10';
 const CLIENT = '10.244.0.11';
@@ -151,8 +151,6 @@ test(
   },
 );
 
-const BIN = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
-
 interface Child {
   readonly proc: ChildProcess;
   readonly synced: Promise<void>;
@@ -160,27 +158,9 @@ interface Child {
 }
 
 function startAgent(kubeconfig: string, lab: Lab, extra: string[] = []): Child {
-  const proc = spawn(
-    process.execPath,
-    [
-      BIN,
-      'agent',
-      '--kubeconfig',
-      kubeconfig,
-      '--node-name',
-      lab.nodeName,
-      '--netns',
-      lab.nodeNetns,
-      '--metrics-addr',
-      '127.0.0.1:0',
-      '--health-addr',
-      '127.0.0.1:0',
-      '--drift-interval',
-      '0',
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const proc = spawn(process.execPath, labAgentArgs(kubeconfig, lab, extra), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const synced = new Promise<void>((resolve) => {
     createInterface({ input: proc.stdout }).on('line', (line) => {
       if (line.includes('"first sync')) resolve();

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { ClusterState, decodeApiObject, type WatchedKind } from '../../src/agent/k8s-source.js';
 import { kernelDiff } from '../support/kernel.js';
@@ -22,8 +21,8 @@ import { needsRoot, uniquePrefix } from '../e2e/lab-util.js';
 import { allCells, cellLabel, evaluateCell, flushConntrack, probeCells, seconds } from '../e2e/probe-util.js';
 import { installRbac, kubectl, serviceAccountKubeconfig } from './access.js';
 import { clusterSkipReason, startCluster, type Cluster } from './cluster.js';
+import { labAgentArgs } from '../support/agent.js';
 
-const BIN = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
 const PORTS = [cport(80, 'TCP', 'http'), cport(8080, 'TCP', 'alt')];
 const PODS: { ns: string; name: string; labels: Record<string, string> }[] = [
   { ns: 'shop', name: 'web', labels: { app: 'web' } },
@@ -61,28 +60,9 @@ interface AgentProc {
 }
 
 function startAgent(kubeconfig: string, lab: Lab): AgentProc {
-  const proc = spawn(
-    process.execPath,
-    [
-      BIN,
-      'agent',
-      '--kubeconfig',
-      kubeconfig,
-      '--node-name',
-      lab.nodeName,
-      '--netns',
-      lab.nodeNetns,
-      '--metrics-addr',
-      '127.0.0.1:0',
-      '--health-addr',
-      '127.0.0.1:0',
-      '--drift-interval',
-      '0',
-      '--on-exit',
-      'remove',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const proc = spawn(process.execPath, labAgentArgs(kubeconfig, lab, ['--on-exit', 'remove']), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   let resolvePort: (p: number) => void = () => undefined;
   const port = new Promise<number>((r) => (resolvePort = r));
