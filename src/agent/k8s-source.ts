@@ -97,7 +97,13 @@ export function decodeApiObject(kind: WatchedKind, raw: unknown): Decoded {
   const projected = {
     apiVersion: res?.apiVersion,
     kind,
-    metadata: { name: md.name, namespace: md.namespace, labels: md.labels },
+    // deletionTimestamp: a terminating pod yields an address that a new pod was given (snapshot.ts).
+    metadata: {
+      name: md.name,
+      namespace: md.namespace,
+      labels: md.labels,
+      deletionTimestamp: md.deletionTimestamp,
+    },
     spec: o.spec,
     status: o.status,
   };

@@ -17,8 +17,10 @@ import type {
   Snapshot,
 } from '../model/types.js';
 import { podKey } from '../model/types.js';
+import { conflictedAddresses } from '../model/conflicts.js';
 import { UsageError } from '../errors.js';
 import {
+  demoteConflicted,
   endpointAddress,
   evaluate,
   flowFamily,
@@ -404,7 +406,7 @@ function explainSide(
 ): SideExplanation {
   const side = verdict[direction];
   const self = direction === 'egress' ? flow.src : flow.dst;
-  const other = direction === 'egress' ? flow.dst : flow.src;
+  const otherEnd = direction === 'egress' ? flow.dst : flow.src;
   const role = direction === 'egress' ? 'source' : 'destination';
   const base = {
     direction,
@@ -423,11 +425,20 @@ function explainSide(
     }
     case 'self':
       return { ...base, ...empty, summary: `a pod may always reach itself` };
+    case 'address-conflict': {
+      const a = endpointAddress(self, flowFamily(flow));
+      const text = a !== undefined ? formatAddress(a) : '?';
+      return {
+        ...base,
+        ...empty,
+        summary: `${text} is the address of more than one live pod: packets from and to it cannot be told apart, so it is enforced fail-closed (nothing is allowed but the pod itself and its node)`,
+      };
+    }
     case 'node':
       return {
         ...base,
         ...empty,
-        summary: `${describeEndpoint(other)} is ${side.subject ?? ''}'s own node: "traffic to and from the node where a Pod is running is always allowed"`,
+        summary: `${describeEndpoint(otherEnd)} is ${side.subject ?? ''}'s own node: "traffic to and from the node where a Pod is running is always allowed"`,
       };
     default:
       break;
@@ -435,6 +446,9 @@ function explainSide(
   if (self.kind !== 'pod') return { ...base, ...empty, summary: side.reason };
   const subject = self.pod;
   const family = flowFamily(flow);
+  // As evaluate() sees it: a pod at a shared address is only an address to policies.
+  const other = demoteConflicted(otherEnd, family, conflictedAddresses(index.snapshot));
+  if (other !== otherEnd) flow = direction === 'egress' ? { ...flow, dst: other } : { ...flow, src: other };
   const otherAddress = endpointAddress(other, family);
   const policies: PolicyAnalysis[] = side.isolatedBy.map((ref) => {
     const policy = index.snapshot.policies.find((p) => p.namespace === ref.namespace && p.name === ref.name)!;

@@ -202,12 +202,14 @@ test('hostNetwork pods take their node addresses when the node is loaded, else t
     'h.yaml',
   );
   assert.deepEqual(res.problems, []);
-  assert.deepEqual(res.snapshot.nodes[0]?.addresses, ['172.18.0.3', '203.0.113.7']);
+  // ExternalIP is not on the node (clouds NAT it): only InternalIP is "the node".
+  assert.deepEqual(res.snapshot.nodes[0]?.addresses, ['172.18.0.3']);
+  assert.deepEqual(res.snapshot.nodes[0]?.externalAddresses, ['203.0.113.7']);
   assert.deepEqual(res.snapshot.nodes[0]?.podCIDRs, ['10.244.0.0/24']);
   assert.deepEqual(
     res.snapshot.pods.map((p) => [p.name, p.hostNetwork, p.ips]),
     [
-      ['on-known', true, ['172.18.0.3', '203.0.113.7']],
+      ['on-known', true, ['172.18.0.3']],
       ['on-unknown', true, ['192.0.2.1']],
     ],
   );
@@ -269,4 +271,50 @@ test('a missing path is an InputError naming it', async () => {
     assert.equal(err.message, `cannot read ${missing}: no such file or directory`);
     return true;
   });
+});
+
+test('live pods only: finished pods are left out, a terminating pod yields a reused address', () => {
+  const p = (name: string, ip: string, extra = '', meta = ''): string =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: x${meta}}\n` +
+    `spec: {containers: [{name: c}]}\nstatus: {podIP: ${ip}${extra}}\n`;
+  const res = loadText(
+    [
+      p('done', '10.0.0.1', ', phase: Succeeded'),
+      p('crashed', '10.0.0.2', ', phase: Failed'),
+      p('new', '10.0.0.1', ', phase: Running'),
+      p('old', '10.0.0.3', ', phase: Running', ', deletionTimestamp: "2026-12-01T10:00:00Z"'),
+      p('reuser', '10.0.0.3', ', phase: Pending'),
+      p('leaving', '10.0.0.4', '', ', deletionTimestamp: "2026-12-01T10:00:00Z"'),
+    ].join('---\n'),
+    'live.yaml',
+  );
+  assert.deepEqual(res.problems, []);
+  assert.deepEqual(
+    res.snapshot.pods.map((x) => [x.name, x.ips]),
+    [
+      ['new', ['10.0.0.1']],
+      ['old', []],
+      ['reuser', ['10.0.0.3']],
+      ['leaving', ['10.0.0.4']],
+    ],
+  );
+});
+
+test('two live pods with one address are an error on each', () => {
+  const p = (name: string, ip: string): string =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: x}\n` +
+    `spec: {containers: [{name: c}]}\nstatus: {podIPs: [{ip: ${ip}}]}\n`;
+  const res = loadText(
+    [p('a', '10.0.0.1'), p('b', '10.0.0.1'), p('c', 'fd00::1'), p('d', 'fd00:0::1')].join('---\n'),
+    'dup.yaml',
+  );
+  assert.deepEqual(
+    res.problems.map((x) => `${x.line} ${x.object} ${x.field}: ${x.message.split(';')[0]!}`),
+    [
+      '1 x/a status.podIPs: Duplicate value: "10.0.0.1": also the address of live pod x/b',
+      '7 x/b status.podIPs: Duplicate value: "10.0.0.1": also the address of live pod x/a',
+      '13 x/c status.podIPs: Duplicate value: "fd00::1": also the address of live pod x/d',
+      '19 x/d status.podIPs: Duplicate value: "fd00::1": also the address of live pod x/c',
+    ],
+  );
 });

@@ -6,6 +6,7 @@ import { InputError, type Problem } from '../errors.js';
 import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
 import { parseText, type MapTree, type Tree } from './parseYaml.js';
 import type { Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
+import { addressConflicts } from './conflicts.js';
 import { assembleSnapshot } from './snapshot.js';
 import {
   checkFields,
@@ -220,8 +221,34 @@ class Loader {
         `skipped ${total} ${total === 1 ? 'object' : 'objects'} of ${kinds.length === 1 ? 'kind' : 'kinds'} ${kinds.join(', ')} (not used by moat)`,
       );
     }
-    return { snapshot: assembleSnapshot(this.collector), problems: sortByLine(this.problems), notes };
+    const snapshot = assembleSnapshot(this.collector);
+    return { snapshot, problems: sortByLine([...this.problems, ...conflictProblems(snapshot)]), notes };
   }
+}
+
+/** Two live pods with one address: an error on each of them (the agent enforces it fail-closed). */
+function conflictProblems(s: Snapshot): Problem[] {
+  const conflicts = addressConflicts(s.pods);
+  if (conflicts.length === 0) return [];
+  const byKey = new Map(s.pods.map((p) => [`${p.namespace}/${p.name}`, p]));
+  const out: Problem[] = [];
+  for (const c of conflicts) {
+    for (const key of c.pods) {
+      const p = byKey.get(key);
+      const others = c.pods.filter((k) => k !== key);
+      out.push({
+        file: p?.origin?.file ?? '-',
+        line: p?.origin?.line ?? 0,
+        kind: 'Pod',
+        object: key,
+        field: 'status.podIPs',
+        message:
+          `Duplicate value: "${c.address}": also the address of live pod ${others.join(', ')}; ` +
+          'packets cannot be told apart, so the address is enforced fail-closed',
+      });
+    }
+  }
+  return out;
 }
 
 /** Problems of one file read top to bottom; files keep their load order (the sort is stable). */

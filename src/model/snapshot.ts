@@ -1,3 +1,4 @@
+import { formatAddress, parseIP } from './cidr.js';
 import type { PodEntry } from './validate.js';
 import type { Namespace, NetworkPolicy, Node, Pod, Snapshot } from './types.js';
 
@@ -8,15 +9,36 @@ export interface SnapshotParts {
   readonly policies: readonly NetworkPolicy[];
 }
 
+function canonical(ip: string): string {
+  const a = parseIP(ip);
+  return a ? formatAddress(a) : ip;
+}
+
 /**
  * Completes a snapshot from decoded objects (the YAML loader and the Kubernetes source both end
- * here): hostNetwork pods get their node's addresses, and every namespace a pod or policy lives in
- * exists (as the API server requires), synthesized with just its name label.
+ * here):
+ * - pods in phase Succeeded or Failed are left out: "all containers in the Pod have terminated",
+ *   their addresses are free for reuse, and a reused address must not get a finished pod's rules;
+ * - a terminating pod (deletionTimestamp set) loses an address that a pod not being deleted also
+ *   has: the address can only have been handed out again after the old pod's network was torn
+ *   down, so it is the new pod's (two such pods that are both alive are a conflict, conflicts.ts);
+ * - hostNetwork pods get their node's addresses;
+ * - every namespace a pod or policy lives in exists (as the API server requires), synthesized with
+ *   just its name label.
  */
 export function assembleSnapshot(parts: SnapshotParts): Snapshot {
   const nodes = new Map(parts.nodes.map((n) => [n.name, n]));
-  const pods: Pod[] = parts.pods.map(({ pod, hostIPs }) => {
-    if (!pod.hostNetwork) return pod;
+  const live = parts.pods.filter((e) => !e.finished);
+  const heldByCurrent = new Set<string>();
+  for (const e of live) {
+    if (e.terminating || e.pod.hostNetwork) continue;
+    for (const ip of e.pod.ips) heldByCurrent.add(canonical(ip));
+  }
+  const pods: Pod[] = live.map(({ pod, hostIPs, terminating }) => {
+    if (!pod.hostNetwork) {
+      if (!terminating || !pod.ips.some((ip) => heldByCurrent.has(canonical(ip)))) return pod;
+      return { ...pod, ips: pod.ips.filter((ip) => !heldByCurrent.has(canonical(ip))) };
+    }
     const node = pod.nodeName !== undefined ? nodes.get(pod.nodeName) : undefined;
     // "hostNetwork pods ... have the node's IPs": from the Node when loaded, else the pod's status.
     const ips =

@@ -55,8 +55,14 @@ export interface Pod {
 export interface Node {
   readonly name: string;
   readonly labels: Labels;
-  /** status.addresses (InternalIP/ExternalIP) plus spec.podCIDRs' gateway is not included. */
+  /**
+   * status.addresses of type InternalIP: the node's own addresses, which its hostNetwork pods share.
+   * ExternalIP is kept apart: on cloud nodes it is not on the node (it is NATed to it), so a packet
+   * from it is not "the node", and a pod that spoofed it would otherwise pass as the node.
+   */
   readonly addresses: readonly string[];
+  /** status.addresses of type ExternalIP (for the admin tiers' `nodes` peers). */
+  readonly externalAddresses?: readonly string[];
   readonly podCIDRs: readonly string[];
   readonly origin?: Origin;
 }
@@ -110,12 +116,31 @@ export interface NetworkPolicy {
   readonly origin?: Origin;
 }
 
+/**
+ * A pod's network attachment on this node, as the container runtime's CNI library recorded it:
+ * the host-side interfaces of the attachment and the addresses assigned to the pod. On a bridged
+ * pod network the bridge port is the only thing that tells one pod's packets from another's.
+ */
+export interface Attachment {
+  /** Host-side interfaces of the attachment (e.g. the veth and the bridge it is enslaved to). */
+  readonly interfaces: readonly string[];
+  /** Canonical addresses the attachment carries. */
+  readonly ips: readonly string[];
+  /** "ns/name" of the pod, when the runtime recorded it (K8S_POD_NAMESPACE/K8S_POD_NAME). */
+  readonly pod?: string;
+  /** Where it was read from, for messages. */
+  readonly source?: string;
+}
+
 /** Everything the evaluator and the compiler need to know about the cluster. */
 export interface Snapshot {
   readonly namespaces: readonly Namespace[];
+  /** Live pods only: pods in phase Succeeded or Failed are left out when the snapshot is assembled. */
   readonly pods: readonly Pod[];
   readonly nodes: readonly Node[];
   readonly policies: readonly NetworkPolicy[];
+  /** This node's pod attachments (the agent's view of its own node); absent in analysis. */
+  readonly attachments?: readonly Attachment[];
 }
 
 export const emptySnapshot: Snapshot = { namespaces: [], pods: [], nodes: [], policies: [] };

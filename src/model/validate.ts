@@ -165,6 +165,8 @@ export interface Meta {
   /** "default" when not given, for namespaced kinds; "" for cluster-scoped kinds. */
   readonly namespace: string;
   readonly labels: Labels;
+  /** metadata.deletionTimestamp is set: the object is being deleted. */
+  readonly terminating: boolean;
 }
 
 /** Reads name and namespace without reporting (for naming the object in messages). */
@@ -233,7 +235,9 @@ export function decodeMeta(
   // Cluster-scoped objects: the API server clears metadata.namespace (rest.BeforeCreate), so ignore it.
   const labels = decodeLabels(r, 'metadata.labels', get(m, 'labels'));
   expectMap(r, 'metadata.annotations', get(m, 'annotations'));
-  return { name, namespace, labels };
+  const deletion = get(m, 'deletionTimestamp');
+  const terminating = deletion !== undefined && deletion.t === 'str' && deletion.v !== '';
+  return { name, namespace, labels, terminating };
 }
 
 // ---- label selectors (metav1.LabelSelector) ----
@@ -552,7 +556,14 @@ export interface PodEntry {
   readonly pod: Pod;
   /** status.hostIPs / status.hostIP, for a hostNetwork pod whose node is not loaded. */
   readonly hostIPs: readonly string[];
+  /** status.phase is Succeeded or Failed: "all containers in the Pod have terminated". */
+  readonly finished: boolean;
+  /** metadata.deletionTimestamp is set. */
+  readonly terminating: boolean;
 }
+
+/** Phases in which "all containers in the Pod have terminated": the pod holds no address. */
+export const FINISHED_PHASES: readonly string[] = ['Succeeded', 'Failed'];
 
 function decodeIPList(
   r: Reporter,
@@ -648,6 +659,7 @@ export function decodePod(r: Reporter, root: MapTree, meta: Meta, file: string):
     path: 'status.hostIP',
     tree: get(status, 'hostIP'),
   });
+  const phase = expectStr(r, 'status.phase', get(status, 'phase'));
   const pod: Pod = {
     namespace: meta.namespace,
     name: meta.name,
@@ -658,7 +670,12 @@ export function decodePod(r: Reporter, root: MapTree, meta: Meta, file: string):
     ...(nodeName !== undefined && nodeName !== '' ? { nodeName } : {}),
     origin: { file, line: root.line },
   };
-  return { pod, hostIPs };
+  return {
+    pod,
+    hostIPs,
+    finished: phase !== undefined && FINISHED_PHASES.includes(phase),
+    terminating: meta.terminating,
+  };
 }
 
 export function decodeNode(r: Reporter, root: MapTree, meta: Meta, file: string): Node {
@@ -678,6 +695,7 @@ export function decodeNode(r: Reporter, root: MapTree, meta: Meta, file: string)
   const single = get(spec, 'podCIDR');
   if (podCIDRs.length === 0 && single !== undefined) cidrAt('spec.podCIDR', single);
   const addresses: string[] = [];
+  const external: string[] = [];
   (expectSeq(r, 'status.addresses', get(status, 'addresses')) ?? []).forEach((t, i) => {
     const p = index('status.addresses', i);
     const m = expectMap(r, p, t);
@@ -689,9 +707,19 @@ export function decodeNode(r: Reporter, root: MapTree, meta: Meta, file: string)
     if (addr === undefined || addr === '') return;
     const ip = parseLegacyIP(addr);
     if (!ip) r.add(child(p, 'address'), addrTree?.line ?? m.line, msg.invalid(addr, invalidIPMessage));
-    else if (!addresses.includes(ip.canonical)) addresses.push(ip.canonical);
+    else {
+      const list = type === 'InternalIP' ? addresses : external;
+      if (!list.includes(ip.canonical)) list.push(ip.canonical);
+    }
   });
-  return { name: meta.name, labels: meta.labels, addresses, podCIDRs, origin: { file, line: root.line } };
+  return {
+    name: meta.name,
+    labels: meta.labels,
+    addresses,
+    ...(external.length > 0 ? { externalAddresses: external } : {}),
+    podCIDRs,
+    origin: { file, line: root.line },
+  };
 }
 
 export { isDNS1123Label, isDNS1123Subdomain };

@@ -125,6 +125,60 @@ const cases: { name: string; s: Snapshot; f: Flow; allowed: boolean; reason?: st
     f: flow(P(a), P(c)),
     allowed: false,
   },
+  // Two live pods with one address: the kernel cannot tell them apart (fail-closed).
+  {
+    name: 'a subject whose address another live pod shares: denied, whatever the policies',
+    s: snapshot({ ...base, pods: [a, b, { ...c, ips: ['10.0.0.1'] }, hn] }),
+    f: flow(P(b), P(a)),
+    allowed: false,
+    reason: 'address-conflict',
+  },
+  {
+    name: "a shared address is still its own node's",
+    s: snapshot({ ...base, pods: [a, b, { ...c, ips: ['10.0.0.1'] }, hn] }),
+    f: flow(IP('192.168.0.10'), P(a)),
+    allowed: true,
+    reason: 'node',
+  },
+  {
+    name: 'a pod peer at a shared address is no pod to selectors',
+    s: snapshot({
+      ...base,
+      pods: [a, b, { ...c, ips: ['10.0.0.2'] }, hn],
+      policies: [
+        netpol('x', 'a', { podSelector: sel({ pod: 'a' }), ingress: [rule([podPeer(sel({ pod: 'b' }))])] }),
+      ],
+    }),
+    f: flow(P(b), P(a)),
+    allowed: false,
+    reason: 'no-rule-matched',
+  },
+  {
+    name: 'but an ipBlock matches it as an address',
+    s: snapshot({
+      ...base,
+      pods: [a, { ...b, nodeName: 'n2' }, { ...c, ips: ['10.0.0.2'], nodeName: 'n2' }, hn],
+      policies: [
+        netpol('x', 'a', { podSelector: sel({ pod: 'a' }), ingress: [rule([ipPeer('10.0.0.2/32')])] }),
+      ],
+    }),
+    f: flow(IP('10.0.0.2'), P(a)),
+    allowed: true,
+    reason: 'allowed-by-rule',
+  },
+  {
+    name: 'and a selector does not, even for the ingress side of a shared peer',
+    s: snapshot({
+      ...base,
+      pods: [a, b, { ...c, ips: ['10.0.0.2'] }, hn],
+      policies: [
+        netpol('x', 'a', { podSelector: sel({ pod: 'a' }), ingress: [rule([podPeer(sel({ pod: 'b' }))])] }),
+      ],
+    }),
+    f: flow(IP('10.0.0.2'), P(a)),
+    allowed: false,
+    reason: 'no-rule-matched',
+  },
 ];
 
 for (const tc of cases) {

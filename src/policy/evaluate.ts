@@ -2,7 +2,8 @@
 // Pure. A verdict is decided per side (egress of the source, ingress of the destination) by an
 // ordered chain of tiers, each answering Allow, Deny, Pass or nothing; the flow passes when both
 // sides allow it.
-import { cidrContains, parseCidr, parseIP, type Address, type Family } from '../model/cidr.js';
+import { cidrContains, formatAddress, parseCidr, parseIP, type Address, type Family } from '../model/cidr.js';
+import { conflictedAddresses } from '../model/conflicts.js';
 import { matchesSelector } from '../model/selector.js';
 import type {
   LabelSelector,
@@ -66,6 +67,7 @@ export type SideReason =
   | 'not-a-subject' // the endpoint is an IP or a hostNetwork pod: nothing to enforce
   | 'self' // a pod reaching itself
   | 'node' // traffic between a pod and its own node
+  | 'address-conflict' // the subject's address is also another live pod's: fail-closed
   | 'not-isolated' // no policy of this direction selects the pod, and no tier decided
   | 'allowed-by-rule'
   | 'no-rule-matched'
@@ -403,6 +405,15 @@ function isOwnNode(index: SnapshotIndex, pod: Pod, other: Endpoint): boolean {
   });
 }
 
+/** A pod endpoint whose flow address is shared with another live pod, as a plain address. */
+export function demoteConflicted(e: Endpoint, family: Family, conflicts: ReadonlySet<string>): Endpoint {
+  if (e.kind !== 'pod' || conflicts.size === 0 || e.pod.hostNetwork) return e;
+  const a = endpointAddress(e, family);
+  if (a === undefined) return e;
+  const text = formatAddress(a);
+  return conflicts.has(text) ? { kind: 'ip', ip: text } : e;
+}
+
 function decideSide(
   index: SnapshotIndex,
   tiers: readonly Tier[],
@@ -420,13 +431,33 @@ function decideSide(
   if (!policeNode && isOwnNode(index, subject, other)) return nonSubject(direction, 'node', key);
 
   const family = flowFamily(flow);
+  const conflicts = conflictedAddresses(index.snapshot);
+  if (conflicts.size > 0) {
+    // The kernel cannot tell whose packet it is: neither pod's policies apply, nothing is allowed.
+    const own = endpointAddress(self, family);
+    if (own !== undefined && conflicts.has(formatAddress(own))) {
+      return {
+        direction,
+        subject: key,
+        allowed: false,
+        reason: 'address-conflict',
+        isolatedBy: [],
+        matches: [],
+        tiers: [],
+      };
+    }
+  }
+  // A pod whose address is shared is only an address to the peer's policies (ipBlock may match it,
+  // selectors and named ports may not).
+  const peer = demoteConflicted(other, family, conflicts);
+  const sideFlow = peer === other ? flow : direction === 'egress' ? { ...flow, dst: peer } : { ...flow, src: peer };
   const ctx: SideContext = {
     index,
     direction,
     subject,
-    peer: other,
-    ...(endpointAddress(other, family) ? { peerAddress: endpointAddress(other, family)! } : {}),
-    flow,
+    peer,
+    ...(endpointAddress(peer, family) ? { peerAddress: endpointAddress(peer, family)! } : {}),
+    flow: sideFlow,
   };
   const outcomes: TierOutcome[] = [];
   let isolatedBy: readonly PolicyRef[] = [];
