@@ -120,6 +120,7 @@ def main():
         out({'fatal': 'raw SCTP socket: %s' % e})
         sys.exit(1)
     by_fd = {s.fileno(): (fam, s) for fam, s in socks.items()}
+    out({'ready': True})
     pending = {}  # (our source port, our initiate tag) -> probe
 
     def respond(fam, s, src, dst, addr, pkt, first):

@@ -450,7 +450,8 @@ function decideSide(
   // A pod whose address is shared is only an address to the peer's policies (ipBlock may match it,
   // selectors and named ports may not).
   const peer = demoteConflicted(other, family, conflicts);
-  const sideFlow = peer === other ? flow : direction === 'egress' ? { ...flow, dst: peer } : { ...flow, src: peer };
+  const sideFlow =
+    peer === other ? flow : direction === 'egress' ? { ...flow, dst: peer } : { ...flow, src: peer };
   const ctx: SideContext = {
     index,
     direction,
