@@ -262,7 +262,11 @@ describe('NftApplier (fake runner)', () => {
     const r = fakeRunner();
     await new NftApplier(r, { table: 'moat_x' }).remove();
     assert.deepEqual(r.calls, [
-      { argv: ['nft', '-f', '-'], input: 'table inet moat_x {}\ndelete table inet moat_x\n' },
+      {
+        argv: ['nft', '-f', '-'],
+        input:
+          'table inet moat_x {}\ndelete table inet moat_x\ntable bridge moat_x {}\ndelete table bridge moat_x\n',
+      },
     ]);
   });
 });
@@ -369,17 +373,22 @@ describe('NftApplier (real nft in a throwaway netns)', async () => {
       // Someone edits the table behind moat's back.
       const tamper = await runner.run(
         ['nft', '-f', '-'],
-        'delete element inet moat self_v4 { 10.0.0.1 . 10.0.0.1 }\nadd rule inet moat ingress accept\n',
+        'delete element inet moat self_v4 { 10.0.0.1 . 10.0.0.1 }\nadd rule inet moat ingress accept\n' +
+          'flush chain bridge moat guard\n',
       );
       assert.equal(tamper.code, 0, tamper.stderr);
       const drift = await ap.checkDrift();
       assert.equal(drift.repaired, true);
       assert.ok(
-        drift.differences.some((d) => d.startsWith('set self_v4')),
+        drift.differences.some((d) => d.startsWith('inet: set self_v4')),
         drift.differences.join('\n'),
       );
       assert.ok(
-        drift.differences.some((d) => d.startsWith('chain ingress')),
+        drift.differences.some((d) => d.startsWith('inet: chain ingress')),
+        drift.differences.join('\n'),
+      );
+      assert.ok(
+        drift.differences.includes('bridge: chain guard: 0 rule(s), want 1'),
         drift.differences.join('\n'),
       );
       assert.deepEqual((await ap.checkDrift()).differences, []);

@@ -11,7 +11,7 @@ import { IncrementalCompiler } from './compile.js';
 import { parseConntrackList, planConntrackCleanup } from './conntrack.js';
 import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
 import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
-import { renderElement, renderNft } from './render.js';
+import { ownedTables, renderElement, renderNft } from './render.js';
 import type { CommandRunner } from './runner.js';
 
 export interface ApplyResult {
@@ -104,12 +104,14 @@ export class NftApplier {
   async checkDrift(): Promise<DriftResult> {
     const want = this.current;
     if (want === undefined) return { drifted: false, differences: [], repaired: false };
-    const res = await this.runner.run(['nft', '-j', 'list', 'table', 'inet', want.table]);
-    let differences: string[];
-    if (res.code !== 0) {
-      differences = [`table inet ${want.table}: cannot be listed: ${res.stderr.trim()}`];
-    } else {
-      differences = compareKernel(want, parseNftJson(res.stdout));
+    const differences: string[] = [];
+    for (const t of want.bridge !== undefined ? [want, want.bridge] : [want]) {
+      const res = await this.runner.run(['nft', '-j', 'list', 'table', t.family, t.table]);
+      if (res.code !== 0) {
+        differences.push(`table ${t.family} ${t.table}: cannot be listed: ${res.stderr.trim()}`);
+      } else {
+        differences.push(...compareKernel(t, parseNftJson(res.stdout)).map((d) => `${t.family}: ${d}`));
+      }
     }
     if (differences.length === 0) return { drifted: false, differences, repaired: false };
     await this.replace(want);
@@ -118,8 +120,9 @@ export class NftApplier {
 
   /** Deletes the table (a no-op when it does not exist). */
   async remove(): Promise<void> {
-    const t = `inet ${this.opts.table}`;
-    const script = `table ${t} {}\ndelete table ${t}\n`;
+    const script = ownedTables(this.opts)
+      .map((t) => `table ${t} {}\ndelete table ${t}\n`)
+      .join('');
     const res = await this.runner.run(NFT_APPLY, script);
     if (res.code !== 0) throw new CommandError(NFT_APPLY, res.code, res.stderr);
     this.current = undefined;
@@ -301,7 +304,8 @@ function canonModelElement(text: string): string {
     .split(' . ')
     .map((tok) => {
       const a = parseIP(tok);
-      return a ? formatAddress(a) : (PROTO_NUM[tok] ?? tok);
+      // Interface names are quoted in nft syntax, plain strings in its JSON.
+      return a ? formatAddress(a) : (PROTO_NUM[tok] ?? tok.replace(/^"(.*)"$/, '$1'));
     })
     .join(' . ');
   return value === undefined ? k : `${k} : ${value}`;

@@ -23,7 +23,15 @@ import type {
   Protocol,
   Snapshot,
 } from '../model/types.js';
-import type { DataplaneOptions, NftChain, NftCounter, NftElement, NftSet, Ruleset } from './model.js';
+import {
+  DEFAULT_POD_INTERFACES,
+  type DataplaneOptions,
+  type NftChain,
+  type NftCounter,
+  type NftElement,
+  type NftSet,
+  type Ruleset,
+} from './model.js';
 import { setDeltaHint } from './delta.js';
 
 type Dir = 'ingress' | 'egress';
@@ -31,7 +39,16 @@ type Dir = 'ingress' | 'egress';
 /** Priorities: after DNAT (prerouting, -100) and IPVS (LOCAL_IN/OUT), before SNAT (srcnat, 100). */
 export const EGRESS_PRIORITY = 94; // srcnat - 6
 export const INGRESS_PRIORITY = 95; // srcnat - 5
-export const NODE_EGRESS_PRIORITY = 0; // filter, input hook (only with policeNodeEgress)
+/**
+ * Input hook, only with policeNodeEgress: after IPVS (LOCAL_IN at 98 and 99), which steals the
+ * packets to virtual services and sends them on through LOCAL_OUT and postrouting, so what reaches
+ * this chain is really delivered to the node.
+ */
+export const NODE_EGRESS_PRIORITY = 110;
+/** Source checks: raw (-300), before conntrack (-200) and DNAT: a spoofed packet leaves no entry. */
+export const GUARD_PRIORITY = -300;
+/** The forward hook's guard (martians to local pods): first, before anyone's filter (0). */
+export const FORWARD_GUARD_PRIORITY = -300;
 
 const FAM = {
   4: { ip: 'ip', addr: 'ipv4_addr', sfx: 'v4', nfproto: 'ipv4' },
@@ -137,9 +154,18 @@ function nsLabelsOf(m: ReadonlyMap<string, Labels>, ns: string): Labels {
   return m.get(ns) ?? { 'kubernetes.io/metadata.name': ns };
 }
 
-/** The elements one pod contributes to a pod-scanned set. */
-function contribution(def: SetDef, p: PodAddrs, nsLabels: ReadonlyMap<string, Labels>): string[] {
-  const addrs = famAddrs(p, def.f);
+/**
+ * The elements one pod contributes to a pod-scanned set. An address another live pod shares is no
+ * pod's: it is in no selector or named-port set (it may still match an ipBlock).
+ */
+function contribution(
+  def: SetDef,
+  p: PodAddrs,
+  nsLabels: ReadonlyMap<string, Labels>,
+  conflicts: ReadonlySet<string>,
+): string[] {
+  const all = famAddrs(p, def.f);
+  const addrs = conflicts.size === 0 ? all : all.filter((a) => !conflicts.has(a));
   if (addrs.length === 0) return [];
   if (def.kind === 'nport') {
     const out: string[] = [];
@@ -453,13 +479,145 @@ function cidrText(c: Cidr): string {
     : formatCidr(c);
 }
 
-/** Pod traffic preamble: IPv6 neighbour discovery, then invalid packets. */
-function podPreamble(): string[] {
+/** Pod traffic preamble: neighbour discovery, invalid packets, TCP that does not start with SYN. */
+function podPreamble(dir: Dir): string[] {
   return [
-    // ND is never "established"; without it IPv6 neighbours cannot resolve each other.
-    'meta l4proto ipv6-icmp icmpv6 type 133-137 accept',
+    // ND is never "established"; without it IPv6 neighbours cannot resolve each other. Only as ND
+    // is: "hop limit 255" (RFC 4861 7.1.1), which no routed packet has by postrouting (forwarding
+    // decrements it), so ND-typed packets routed through the node go through policy like any other.
+    'meta l4proto ipv6-icmp icmpv6 type 133-137 ip6 hoplimit 255 accept',
     'ct state invalid drop',
+    // With nf_conntrack_tcp_loose (the default) conntrack picks up a mid-stream TCP packet as a NEW
+    // connection: after a cut, the server's next packet would start a reversed flow, judged by the
+    // other side's egress. A new connection must begin with a SYN.
+    `ct state new tcp flags & (fin|syn|rst|ack) != syn counter name ${NOT_SYN[dir]} drop`,
   ];
+}
+
+const NOT_SYN: Record<Dir, string> = { ingress: 'not_syn_i', egress: 'not_syn_e' };
+const CONFLICT: Record<Dir, string> = { ingress: 'conflict_in', egress: 'conflict_out' };
+
+/** Counters of the guards (fixed names; the metrics read them by name). */
+function guardCounters(): NftCounter[] {
+  const out: NftCounter[] = [];
+  for (const f of ['v4', 'v6'] as const) {
+    const family = f === 'v4' ? 'ipv4' : 'ipv6';
+    out.push({ name: `spoofed_${f}`, meta: { kind: 'guard', guard: 'spoofed', direction: 'egress', family } });
+    out.push({ name: `martian_${f}`, meta: { kind: 'guard', guard: 'martian', direction: 'ingress', family } });
+  }
+  for (const d of ['ingress', 'egress'] as const) {
+    out.push({ name: NOT_SYN[d], meta: { kind: 'guard', guard: 'not-syn', direction: d } });
+    out.push({ name: `${CONFLICT[d]}`, meta: { kind: 'guard', guard: 'conflict', direction: d } });
+  }
+  return out;
+}
+
+/** nft string literal of an interface glob (checked by checkInterfaceGlob: no quotes in it). */
+function ifaceLit(glob: string): string {
+  return `"${glob.replace(/["\\]/g, '')}"`;
+}
+
+/**
+ * Source checks of routed pod interfaces (one veth per pod, a route per pod address, as kindnet,
+ * the ptp plugin and Calico set them up): the reverse path of the source must be the interface the
+ * packet came in on (strict rpfilter, `fib saddr . iif oif missing`). That rejects another pod's
+ * address, any address off the node, and the node's own addresses (a local route is not the veth)
+ * in both families, whatever the node's rp_filter says. Bridged pods arrive on the bridge (iifname
+ * is the bridge here) and are checked per port in the bridge table.
+ */
+function guardRules(globs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const g of globs) {
+    for (const f of [4, 6] as const) {
+      out.push(
+        `meta nfproto ${FAM[f].nfproto} iifname ${ifaceLit(g)} fib saddr . iif oif missing counter name spoofed_${FAM[f].sfx} drop`,
+      );
+    }
+    // Pods are not routers: router advertisements and redirects from a pod are dropped.
+    out.push(
+      `iifname ${ifaceLit(g)} meta l4proto ipv6-icmp icmpv6 type { nd-router-advert, nd-redirect } counter name spoofed_v6 drop`,
+    );
+  }
+  return out;
+}
+
+/**
+ * The bridge table: frames entering a pod port (a bridge port matching a pod interface glob) must
+ * carry the port's own pod addresses, as the runtime's CNI result records them (snapshot
+ * attachments). ARP must name them too (no ARP spoofing of another pod's address); IPv6 may also
+ * come from link-local or unspecified sources, but only as neighbour discovery and MLD are. Nothing
+ * else (other ether types, VLAN tags) leaves a pod port. A port without a binding passes nothing:
+ * fail-closed until its attachment is known.
+ */
+function bridgeRuleset(
+  table: string,
+  globs: readonly string[],
+  attachments: Snapshot['attachments'],
+  prev: Ruleset | undefined,
+): Ruleset {
+  const binds: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+  for (const a of attachments ?? []) {
+    for (const ip of a.ips) {
+      const c = canonicalIP(ip);
+      if (!c) continue;
+      for (const i of a.interfaces) {
+        if (/^[^"\\\s]{1,15}$/.test(i)) binds[c.family].add(`${ifaceLit(i)} . ${c.text}`);
+      }
+    }
+  }
+  const sets: NftSet[] = ([4, 6] as const).map((f) => ({
+    name: `bind_${FAM[f].sfx}`,
+    type: `ifname . ${FAM[f].addr}`,
+    flags: [],
+    elements: [...binds[f]].sort(cmp).map((key) => ({ key })),
+    comment: 'pod port . pod address, from the CNI result',
+  }));
+  const counters: NftCounter[] = (['v4', 'v6', 'arp', 'other'] as const).map((f) => ({
+    name: `spoofed_${f}`,
+    meta: {
+      kind: 'guard',
+      guard: 'spoofed',
+      direction: 'egress',
+      family: f === 'v4' ? 'ipv4' : f === 'v6' ? 'ipv6' : f,
+    },
+  }));
+  const port = [
+    'ether type ip iifname . ip saddr @bind_v4 return',
+    'ether type ip counter name spoofed_v4 drop',
+    // ARP from the pod's own address, or an ARP probe (RFC 5227: sender 0.0.0.0).
+    'ether type arp iifname . arp saddr ip @bind_v4 return',
+    'ether type arp arp saddr ip 0.0.0.0 return',
+    'ether type arp counter name spoofed_arp drop',
+    'ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } counter name spoofed_v6 drop',
+    'ether type ip6 iifname . ip6 saddr @bind_v6 return',
+    'ether type ip6 ip6 saddr fe80::/10 icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 return',
+    'ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 return',
+    'ether type ip6 ip6 saddr fe80::/10 icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 return',
+    'ether type ip6 ip6 saddr :: icmpv6 type { mld-listener-report, mld2-listener-report } ip6 hoplimit 1 return',
+    'ether type ip6 counter name spoofed_v6 drop',
+    'counter name spoofed_other drop',
+  ];
+  const chains: NftChain[] = [
+    {
+      name: 'guard',
+      base: { hook: 'prerouting', priority: GUARD_PRIORITY },
+      rules: globs.map((g) => `iifname ${ifaceLit(g)} jump pod_port`),
+      comment: 'frames from pod ports',
+    },
+    { name: 'pod_port', rules: port, comment: 'a pod port sends its own addresses only' },
+  ];
+  const out: Ruleset = { family: 'bridge', table, counters, sets, chains };
+  // Unchanged parts stay the same objects, so diffs skip them.
+  if (prev === undefined) return out;
+  const keepSets = out.sets.map((s, i) => {
+    const o = prev.sets[i];
+    return o !== undefined && o.name === s.name && sameElements(o.elements, s.elements) ? o : s;
+  });
+  const keepChains = out.chains.map((c, i) => {
+    const o = prev.chains[i];
+    return o !== undefined && o.name === c.name && sameChain(o, c) ? o : c;
+  });
+  return { ...out, counters: prev.counters, sets: keepSets, chains: keepChains };
 }
 
 /** Conntrack fast path: "accept" only ends this base chain, so it has no effect on other traffic. */
@@ -483,6 +641,10 @@ export class IncrementalCompiler {
   private prevFamilies = '';
   private prevSets = new Map<string, NftSet>();
   private prevChains = new Map<string, NftChain>();
+  private prevBridge: Ruleset | undefined;
+  /** Live non-hostNetwork pods per canonical address, and the addresses more than one claims. */
+  private owners = new Map<string, number>();
+  private conflicts: ReadonlySet<string> = new Set();
 
   constructor(readonly opts: DataplaneOptions) {}
 
@@ -500,6 +662,22 @@ export class IncrementalCompiler {
     this.prevFamilies = '';
     this.prevSets = new Map();
     this.prevChains = new Map();
+    this.prevBridge = undefined;
+    this.owners = new Map();
+    this.conflicts = new Set();
+  }
+
+  /** Counts the addresses of pods (+1 or -1 each); returns the addresses whose count crossed 1/2. */
+  private own(pods: readonly PodAddrs[], delta: 1 | -1, touched: Set<string>): void {
+    for (const p of pods) {
+      if (p.pod.hostNetwork) continue;
+      for (const a of new Set([...p.v4, ...p.v6])) {
+        const n = (this.owners.get(a) ?? 0) + delta;
+        if (n > 0) this.owners.set(a, n);
+        else this.owners.delete(a);
+        touched.add(a);
+      }
+    }
   }
 
   compile(snapshot: Snapshot): Ruleset {
@@ -557,6 +735,35 @@ export class IncrementalCompiler {
       this.v6Pods > 0 || snapshot.nodes.some((n) => n.addresses.some((a) => canonicalIP(a)?.family === 6));
     const families: Family[] = hasV6 ? [4, 6] : [4];
     if (families.join(',') !== this.prevFamilies) full = true;
+    // Addresses two live pods share: a change of that set changes which pods' addresses belong in
+    // the pod-scanned sets, also for pods that did not change: rescan.
+    let conflicts: Set<string>;
+    if (full || removed.length + added.length > 0) {
+      const touched = new Set<string>();
+      if (full) {
+        this.owners = new Map();
+        this.own(
+          snapshot.pods.map((p) => this.addrs(p)),
+          1,
+          touched,
+        );
+        conflicts = new Set([...this.owners].filter(([, n]) => n > 1).map(([a]) => a));
+      } else {
+        this.own(removed, -1, touched);
+        this.own(added, 1, touched);
+        conflicts = new Set(this.conflicts);
+        for (const a of touched) {
+          if ((this.owners.get(a) ?? 0) > 1) conflicts.add(a);
+          else conflicts.delete(a);
+        }
+      }
+    } else {
+      conflicts = new Set(this.conflicts);
+    }
+    if (conflicts.size !== this.conflicts.size || [...conflicts].some((a) => !this.conflicts.has(a))) {
+      full = true;
+    }
+    this.conflicts = conflicts;
     if (full) {
       this.store = new Map();
       removed = [];
@@ -599,27 +806,8 @@ export class IncrementalCompiler {
       egress: { 4: [], 6: [] },
     };
     const selfPairs: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
-    const nodePairs: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
     const local: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
-
-    // Own-node addresses, per node: the node's addresses and its hostNetwork pods' addresses.
-    const nodeAddrs = new Map<string, Record<Family, Set<string>>>();
-    const nodeEntry = (n: string) => {
-      let e = nodeAddrs.get(n);
-      if (!e) nodeAddrs.set(n, (e = { 4: new Set(), 6: new Set() }));
-      return e;
-    };
-    for (const n of snapshot.nodes) {
-      for (const a of n.addresses) {
-        const ca = canonicalIP(a);
-        if (ca) nodeEntry(n.name)[ca.family].add(ca.text);
-      }
-    }
-    for (const p of snapshot.pods) {
-      if (!p.hostNetwork || p.nodeName === undefined) continue;
-      const pa = this.addrs(p);
-      for (const f of [4, 6] as const) for (const a of famAddrs(pa, f)) nodeEntry(p.nodeName)[f].add(a);
-    }
+    let anyConflict = false;
 
     for (const pod of snapshot.pods) {
       // "hostNetwork pods are not selected by NetworkPolicy"; subjects are this node's pods.
@@ -632,13 +820,14 @@ export class IncrementalCompiler {
         egress: pol.egress.length > 0 ? pass.signatureChain(pol.egress, 'egress') : undefined,
       };
       for (const f of families) {
-        const own = pod.nodeName !== undefined ? nodeAddrs.get(pod.nodeName)?.[f] : undefined;
         for (const a of famAddrs(pa, f)) {
           local[f].add(a);
           selfPairs[f].add(`${a} . ${a}`);
-          for (const n of own ?? []) nodePairs[f].add(`${a} . ${n}`);
+          // A shared address is nobody's: fail-closed both ways, whichever pod it is.
+          const shared = conflicts.has(a);
+          if (shared) anyConflict = true;
           for (const d of ['ingress', 'egress'] as const) {
-            const chain = sig[d];
+            const chain = shared ? CONFLICT[d] : sig[d];
             if (chain !== undefined) vmaps[d][f].push({ key: a, value: `goto ${chain}` });
           }
         }
@@ -663,9 +852,20 @@ export class IncrementalCompiler {
 
     const ingress: string[] = [FAST_PATH];
     const egress: string[] = [FAST_PATH];
-    const ingressPods: string[] = podPreamble();
-    const egressPods: string[] = podPreamble();
-    const nodeEgress: string[] = [FAST_PATH, 'meta l4proto ipv6-icmp icmpv6 type 133-137 accept'];
+    const ingressPods: string[] = podPreamble('ingress');
+    const egressPods: string[] = podPreamble('egress');
+    const nodeEgress: string[] = [FAST_PATH];
+    const forwardGuard: string[] = [];
+    for (const c of guardCounters()) pass.addCounter(c);
+    if (anyConflict) {
+      for (const d of ['ingress', 'egress'] as const) {
+        pass.chains.set(CONFLICT[d], {
+          name: CONFLICT[d],
+          rules: [`counter name ${CONFLICT[d]} drop`],
+          comment: comment(`${d} of an address two live pods share: fail-closed`),
+        });
+      }
+    }
     for (const f of families) {
       const { ip, addr, sfx } = FAM[f];
       const sort = (s: Set<string>) => [...s].sort(cmp).map((key) => ({ key }));
@@ -683,13 +883,6 @@ export class IncrementalCompiler {
         elements: sort(selfPairs[f]),
         comment: 'pod address . pod address: a pod reaching itself',
       });
-      emit({
-        name: `node_${sfx}`,
-        type: `${addr} . ${addr}`,
-        flags: [],
-        elements: sort(nodePairs[f]),
-        comment: 'pod address . own node address',
-      });
       for (const d of ['ingress', 'egress'] as const) {
         emit({
           name: `${d}_${sfx}`,
@@ -706,17 +899,23 @@ export class IncrementalCompiler {
       // "A pod reaching itself is always allowed" (hairpin through a service).
       ingressPods.push(`${ip} daddr . ${ip} saddr @self_${sfx} accept`);
       egressPods.push(`${ip} saddr . ${ip} daddr @self_${sfx} accept`);
-      // "Traffic to and from the node where a Pod is running is always allowed".
-      ingressPods.push(`${ip} daddr . ${ip} saddr @node_${sfx} accept`);
-      if (!police) egressPods.push(`${ip} saddr . ${ip} daddr @node_${sfx} accept`);
+      // A forwarded packet to a local pod never comes from one of the node's own addresses (IPv4
+      // drops such martians itself, IPv6 does not): the node check below must not be fooled.
+      forwardGuard.push(`${ip} daddr @local_${sfx} fib saddr type local counter name martian_${sfx} drop`);
+      // Pod -> own node is delivered locally (input), never through postrouting; with policing on,
+      // the input chain judges it by the pod's egress policies (the source check keeps pod sources
+      // honest, so a local pod's address is that pod).
+      if (police) nodeEgress.push(`${ip} saddr @local_${sfx} goto egress_pods`);
+    }
+    // "Traffic to and from the node where a Pod is running is always allowed": whatever the node
+    // sends from any of its own addresses (InternalIP, the bridge's or the veth's address, a
+    // link-local one, NodeLocal DNSCache's 169.254.20.10), and only those: not a list of Node
+    // addresses, where an ExternalIP (not on the node) would pass as the node.
+    ingressPods.push('fib saddr type local accept');
+    for (const f of families) {
+      const { ip, sfx } = FAM[f];
       ingressPods.push(`${ip} daddr vmap @ingress_${sfx}`);
       egressPods.push(`${ip} saddr vmap @egress_${sfx}`);
-      // Pod -> own node is delivered locally (input), never through postrouting. The node_ pair
-      // restricts every rule of this chain to local pods talking to their own node.
-      if (police) {
-        nodeEgress.push(`${ip} saddr . ${ip} daddr @node_${sfx} ct state invalid drop`);
-        nodeEgress.push(`${ip} saddr . ${ip} daddr @node_${sfx} ${ip} saddr vmap @egress_${sfx}`);
-      }
     }
 
     // Pod-scanned sets: kept and updated from the pod delta, or rescanned.
@@ -735,7 +934,23 @@ export class IncrementalCompiler {
     }
     this.store = nextStore;
 
-    const base: NftChain[] = [
+    const globs = opts.podInterfaces ?? DEFAULT_POD_INTERFACES;
+    const base: NftChain[] = [];
+    if (globs.length > 0) {
+      base.push({
+        name: 'guard',
+        base: { hook: 'prerouting', priority: GUARD_PRIORITY },
+        rules: guardRules(globs),
+        comment: 'packets from routed pod interfaces carry their pod address',
+      });
+    }
+    base.push(
+      {
+        name: 'forward_guard',
+        base: { hook: 'forward', priority: FORWARD_GUARD_PRIORITY },
+        rules: forwardGuard,
+        comment: 'no forwarded packet to a local pod comes from the node itself',
+      },
       {
         name: 'egress',
         base: { hook: 'postrouting', priority: EGRESS_PRIORITY },
@@ -748,7 +963,7 @@ export class IncrementalCompiler {
         rules: ingress,
         comment: 'ingress of local pods',
       },
-    ];
+    );
     if (police) {
       base.push({
         name: 'egress_node',
@@ -766,13 +981,17 @@ export class IncrementalCompiler {
       const old = this.prevChains.get(ch.name);
       return old !== undefined && sameChain(old, ch) ? old : ch;
     });
+    const bridge =
+      globs.length > 0 ? bridgeRuleset(opts.table, globs, snapshot.attachments, this.prevBridge) : undefined;
     const out: Ruleset = {
       family: 'inet',
       table: opts.table,
       counters: [...pass.counters.values()].sort((a, b) => cmp(a.name, b.name)),
       sets: [...sets.values()].sort((a, b) => cmp(a.name, b.name)),
       chains,
+      ...(bridge !== undefined ? { bridge } : {}),
     };
+    this.prevBridge = bridge;
     this.prevPods = cur;
     this.prevNs = nsLabels;
     this.prevFamilies = families.join(',');
@@ -794,7 +1013,7 @@ export class IncrementalCompiler {
   private scan(def: SetDef, pods: readonly PodAddrs[], nsLabels: ReadonlyMap<string, Labels>): SetState {
     const counts = new Map<string, number>();
     for (const p of pods) {
-      for (const e of new Set(contribution(def, p, nsLabels))) counts.set(e, (counts.get(e) ?? 0) + 1);
+      for (const e of new Set(contribution(def, p, nsLabels, this.conflicts))) counts.set(e, (counts.get(e) ?? 0) + 1);
     }
     const elements = [...counts.keys()].sort(cmp).map((key) => ({ key }));
     return { def, counts, set: this.makeSet(def, elements) };
@@ -814,7 +1033,7 @@ export class IncrementalCompiler {
     for (const p of removed) {
       // Sets that depend on namespace labels are rescanned when any changed, so the current labels
       // are also the ones the removed pod was counted with.
-      for (const e of new Set(contribution(st.def, p, nsLabels))) {
+      for (const e of new Set(contribution(st.def, p, nsLabels, this.conflicts))) {
         touch(e);
         const n = (st.counts.get(e) ?? 0) - 1;
         if (n > 0) st.counts.set(e, n);
@@ -822,7 +1041,7 @@ export class IncrementalCompiler {
       }
     }
     for (const p of added) {
-      for (const e of new Set(contribution(st.def, p, nsLabels))) {
+      for (const e of new Set(contribution(st.def, p, nsLabels, this.conflicts))) {
         touch(e);
         st.counts.set(e, (st.counts.get(e) ?? 0) + 1);
       }

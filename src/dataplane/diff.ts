@@ -12,8 +12,15 @@ export interface Transaction {
   readonly commands: number;
 }
 
-/** Full replacement is required when the shape of base chains or the type of a set changes. */
+/**
+ * Full replacement is required when the shape of base chains or the type of a set changes, or the
+ * bridge table comes or goes.
+ */
 export function needsFullReplace(from: Ruleset, to: Ruleset): boolean {
+  if ((from.bridge === undefined) !== (to.bridge === undefined)) return true;
+  if (from.bridge !== undefined && to.bridge !== undefined && needsFullReplace(from.bridge, to.bridge)) {
+    return true;
+  }
   if (from.table !== to.table || from.family !== to.family) return true;
   const hooks = (rs: Ruleset) =>
     rs.chains
@@ -72,6 +79,13 @@ function chainRules(rs: Ruleset, ch: NftChain): string {
  * objects they referred to.
  */
 export function diffRulesets(from: Ruleset, to: Ruleset): Transaction {
+  let out = diffTable(from, to);
+  // Both tables in one transaction (needsFullReplace covers a bridge table that comes or goes).
+  if (from.bridge !== undefined && to.bridge !== undefined) out += diffTable(from.bridge, to.bridge);
+  return { script: out, commands: count(out) };
+}
+
+function diffTable(from: Ruleset, to: Ruleset): string {
   const t = tableRef(to);
   let out = '';
   const fromCounters = new Set(from.counters.map((c) => c.name));
@@ -114,7 +128,7 @@ export function diffRulesets(from: Ruleset, to: Ruleset): Transaction {
     if (!toSets.has(s.name)) out += `delete ${s.valueType === undefined ? 'set' : 'map'} ${t} ${s.name}\n`;
   }
   for (const c of from.counters) if (!toCounters.has(c.name)) out += `delete counter ${t} ${c.name}\n`;
-  return { script: out, commands: count(out) };
+  return out;
 }
 
 export interface ConntrackTarget {

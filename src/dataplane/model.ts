@@ -1,7 +1,7 @@
 // The Ruleset: plain data describing one nftables table. The compiler produces it, the renderer
 // prints it, the applier diffs two of them. Everything is sorted so equal inputs print equally.
 
-export type NftHook = 'postrouting' | 'input';
+export type NftHook = 'prerouting' | 'forward' | 'input' | 'postrouting';
 
 /** An element of a set or map; `key` and `value` are nft syntax ("10.0.0.1 . tcp . 80", "goto in_x"). */
 export interface NftElement {
@@ -36,7 +36,7 @@ export interface NftChain {
   readonly comment?: string;
 }
 
-export type CounterKind = 'accept' | 'drop';
+export type CounterKind = 'accept' | 'drop' | 'guard';
 
 /** What a named counter counts, so metrics can label it. */
 export interface CounterMeta {
@@ -47,7 +47,21 @@ export interface CounterMeta {
   readonly rule?: number;
   /** drop counters: the policies whose union isolates the pods dispatched to this chain. */
   readonly policies?: readonly { readonly namespace: string; readonly name: string }[];
+  /** guard counters: what was dropped before any policy (see GuardReason). */
+  readonly guard?: GuardReason;
+  /** guard counters: the address family or frame type. */
+  readonly family?: 'ipv4' | 'ipv6' | 'arp' | 'other';
 }
+
+/**
+ * Why a guard dropped a packet:
+ * - spoofed: a packet from a pod interface without that pod's source address (routed: the route
+ *   back to the source is not the interface it came in on; bridged: not the port's binding);
+ * - martian: a forwarded packet to a local pod whose source is an address of this node;
+ * - not-syn: a new TCP connection that does not start with a SYN (mid-stream pickup);
+ * - conflict: an address that two live pods share (fail-closed).
+ */
+export type GuardReason = 'spoofed' | 'martian' | 'not-syn' | 'conflict';
 
 export interface NftCounter {
   readonly name: string;
@@ -55,7 +69,7 @@ export interface NftCounter {
 }
 
 export interface Ruleset {
-  readonly family: 'inet';
+  readonly family: 'inet' | 'bridge';
   readonly table: string;
   /** Sorted by name. */
   readonly counters: readonly NftCounter[];
@@ -63,6 +77,11 @@ export interface Ruleset {
   readonly sets: readonly NftSet[];
   /** Base chains first (in hook order), then regular chains sorted by name. */
   readonly chains: readonly NftChain[];
+  /**
+   * The `bridge` family table of the same name, applied in the same transaction: the source check
+   * of bridged pod ports (the inet hooks see the bridge, never the port a frame came in on).
+   */
+  readonly bridge?: Ruleset;
 }
 
 export interface DataplaneOptions {
@@ -74,6 +93,21 @@ export interface DataplaneOptions {
   readonly policeNodeEgress?: boolean;
   /** After a change, delete the conntrack entries of flows the new rules no longer allow; default true. */
   readonly conntrackCleanup?: boolean;
+  /**
+   * Host-side pod interfaces (nft iifname globs, e.g. "veth*"): every packet that enters through
+   * one must carry the address of the pod behind it. Default DEFAULT_POD_INTERFACES; [] turns the
+   * source check off (then a pod can send with any source address: see docs/security.md).
+   */
+  readonly podInterfaces?: readonly string[];
+}
+
+export const DEFAULT_POD_INTERFACES: readonly string[] = ['veth*'];
+
+/** An interface name (IFNAMSIZ: at most 15 bytes) or a prefix glob ending in "*". */
+export function checkInterfaceGlob(g: string): string | undefined {
+  return /^[A-Za-z0-9_.:@-]{1,15}$/.test(g.endsWith('*') ? g.slice(0, -1) || 'x' : g) && !g.slice(0, -1).includes('*')
+    ? undefined
+    : `"${g}" is not an interface name or a prefix glob like "veth*" (at most 15 characters)`;
 }
 
 export const DEFAULT_TABLE = 'moat';

@@ -65,10 +65,22 @@ export function renderTableBody(rs: Ruleset): string {
   return out;
 }
 
+/** The tables a ruleset replaces: its own and the bridge table of the same name. */
+export function ownedTables(rs: { table: string }): string[] {
+  return [`inet ${rs.table}`, `bridge ${rs.table}`];
+}
+
+/**
+ * The full replacement: both tables moat owns are created if missing and deleted, then what the
+ * ruleset defines is created again, in one transaction (a bridge table it no longer has is gone).
+ */
 export function renderNft(rs: Ruleset): string {
-  let out = `table ${tableRef(rs)} {}\ndelete table ${tableRef(rs)}\n`;
-  out += renderTableBody(rs);
-  // Elements last: verdict-map elements refer to chains, which now exist.
-  for (const s of rs.sets) out += renderAddElements(rs, s.name, s.elements);
+  let out = '';
+  for (const t of ownedTables(rs)) out += `table ${t} {}\ndelete table ${t}\n`;
+  for (const t of rs.bridge !== undefined ? [rs, rs.bridge] : [rs]) {
+    out += renderTableBody(t);
+    // Elements last: verdict-map elements refer to chains, which now exist.
+    for (const s of t.sets) out += renderAddElements(t, s.name, s.elements);
+  }
   return out;
 }

@@ -13,7 +13,13 @@ export interface SimPacket {
   /** Which hook sees the packet: postrouting (forwarded, locally generated) or input (to the node). */
   readonly hook: NftHook;
   /** Conntrack state of the packet; default 'new'. */
-  readonly ctState?: 'new' | 'established' | 'related' | 'invalid';
+  readonly ctState?: 'new' | 'established' | 'related' | 'invalid' | 'untracked';
+  /** Whether saddr is an address of the node that judges the packet (`fib saddr type local`). */
+  readonly saddrLocal?: boolean;
+  /** TCP flags of the packet; default ['syn'] (the first packet of a connection). */
+  readonly tcpFlags?: readonly ('fin' | 'syn' | 'rst' | 'psh' | 'ack' | 'urg')[];
+  /** IPv6 hop limit as the hook sees it; default 64. */
+  readonly hoplimit?: number;
 }
 
 export interface SimResult {
@@ -24,7 +30,7 @@ export interface SimResult {
 
 type Verdict = { kind: 'accept' } | { kind: 'drop' } | { kind: 'jump' | 'goto'; chain: string } | undefined;
 
-const FIELDS = new Set(['saddr', 'daddr', 'l4proto', 'nfproto', 'dport', 'type', 'state']);
+const FIELDS = new Set(['saddr', 'daddr', 'l4proto', 'nfproto', 'dport', 'type', 'state', 'hoplimit', 'flags']);
 
 function canon(tok: string): string {
   const a = parseIP(tok);
@@ -81,6 +87,7 @@ function run(
       case 'ip':
       case 'ip6':
         if ((proto === 'ip') !== (pkt.family === 4)) return undefined;
+        if (name === 'hoplimit') return String(pkt.hoplimit ?? 64);
         return canon(name === 'saddr' ? pkt.saddr : pkt.daddr);
       case 'meta':
         return name === 'l4proto'
@@ -101,6 +108,7 @@ function run(
       case 'udp':
       case 'sctp':
         if (proto !== 'th' && proto !== pkt.l4proto) return undefined;
+        if (name === 'flags') return [...(pkt.tcpFlags ?? ['syn'])].sort().join('|');
         return pkt.dport === undefined ? undefined : String(pkt.dport);
       default:
         throw new Error(`simulate: unknown expression ${proto} ${name}`);
@@ -139,11 +147,27 @@ function run(
         i += 3;
         continue;
       }
+      if (tok === 'fib') {
+        // Only the node check's form: fib saddr type local.
+        if (t.slice(i, i + 4).join(' ') !== 'fib saddr type local') {
+          throw new Error(`simulate: unsupported fib expression in ${rule}`);
+        }
+        if (pkt.saddrLocal !== true) return undefined;
+        i += 4;
+        continue;
+      }
       // expr [. expr]* [!=] (value | @set | vmap @map)
       const keys: (string | undefined)[] = [];
       for (;;) {
-        keys.push(field(t[i]!, t[i + 1]!));
+        let v = field(t[i]!, t[i + 1]!);
         i += 2;
+        if (t[i] === '&') {
+          // tcp flags & (a|b|...): the packet's flags within the mask.
+          const mask = new Set(t[i + 1]!.replace(/[()]/g, '').split('|'));
+          v = v === undefined ? undefined : v.split('|').filter((x) => mask.has(x)).sort().join('|');
+          i += 2;
+        }
+        keys.push(v);
         if (t[i] !== '.') break;
         i++;
       }

@@ -13,7 +13,10 @@ export interface SctpProcConfig {
   readonly ipv6: boolean;
 }
 
-/** `detail`: init-ack (ok), timeout, abort (an ABORT answered the INIT), or why the INIT was not sent. */
+/**
+ * `detail`: init-ack (ok), timeout, abort (an ABORT answered the INIT), or why the INIT was not sent:
+ * an errno name (EPERM when nft drops it on the way out of the pod), `ipv6 disabled`, `bad job: ...`.
+ */
 export interface SctpProbeResult {
   ok: boolean;
   detail: string;

@@ -50,6 +50,9 @@ async function createNetns(): Promise<void> {
     await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     await run(['ip', '-n', ns, 'link', 'set', dev, 'up']);
   }
+  // Right after the veth comes up, neighbour solicitations go unanswered for up to a second or so:
+  // wait until both families really pass packets, so a probe's timeout means "no answer".
+  for (const ip of [B_IP, B_IP6]) await run(['ip', 'netns', 'exec', A, 'ping', '-c', '1', '-w', '5', ip]);
 }
 
 function nft(ns: string, script: string): Promise<unknown> {
@@ -119,11 +122,21 @@ test('lab: SCTP INIT/INIT-ACK over raw sockets between two network namespaces', 
       );
     });
 
-    await t.test('conntrack in b: INIT is new, INIT-ACK established, nothing invalid', async () => {
+    await t.test('conntrack: INIT is new, INIT-ACK established, nothing invalid', async () => {
+      // In a, conntrack checks the INIT-ACK's CRC32c on the way in (as b's does the INIT's).
+      await nft(
+        A,
+        'table inet moatsctp {\n' +
+          '  counter established {}\n  counter invalid {}\n' +
+          '  chain input {\n    type filter hook input priority 0; policy accept;\n' +
+          '    ct state established sctp sport 5000 counter name established\n' +
+          '    meta l4proto sctp ct state invalid counter name invalid\n  }\n' +
+          '}\n',
+      );
       await nft(
         B,
         'table inet moatsctp {\n' +
-          '  counter new {}\n  counter established {}\n  counter invalid {}\n  counter icmp {}\n' +
+          '  counter new {}\n  counter established {}\n  counter invalid {}\n  counter unreach {}\n' +
           '  chain input {\n    type filter hook input priority 0; policy accept;\n' +
           '    ct state new sctp dport 5000 counter name new\n' +
           '    meta l4proto sctp ct state invalid counter name invalid\n  }\n' +
@@ -132,8 +145,8 @@ test('lab: SCTP INIT/INIT-ACK over raw sockets between two network namespaces', 
           '    ct state invalid counter name invalid\n' +
           // With a raw socket consuming the packets the kernel must not also answer
           // "protocol unreachable" (ICMP) / "unrecognized next header" (ICMPv6).
-          '    icmp type destination-unreachable counter name icmp\n' +
-          '    icmpv6 type parameter-problem counter name icmp\n  }\n' +
+          '    icmp type destination-unreachable counter name unreach\n' +
+          '    icmpv6 type parameter-problem counter name unreach\n  }\n' +
           '}\n',
       );
       try {
@@ -145,21 +158,31 @@ test('lab: SCTP INIT/INIT-ACK over raw sockets between two network namespaces', 
         assert.ok((c.get('new') ?? 0) >= 2, `new: ${c.get('new')}`);
         assert.ok((c.get('established') ?? 0) >= 2, `established: ${c.get('established')}`);
         assert.equal(c.get('invalid'), 0, 'invalid');
-        assert.equal(c.get('icmp'), 0, 'ICMP errors from b');
+        assert.equal(c.get('unreach'), 0, 'ICMP errors from b');
+        const ca = await counters(A);
+        assert.ok((ca.get('established') ?? 0) >= 2, `established in a: ${ca.get('established')}`);
+        assert.equal(ca.get('invalid'), 0, 'invalid in a');
       } finally {
+        await run(['ip', 'netns', 'exec', A, 'nft', 'delete', 'table', 'inet', 'moatsctp']);
         await run(['ip', 'netns', 'exec', B, 'nft', 'delete', 'table', 'inet', 'moatsctp']);
       }
     });
 
     await t.test('50 probes in flight at once all succeed', async () => {
-      const results = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => client.probe(i % 2 === 0 ? B_IP : B_IP6, 5000, 3000)),
-      );
+      // Ten probes of a closed port in flight with them must time out without disturbing the rest.
+      const [results, closed] = await Promise.all([
+        Promise.all(Array.from({ length: 50 }, (_, i) => client.probe(i % 2 ? B_IP6 : B_IP, 5000, 3000))),
+        Promise.all(Array.from({ length: 10 }, (_, i) => client.probe(i % 2 ? B_IP6 : B_IP, 5001, 500))),
+      ]);
+      assert.equal(results.length, 50);
       assert.deepEqual(
-        results.filter((r) => !r.ok),
+        results.filter((r) => !r.ok || r.detail !== 'init-ack'),
         [],
       );
-      assert.equal(results.length, 50);
+      assert.deepEqual(
+        new Set(closed.map((r) => JSON.stringify(r))),
+        new Set(['{"ok":false,"detail":"timeout"}']),
+      );
     });
 
     await t.test('the same helper answers and probes: b probes a (a serves nothing)', async () => {
