@@ -8,7 +8,7 @@ import { CommandError } from '../errors.js';
 import { formatAddress, parseIP } from '../model/cidr.js';
 import type { Snapshot } from '../model/types.js';
 import { IncrementalCompiler } from './compile.js';
-import { parseConntrackList, planConntrackCleanup } from './conntrack.js';
+import { parseConntrackList, parseIpAddrJson, planConntrackCleanup } from './conntrack.js';
 import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
 import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
 import { ownedTables, renderElement, renderNft } from './render.js';
@@ -41,6 +41,8 @@ export interface DriftResult {
 const NFT_APPLY = ['nft', '-f', '-'] as const;
 /** Every entry of this netns, both families, in one walk of the kernel's conntrack table. */
 const CONNTRACK_LIST = ['conntrack', '-L'] as const;
+/** The addresses local to this netns: "the node" (see compile.ts, `fib saddr type local`). */
+const IP_ADDRESSES = ['ip', '-j', 'address', 'show'] as const;
 const CONNTRACK_PARALLEL = 4;
 const CONNTRACK_ENOENT_RETRIES = 5;
 const ENOENT = /such conntrack doesn't exist/;
@@ -154,7 +156,10 @@ export class NftApplier {
     if (targets.length === 0) return { deleted: [], errors: [] };
     const list = await this.runner.run(CONNTRACK_LIST);
     if (list.code === 0) {
-      const plan = planConntrackCleanup(parseConntrackList(list.stdout), targets, next);
+      // The node's own addresses tell flows to and from the node (always allowed) from the rest.
+      const addrs = await this.runner.run(IP_ADDRESSES);
+      const local = addrs.code === 0 ? parseIpAddrJson(addrs.stdout) : undefined;
+      const plan = planConntrackCleanup(parseConntrackList(list.stdout), targets, next, local);
       return this.runDeletions(plan.deletions);
     }
     if (!coarseFallback) {

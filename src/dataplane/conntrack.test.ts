@@ -207,3 +207,33 @@ describe('planConntrackCleanup', () => {
     });
   }
 });
+
+describe('planConntrackCleanup and the node', () => {
+  // web is isolated both ways by a deny-all; the node's addresses: InternalIP, a veth address.
+  const s = snapshot({
+    ...cluster('nobody'),
+    policies: [netpol('a', 'deny', { policyTypes: ['Ingress', 'Egress'] })],
+  });
+  const rs = compile(s, { table: 'moat', nodeName: 'n1' });
+  const local = new Set(['192.168.0.1', '169.254.1.1', '10.0.0.254']);
+  const targets: ConntrackTarget[] = [
+    { field: 'src', address: '10.0.0.1' },
+    { field: 'reply-src', address: '10.0.0.1' },
+  ];
+  const entries = [
+    flow('tcp', '169.254.1.1', '10.0.0.1', 8080), // kubelet's probe from the veth's address
+    flow('tcp', '10.0.0.254', '10.0.0.1', 8080), // from the bridge's address
+    flow('tcp', '10.0.0.1', '192.168.0.1', 10250), // pod -> its node
+    flow('tcp', '10.0.0.3', '10.0.0.1', 80), // another pod: cut
+    flow('tcp', '10.0.0.1', '10.0.0.4', 80), // to another pod: cut
+  ];
+  it('keeps every flow to and from any of the node own addresses, cuts the rest', () => {
+    const plan = planConntrackCleanup(entries, targets, rs, local);
+    assert.equal(plan.candidates, 5);
+    assert.equal(plan.kept, 3);
+    assert.deepEqual(
+      plan.deletions.map((d) => d.label),
+      ['tcp 10.0.0.1 -> 10.0.0.4 (1 flow)', 'tcp to 10.0.0.1 port 80 (1 flow)'],
+    );
+  });
+});

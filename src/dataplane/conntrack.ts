@@ -130,7 +130,7 @@ const SIM_PROTO: Record<string, SimPacket['l4proto']> = {
  * (moat runs before srcnat) and the destination after DNAT, i.e. the reply's source and source port.
  * undefined for protocols the simulator does not model.
  */
-function firstPacket(e: CtEntry, hook: SimPacket['hook']): SimPacket | undefined {
+function firstPacket(e: CtEntry, hook: SimPacket['hook'], saddrLocal: boolean): SimPacket | undefined {
   const l4proto = SIM_PROTO[e.proto];
   if (l4proto === undefined) return undefined;
   return {
@@ -140,7 +140,26 @@ function firstPacket(e: CtEntry, hook: SimPacket['hook']): SimPacket | undefined
     l4proto,
     ...(l4proto !== 'icmp' && e.reply.sport !== undefined ? { dport: e.reply.sport } : {}),
     hook,
+    saddrLocal,
   };
+}
+
+/** The addresses of `ip -j address show` (canonical), or undefined when it cannot be read. */
+export function parseIpAddrJson(text: string): Set<string> | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(doc)) return undefined;
+  const out = new Set<string>();
+  for (const link of doc as { addr_info?: { local?: unknown }[] }[]) {
+    for (const a of link.addr_info ?? []) {
+      if (typeof a.local === 'string') out.add(canon(a.local));
+    }
+  }
+  return out;
 }
 
 interface Judged {
@@ -212,12 +231,21 @@ export function planConntrackCleanup(
   entries: readonly CtEntry[],
   targets: readonly ConntrackTarget[],
   next: Ruleset,
+  local?: ReadonlySet<string>,
 ): CtPlan {
   const judge = simulator(next);
   const drops = (e: CtEntry): boolean => {
     try {
-      for (const hook of ['postrouting', 'input'] as const) {
-        const pkt = firstPacket(e, hook);
+      // With the node's own addresses known, a flow to one of them was delivered locally (input);
+      // one from one of them is the node's (`fib saddr type local`). Without, both hooks judge.
+      const hooks =
+        local === undefined
+          ? (['postrouting', 'input'] as const)
+          : local.has(e.reply.src)
+            ? (['input'] as const)
+            : (['postrouting'] as const);
+      for (const hook of hooks) {
+        const pkt = firstPacket(e, hook, local?.has(e.orig.src) === true);
         if (pkt === undefined || judge(pkt).verdict === 'drop') return true;
       }
       return false;
