@@ -502,8 +502,14 @@ function guardCounters(): NftCounter[] {
   const out: NftCounter[] = [];
   for (const f of ['v4', 'v6'] as const) {
     const family = f === 'v4' ? 'ipv4' : 'ipv6';
-    out.push({ name: `spoofed_${f}`, meta: { kind: 'guard', guard: 'spoofed', direction: 'egress', family } });
-    out.push({ name: `martian_${f}`, meta: { kind: 'guard', guard: 'martian', direction: 'ingress', family } });
+    out.push({
+      name: `spoofed_${f}`,
+      meta: { kind: 'guard', guard: 'spoofed', direction: 'egress', family },
+    });
+    out.push({
+      name: `martian_${f}`,
+      meta: { kind: 'guard', guard: 'martian', direction: 'ingress', family },
+    });
   }
   for (const d of ['ingress', 'egress'] as const) {
     out.push({ name: NOT_SYN[d], meta: { kind: 'guard', guard: 'not-syn', direction: d } });
@@ -1013,7 +1019,8 @@ export class IncrementalCompiler {
   private scan(def: SetDef, pods: readonly PodAddrs[], nsLabels: ReadonlyMap<string, Labels>): SetState {
     const counts = new Map<string, number>();
     for (const p of pods) {
-      for (const e of new Set(contribution(def, p, nsLabels, this.conflicts))) counts.set(e, (counts.get(e) ?? 0) + 1);
+      for (const e of new Set(contribution(def, p, nsLabels, this.conflicts)))
+        counts.set(e, (counts.get(e) ?? 0) + 1);
     }
     const elements = [...counts.keys()].sort(cmp).map((key) => ({ key }));
     return { def, counts, set: this.makeSet(def, elements) };

@@ -105,7 +105,8 @@ export const DEFAULT_POD_INTERFACES: readonly string[] = ['veth*'];
 
 /** An interface name (IFNAMSIZ: at most 15 bytes) or a prefix glob ending in "*". */
 export function checkInterfaceGlob(g: string): string | undefined {
-  return /^[A-Za-z0-9_.:@-]{1,15}$/.test(g.endsWith('*') ? g.slice(0, -1) || 'x' : g) && !g.slice(0, -1).includes('*')
+  return /^[A-Za-z0-9_.:@-]{1,15}$/.test(g.endsWith('*') ? g.slice(0, -1) || 'x' : g) &&
+    !g.slice(0, -1).includes('*')
     ? undefined
     : `"${g}" is not an interface name or a prefix glob like "veth*" (at most 15 characters)`;
 }

@@ -30,7 +30,17 @@ export interface SimResult {
 
 type Verdict = { kind: 'accept' } | { kind: 'drop' } | { kind: 'jump' | 'goto'; chain: string } | undefined;
 
-const FIELDS = new Set(['saddr', 'daddr', 'l4proto', 'nfproto', 'dport', 'type', 'state', 'hoplimit', 'flags']);
+const FIELDS = new Set([
+  'saddr',
+  'daddr',
+  'l4proto',
+  'nfproto',
+  'dport',
+  'type',
+  'state',
+  'hoplimit',
+  'flags',
+]);
 
 function canon(tok: string): string {
   const a = parseIP(tok);
@@ -164,7 +174,14 @@ function run(
         if (t[i] === '&') {
           // tcp flags & (a|b|...): the packet's flags within the mask.
           const mask = new Set(t[i + 1]!.replace(/[()]/g, '').split('|'));
-          v = v === undefined ? undefined : v.split('|').filter((x) => mask.has(x)).sort().join('|');
+          v =
+            v === undefined
+              ? undefined
+              : v
+                  .split('|')
+                  .filter((x) => mask.has(x))
+                  .sort()
+                  .join('|');
           i += 2;
         }
         keys.push(v);
