@@ -10,7 +10,9 @@ import {
   type CommandRunner,
   type Ruleset,
 } from '../dataplane/index.js';
+import { addressConflicts } from '../model/conflicts.js';
 import type { Snapshot } from '../model/types.js';
+import { CniAttachments, DEFAULT_CNI_RESULTS_DIR, withAttachments } from './attachments.js';
 import { K8sSource, RESOURCES } from './k8s-source.js';
 import { errorField, silentLog, type Log } from './log.js';
 import { AgentMetrics, readNftCounters } from './metrics.js';
@@ -27,6 +29,8 @@ import {
 /** What the agent needs of the dataplane (NftApplier; tests substitute a recorder). */
 export interface AgentApplier extends Applier {
   readonly kernelView: Ruleset | undefined;
+  /** Addresses that more than one live pod claims, as of the last apply. */
+  readonly conflicts?: ReadonlySet<string>;
   remove(): Promise<void>;
 }
 
@@ -52,6 +56,10 @@ export interface AgentOptions {
   readonly coalesceMs?: number;
   readonly conntrackCleanup?: boolean;
   readonly policeNodeEgress?: boolean;
+  /** Host-side pod interface globs (DataplaneOptions.podInterfaces). */
+  readonly podInterfaces?: readonly string[];
+  /** The CNI result cache of this node's pods ('' turns it off). Default /var/lib/cni/results. */
+  readonly cniResultsDir?: string;
   /** Runs nft and conntrack (default: on this host). */
   readonly runner?: CommandRunner;
   /** Not ready once applies have been failing for this long. Default 60 s. */
@@ -82,6 +90,8 @@ export class Agent {
   private pendingEventAt: number | undefined;
   private inFlightEventAt: number | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly attachments: CniAttachments | undefined;
+  private conflicts: ReadonlySet<string> = new Set();
 
   private constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? silentLog;
@@ -94,7 +104,15 @@ export class Agent {
         nodeName: opts.nodeName,
         ...(opts.policeNodeEgress !== undefined ? { policeNodeEgress: opts.policeNodeEgress } : {}),
         ...(opts.conntrackCleanup !== undefined ? { conntrackCleanup: opts.conntrackCleanup } : {}),
+        ...(opts.podInterfaces !== undefined ? { podInterfaces: opts.podInterfaces } : {}),
       });
+    const dir = opts.cniResultsDir ?? DEFAULT_CNI_RESULTS_DIR;
+    this.attachments =
+      dir === ''
+        ? undefined
+        : new CniAttachments(dir, {
+            onProblem: (problem) => this.log.warn('CNI result not usable', { problem }),
+          });
     this.source = new K8sSource({
       kubeConfig: opts.kubeConfig,
       log: this.log,
@@ -109,17 +127,18 @@ export class Agent {
       objects: () => Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.count(r.kind)])),
       invalid: () =>
         Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),
+      conflicts: () => this.conflicts.size,
+      attachments: () => this.attachments?.current.length,
     });
     this.reconciler = new Reconciler({
       applier: this.applier,
       coalesceMs: opts.coalesceMs ?? DEFAULT_COALESCE_MS,
       driftIntervalMs: opts.driftIntervalMs ?? 30_000,
       retryMs: opts.retryMs ?? 500,
-      prepare: (s: Snapshot) => {
+      onDequeue: () => {
         // This apply takes every change submitted so far.
         this.inFlightEventAt = this.pendingEventAt;
         this.pendingEventAt = undefined;
-        return Promise.resolve(s);
       },
       onApplied: (a) => this.applied(a),
       onDrift: (d) => {
@@ -176,7 +195,8 @@ export class Agent {
       metrics: this.metricsAddress,
       health: this.healthAddress,
     });
-    await this.reconciler.start(this.timedSource());
+    const timed = this.timedSource();
+    await this.reconciler.start(this.attachments ? withAttachments(timed, this.attachments) : timed);
   }
 
   /** The source, with the time of each snapshot's oldest change noted for the latency metric. */
@@ -215,11 +235,32 @@ export class Agent {
       policies: a.snapshot.policies.length,
     };
     this.inFlightEventAt = undefined;
+    this.noteConflicts(a.snapshot);
     if (a.generation === 1) this.log.info('first sync: table replaced atomically', fields);
     else if (a.result.mode === 'none') this.log.debug('in sync', fields);
     else this.log.info('applied', fields);
     for (const e of a.result.conntrackErrors) this.log.warn('conntrack cleanup failed', { error: e });
     this.opts.onApplied?.(a);
+  }
+
+  /** Logs each address that two live pods came to share, once, with the pods (fail-closed). */
+  private noteConflicts(s: Snapshot): void {
+    const now = this.applier.conflicts;
+    if (now === undefined) return;
+    const fresh = [...now].filter((a) => !this.conflicts.has(a));
+    const gone = [...this.conflicts].filter((a) => !now.has(a));
+    this.conflicts = new Set(now);
+    if (fresh.length > 0) {
+      const want = new Set(fresh);
+      for (const c of addressConflicts(s.pods)) {
+        if (!want.has(c.address)) continue;
+        this.log.warn('address shared by live pods: enforced fail-closed', {
+          address: c.address,
+          pods: c.pods,
+        });
+      }
+    }
+    for (const a of gone) this.log.info('address no longer shared', { address: a });
   }
 
   private health(): HealthState {

@@ -10,23 +10,61 @@ export interface CounterValue {
   readonly bytes: number;
 }
 
-/** Reads the named counters of `table inet <table>` (`nft -j list counters table inet <t>`). */
+/**
+ * Reads the named counters of moat's tables in one listing (`nft -j list counters`): those of
+ * `inet <table>` by name, those of `bridge <table>` as "bridge/<name>".
+ */
 export async function readNftCounters(
   runner: CommandRunner,
   table: string,
 ): Promise<Map<string, CounterValue>> {
-  const res = await runner.run(['nft', '-j', 'list', 'counters', 'table', 'inet', table]);
-  if (res.code !== 0) throw new Error(`nft list counters table inet ${table}: ${res.stderr.trim()}`);
-  return parseNftCounters(res.stdout);
+  const res = await runner.run(['nft', '-j', 'list', 'counters']);
+  if (res.code !== 0) throw new Error(`nft list counters: ${res.stderr.trim()}`);
+  return parseNftCounters(res.stdout, table);
 }
 
-export function parseNftCounters(text: string): Map<string, CounterValue> {
+/** Counters of `inet <table>` by name and of `bridge <table>` as "bridge/<name>" (see above). */
+export function parseNftCounters(text: string, table?: string): Map<string, CounterValue> {
   const out = new Map<string, CounterValue>();
   const doc = JSON.parse(text) as { nftables?: Record<string, unknown>[] };
   for (const item of doc.nftables ?? []) {
-    const c = item.counter as { name?: unknown; packets?: unknown; bytes?: unknown } | undefined;
+    const c = item.counter as
+      { name?: unknown; packets?: unknown; bytes?: unknown; family?: unknown; table?: unknown } | undefined;
     if (c === undefined || typeof c.name !== 'string') continue;
-    out.set(c.name, { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
+    if (table !== undefined && c.table !== undefined && c.table !== table) continue;
+    const key =
+      c.family === 'bridge'
+        ? `bridge/${c.name}`
+        : c.family === 'inet' || c.family === undefined
+          ? c.name
+          : '';
+    if (key === '') continue;
+    out.set(key, { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
+  }
+  return out;
+}
+
+export interface GuardPackets {
+  readonly reason: string;
+  readonly family: string;
+  /** 'inet' (routed pod interfaces, forward, pods chains) or 'bridge' (bridged pod ports). */
+  readonly table: 'inet' | 'bridge';
+  readonly packets: number;
+}
+
+/** Packets dropped by the guards (source checks, martians, mid-stream TCP, shared addresses). */
+export function guardPackets(rs: Ruleset, values: ReadonlyMap<string, CounterValue>): GuardPackets[] {
+  const out: GuardPackets[] = [];
+  for (const [t, counters, prefix] of [
+    ['inet', rs.counters, ''],
+    ['bridge', rs.bridge?.counters ?? [], 'bridge/'],
+  ] as const) {
+    for (const c of counters) {
+      if (c.meta.kind !== 'guard' || c.meta.guard === undefined) continue;
+      const v = values.get(`${prefix}${c.name}`);
+      if (v === undefined) continue;
+      out.push({ reason: c.meta.guard, family: c.meta.family ?? 'any', table: t, packets: v.packets });
+    }
   }
   return out;
 }
@@ -83,6 +121,10 @@ export interface MetricsSources {
   readonly objects: () => Readonly<Record<string, number>>;
   /** Objects per kind that did not decode cleanly. */
   readonly invalid: () => Readonly<Record<string, number>>;
+  /** Addresses that more than one live pod claims (enforced fail-closed). */
+  readonly conflicts?: () => number;
+  /** Pod attachments read from the CNI result cache; undefined when not read. */
+  readonly attachments?: () => number | undefined;
 }
 
 export class AgentMetrics {
@@ -114,20 +156,11 @@ export class AgentMetrics {
     });
     this.errors = new Counter({
       name: 'moat_errors_total',
-      help: 'Errors, by phase (source, watch, decode, prepare, apply, drift, counters, remove)',
+      help: 'Errors, by phase (source, watch, decode, apply, drift, counters, remove)',
       labelNames: ['phase'],
       registers,
     });
-    const phases: ErrorPhase[] = [
-      'source',
-      'watch',
-      'decode',
-      'prepare',
-      'apply',
-      'drift',
-      'counters',
-      'remove',
-    ];
+    const phases: ErrorPhase[] = ['source', 'watch', 'decode', 'apply', 'drift', 'counters', 'remove'];
     for (const phase of phases) this.errors.inc({ phase }, 0);
     this.lastSync = new Gauge({
       name: 'moat_last_successful_sync_timestamp_seconds',
@@ -194,24 +227,54 @@ export class AgentMetrics {
         for (const [kind, n] of Object.entries(src.invalid())) this.set({ kind }, n);
       },
     });
+    new Gauge({
+      name: 'moat_address_conflicts',
+      help: 'Addresses claimed by more than one live pod, enforced fail-closed',
+      registers,
+      collect() {
+        this.set(src.conflicts?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'moat_pod_attachments',
+      help: "Pod attachments in the CNI result cache (the bridge table's port bindings)",
+      registers,
+      collect() {
+        this.set(src.attachments?.() ?? 0);
+      },
+    });
     // Kernel counters are read at scrape time. They restart at 0 when the table is replaced, which
     // Prometheus' rate() treats as a counter reset.
-    let scrape: Promise<PolicyPackets[]> | undefined;
-    const readPolicies = (): Promise<PolicyPackets[]> => {
+    let scrape: Promise<{ policies: PolicyPackets[]; guards: GuardPackets[] }> | undefined;
+    const readCounters = (): Promise<{ policies: PolicyPackets[]; guards: GuardPackets[] }> => {
       scrape ??= (async () => {
         try {
           const rs = src.ruleset();
           const values = rs ? await src.counters() : undefined;
-          return rs && values ? policyPackets(rs.counters, values) : [];
+          return rs && values
+            ? { policies: policyPackets(rs.counters, values), guards: guardPackets(rs, values) }
+            : { policies: [], guards: [] };
         } catch {
           this.error('counters');
-          return [];
+          return { policies: [], guards: [] };
         } finally {
           setImmediate(() => (scrape = undefined));
         }
       })();
       return scrape;
     };
+    const readPolicies = async (): Promise<PolicyPackets[]> => (await readCounters()).policies;
+    new Counter({
+      name: 'moat_guard_dropped_packets_total',
+      help: 'Packets dropped before any policy: spoofed source, martian (node source from elsewhere), not-syn (mid-stream TCP), conflict (shared address)',
+      labelNames: ['reason', 'family', 'table'],
+      registers,
+      async collect() {
+        const rows = (await readCounters()).guards;
+        this.reset();
+        for (const r of rows) this.inc({ reason: r.reason, family: r.family, table: r.table }, r.packets);
+      },
+    });
     const perPolicy = (name: string, help: string, field: 'allowed' | 'dropped') =>
       new Counter({
         name,

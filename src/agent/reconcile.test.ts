@@ -53,22 +53,22 @@ test('submissions further apart than the window are each applied, in order', asy
   await r.stop();
 });
 
-test('prepare transforms the snapshot before it is applied; onApplied reports it', async () => {
+test('onDequeue sees the snapshot an apply takes, before it runs; onApplied reports it', async () => {
   const applier = new FakeApplier();
-  const seen: number[] = [];
+  const events: string[] = [];
   const r = new Reconciler({
     applier,
     coalesceMs: 5,
     driftIntervalMs: 0,
-    prepare: (s) => Promise.resolve(snapshot({ ...s, pods: [...s.pods, pod('lab', 'extra')] })),
+    onDequeue: (s) => events.push(`dequeue ${s.pods.length} (applied ${applier.applied.length})`),
     onApplied: (a) => {
-      seen.push(a.snapshot.pods.length);
+      events.push(`applied ${a.snapshot.pods.length}`);
     },
   });
   r.submit(snap(1));
+  r.submit(snap(2));
   await r.idle();
-  assert.deepEqual(seen, [2]);
-  assert.equal(applier.applied[0]?.pods.length, 2);
+  assert.deepEqual(events, ['dequeue 2 (applied 0)', 'applied 2']);
   await r.stop();
 });
 

@@ -21,12 +21,12 @@ export interface SnapshotSource {
   stop(): Promise<void>;
 }
 
-export type ReconcilePhase = 'source' | 'prepare' | 'apply' | 'drift';
+export type ReconcilePhase = 'source' | 'apply' | 'drift';
 
 export interface Applied {
   /** 1 for the first apply, then counting. */
   readonly generation: number;
-  /** The snapshot as applied (after prepare). */
+  /** The snapshot applied. */
   readonly snapshot: Snapshot;
   readonly result: ApplyResult;
   /** Submissions folded into this apply. */
@@ -42,8 +42,8 @@ export interface ReconcilerOptions {
   readonly driftIntervalMs?: number;
   /** Retry delay after a failed apply (doubles up to 30 s). Default 1 s. */
   readonly retryMs?: number;
-  /** Turns a source snapshot into the one to apply (the lab builds pod namespaces here). */
-  readonly prepare?: (s: Snapshot) => Promise<Snapshot>;
+  /** An apply is about to start with this snapshot (every submission so far is in it). */
+  readonly onDequeue?: (s: Snapshot) => void;
   readonly onApplied?: (a: Applied) => void | Promise<void>;
   readonly onDrift?: (d: DriftResult) => void;
   readonly onError?: (err: unknown, phase: ReconcilePhase) => void;
@@ -106,21 +106,15 @@ export class Reconciler {
     this.pending = undefined;
     this.pendingCount = 0;
     const t0 = Date.now();
-    let prepared: Snapshot;
+    this.opts.onDequeue?.(s);
     try {
-      prepared = this.opts.prepare ? await this.opts.prepare(s) : s;
-    } catch (e) {
-      this.opts.onError?.(e, 'prepare');
-      return;
-    }
-    try {
-      const result = await this.opts.applier.apply(prepared);
-      this.last = prepared;
+      const result = await this.opts.applier.apply(s);
+      this.last = s;
       this.gen++;
       this.retryDelay = this.opts.retryMs ?? 1000;
       await this.opts.onApplied?.({
         generation: this.gen,
-        snapshot: prepared,
+        snapshot: s,
         result,
         coalesced,
         elapsedMs: Date.now() - t0,

@@ -66,6 +66,11 @@ export class NftApplier {
     return this.current;
   }
 
+  /** Addresses more than one live pod claims, as of the last compile (enforced fail-closed). */
+  get conflicts(): ReadonlySet<string> {
+    return this.compiler.conflictSet;
+  }
+
   async apply(snapshot: Snapshot): Promise<ApplyResult> {
     const next = this.compiler.compile(snapshot);
     const prev = this.current;

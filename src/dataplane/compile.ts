@@ -654,6 +654,11 @@ export class IncrementalCompiler {
 
   constructor(readonly opts: DataplaneOptions) {}
 
+  /** Addresses more than one live pod claims, as of the last compile. */
+  get conflictSet(): ReadonlySet<string> {
+    return this.conflicts;
+  }
+
   private addrs(p: Pod): PodAddrs {
     let a = this.addrCache.get(p);
     if (a === undefined) this.addrCache.set(p, (a = addrsOf(p)));

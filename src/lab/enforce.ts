@@ -1,33 +1,38 @@
-// Enforcement in the lab is the agent's own code: NftApplier through a runner that executes inside
-// a node namespace, driven by the same reconcile loop the DaemonSet runs; one per node.
-import { DEFAULT_TABLE, NftApplier, netnsRunner, type DriftResult } from '../dataplane/index.js';
+// Enforcement in the lab is the agent's own code, composed as `moat agent` composes it: per node
+// an NftApplier in the node's namespace, the production Reconciler, and the node's CNI result
+// cache read by CniAttachments. The lab itself plays the cluster around the agents: for each
+// manifest snapshot it builds the pods (kubelet and CNI), then publishes the snapshot the API
+// server would show to every node's agent.
+import { CniAttachments, withAttachments } from '../agent/attachments.js';
 import {
   Reconciler,
   type Applied,
   type ReconcilePhase,
-  type ReconcilerOptions,
   type SnapshotSource,
+  type SourceSink,
 } from '../agent/reconcile.js';
+import { DEFAULT_TABLE, NftApplier, netnsRunner, type DriftResult } from '../dataplane/index.js';
+import { formatAddress, parseIP } from '../model/cidr.js';
 import type { Snapshot } from '../model/types.js';
 import type { Lab } from './lab.js';
+import { LAB_POD_INTERFACES } from './plan.js';
 
-/** The applier of the lab's first node (the only one in a one-node lab). */
-export function labApplier(lab: Lab, table: string = DEFAULT_TABLE): NftApplier {
-  return new NftApplier(netnsRunner(lab.nodeNetns), { table, nodeName: lab.nodeName });
+/** The applier of a lab node (default: the first, the only one in a one-node lab). */
+export function labApplier(lab: Lab, table: string = DEFAULT_TABLE, index = 0): NftApplier {
+  const n = lab.nodes[index]!;
+  return new NftApplier(netnsRunner(n.netns), {
+    table,
+    nodeName: n.name,
+    podInterfaces: LAB_POD_INTERFACES,
+  });
 }
 
-export type LabReconcilerOptions = Omit<ReconcilerOptions, 'applier' | 'prepare'>;
-
 /**
- * A reconcile loop for the lab: each source snapshot first updates the lab (pods that appeared or
- * went away), then the lab's view of it (addresses, node) is applied in the node namespace.
+ * What node `index`'s agent enforces once it has read its CNI cache: the lab's snapshot with the
+ * node's attachments (for tests that drive an applier directly instead of a LabAgents).
  */
-export function labReconciler(lab: Lab, applier: NftApplier, opts: LabReconcilerOptions = {}): Reconciler {
-  return new Reconciler({
-    ...opts,
-    applier,
-    prepare: async (s: Snapshot) => (await lab.update(s)).snapshot,
-  });
+export function labSnapshot(lab: Lab, index = 0): Snapshot {
+  return { ...lab.snapshot, attachments: lab.attachments(index) };
 }
 
 /** A source that hands over one snapshot and then stays quiet (`lab probe`, tests). */
@@ -41,6 +46,28 @@ export function staticSource(s: Snapshot): SnapshotSource {
   };
 }
 
+/** What the API server shows a node agent: the newest published snapshot, to every subscriber. */
+class Feed implements SnapshotSource {
+  private sink: SourceSink | undefined;
+  private last: Snapshot | undefined;
+
+  publish(s: Snapshot): void {
+    this.last = s;
+    this.sink?.snapshot(s);
+  }
+
+  start(sink: SourceSink): Promise<void> {
+    this.sink = sink;
+    if (this.last !== undefined) sink.snapshot(this.last);
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    this.sink = undefined;
+    return Promise.resolve();
+  }
+}
+
 /** One node's agent: its own applier (table in its node namespace) and its own reconcile loop. */
 export interface NodeAgent {
   /** The Node it enforces for (DataplaneOptions.nodeName): its pods are the local subjects. */
@@ -48,7 +75,11 @@ export interface NodeAgent {
   readonly netns: string;
   readonly applier: NftApplier;
   readonly reconciler: Reconciler;
+  readonly attachments: CniAttachments;
 }
+
+/** 'lab': building pods for a snapshot (the lab's part, not an agent's). */
+export type LabPhase = ReconcilePhase | 'lab';
 
 export interface LabAgentsOptions {
   /** nft table name in every node namespace. Default 'moat'. */
@@ -59,40 +90,53 @@ export interface LabAgentsOptions {
   readonly driftIntervalMs?: number;
   readonly retryMs?: number;
   readonly onApplied?: (node: string, a: Applied) => void | Promise<void>;
-  /** Every node's agent has applied the lab's view of the newest source snapshot. */
+  /** Every node's agent enforces the lab's newest snapshot, its pods' attachments included. */
   readonly onSynced?: (snapshot: Snapshot, applied: readonly Applied[]) => void | Promise<void>;
   readonly onDrift?: (node: string, d: DriftResult) => void;
-  /** `node` is undefined for the lab's own phase (building pods for a snapshot: 'prepare'). */
-  readonly onError?: (node: string | undefined, err: unknown, phase: ReconcilePhase) => void;
+  /** `node` is undefined for the lab's own phase (building pods for a snapshot: 'lab'). */
+  readonly onError?: (node: string | undefined, err: unknown, phase: LabPhase) => void;
 }
 
-/** A source that is fed by hand (Reconciler.submit): start() only starts the drift timer. */
-const handFed: SnapshotSource = { start: () => Promise.resolve(), stop: () => Promise.resolve() };
+function canon(ip: string): string {
+  const a = parseIP(ip);
+  return a ? formatAddress(a) : ip;
+}
 
 /**
- * One agent per lab node, as a DaemonSet runs them: a source snapshot first updates the lab (the
- * CNI's part: pod namespaces, addresses, placement), then the SAME prepared snapshot goes to every
- * node's reconcile loop, and each applies it in its own namespace with DataplaneOptions.nodeName
- * set to its node. So every pod is a peer everywhere but a subject only on its own node, and a
- * cross-node flow is checked at egress on the source node and at ingress on the destination node.
+ * One agent per lab node, as a DaemonSet runs them: each applies the same published snapshot in
+ * its own namespace with DataplaneOptions.nodeName set to its node, so every pod is a peer
+ * everywhere but a subject only on its own node, and a cross-node flow is checked at egress on the
+ * source node and at ingress on the destination node.
  */
 export class LabAgents {
   readonly agents: readonly NodeAgent[];
-  private pending: Snapshot | undefined;
-  private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly feeds: Feed[] = [];
   private source: SnapshotSource | undefined;
   private stopped = false;
   private readonly last = new Map<string, Applied>();
-  private idleWaiters: (() => void)[] = [];
+  /** The lab's building work: one snapshot at a time, the newest one next. */
+  private next: Snapshot | undefined;
+  private building: Promise<void> | undefined;
+  /** The snapshot published last, and whether onSynced has been told about it. */
+  private published: Snapshot | undefined;
+  private reported = false;
+  private waiters: (() => void)[] = [];
 
   constructor(
     private readonly lab: Lab,
     private readonly opts: LabAgentsOptions = {},
   ) {
     const table = opts.table ?? DEFAULT_TABLE;
-    this.agents = lab.nodes.map(({ name, netns }) => {
-      const applier = new NftApplier(netnsRunner(netns), { table, nodeName: name });
+    this.agents = lab.nodes.map(({ name, netns, cniResultsDir }) => {
+      const applier = new NftApplier(netnsRunner(netns), {
+        table,
+        nodeName: name,
+        podInterfaces: LAB_POD_INTERFACES,
+      });
+      const attachments = new CniAttachments(cniResultsDir, {
+        pollMs: 1000,
+        onProblem: (p) => opts.onError?.(name, new Error(p), 'source'),
+      });
       const reconciler = new Reconciler({
         applier,
         ...(opts.coalesceMs !== undefined ? { coalesceMs: opts.coalesceMs } : {}),
@@ -101,11 +145,12 @@ export class LabAgents {
         onApplied: async (a) => {
           this.last.set(name, a);
           await opts.onApplied?.(name, a);
+          await this.checkSynced();
         },
         onDrift: (d) => opts.onDrift?.(name, d),
         onError: (e, phase) => opts.onError?.(name, e, phase),
       });
-      return { node: name, netns, applier, reconciler };
+      return { node: name, netns, applier, reconciler, attachments };
     });
   }
 
@@ -116,9 +161,13 @@ export class LabAgents {
     return a;
   }
 
-  /** Starts every node's loop, then the source. */
+  /** Starts every node's agent (on its feed and its CNI cache), then the manifest source. */
   async start(source: SnapshotSource): Promise<void> {
-    for (const a of this.agents) await a.reconciler.start(handFed);
+    for (const a of this.agents) {
+      const feed = new Feed();
+      this.feeds.push(feed);
+      await a.reconciler.start(withAttachments(feed, a.attachments));
+    }
     this.source = source;
     await source.start({
       snapshot: (s) => this.submit(s),
@@ -126,53 +175,90 @@ export class LabAgents {
     });
   }
 
-  /** Queues a source snapshot; the newest wins while the lab is still busy with an older one. */
+  /** A manifest snapshot: the lab builds it, then every agent is shown the result. */
   submit(s: Snapshot): void {
     if (this.stopped) return;
-    this.pending = s;
-    this.wake?.();
-    this.running ??= this.drain().finally(() => {
-      this.running = undefined;
-      this.wakeIdle();
+    this.next = s;
+    this.building ??= this.build().finally(() => {
+      this.building = undefined;
+      this.wake();
     });
   }
 
-  private async drain(): Promise<void> {
-    while (this.pending !== undefined && !this.stopped) {
-      const s = this.pending;
-      this.pending = undefined;
-      let prepared: Snapshot;
+  private async build(): Promise<void> {
+    while (this.next !== undefined && !this.stopped) {
+      const s = this.next;
+      this.next = undefined;
+      let shown: Snapshot;
       try {
-        prepared = (await this.lab.update(s)).snapshot;
+        shown = (await this.lab.update(s)).snapshot;
       } catch (e) {
-        this.opts.onError?.(undefined, e, 'prepare');
+        this.opts.onError?.(undefined, e, 'lab');
         continue;
       }
-      for (const a of this.agents) a.reconciler.submit(prepared);
-      // Wait for every agent, unless a newer snapshot arrives first (then it supersedes this one).
-      const newer = new Promise<void>((r) => (this.wake = r));
-      await Promise.race([Promise.all(this.agents.map((a) => a.reconciler.idle())), newer]);
-      this.wake = undefined;
-      if (this.pending !== undefined || this.stopped) continue;
-      const applied = this.agents.map((a) => this.last.get(a.node));
-      if (applied.every((a) => a?.snapshot === prepared)) {
-        await this.opts.onSynced?.(prepared, applied as Applied[]);
+      this.published = shown;
+      this.reported = false;
+      for (const f of this.feeds) f.publish(shown);
+    }
+  }
+
+  /**
+   * Whether every agent enforces the published snapshot: its last apply had that snapshot's pods
+   * and policies, and the attachments of every pod of its node (read from its CNI cache).
+   */
+  private enforced(): Applied[] | undefined {
+    const p = this.published;
+    if (p === undefined || this.building !== undefined) return undefined;
+    const out: Applied[] = [];
+    for (const [i, a] of this.agents.entries()) {
+      const last = this.last.get(a.node);
+      if (last === undefined || last.snapshot.pods !== p.pods || last.snapshot.policies !== p.policies) {
+        return undefined;
       }
+      const bound = new Set((last.snapshot.attachments ?? []).flatMap((x) => x.ips));
+      for (const x of this.lab.attachments(i))
+        if (!x.ips.every((ip) => bound.has(canon(ip)))) return undefined;
+      out.push(last);
     }
+    return out;
   }
 
-  /** Resolves when no snapshot is pending and every agent is idle. */
-  async idle(): Promise<void> {
-    while (this.running !== undefined || this.pending !== undefined) {
-      await new Promise<void>((r) => this.idleWaiters.push(r));
-    }
-    await Promise.all(this.agents.map((a) => a.reconciler.idle()));
+  private async checkSynced(): Promise<void> {
+    const applied = this.enforced();
+    if (applied === undefined) return;
+    this.wake();
+    if (this.reported || this.published === undefined) return;
+    this.reported = true;
+    await this.opts.onSynced?.(this.published, applied);
   }
 
-  private wakeIdle(): void {
-    const w = this.idleWaiters;
-    this.idleWaiters = [];
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
     for (const f of w) f();
+  }
+
+  /**
+   * Resolves when the lab has built the newest snapshot and every agent enforces it (or, when a
+   * build or apply failed, when everything is idle: the error went to onError).
+   */
+  async idle(timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.building === undefined) {
+        await Promise.all(this.agents.map((a) => a.reconciler.idle()));
+        if (this.building === undefined && (this.enforced() !== undefined || this.stopped)) return;
+      }
+      if (Date.now() > until) return;
+      // An apply wakes us; poll as the safety net.
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 20);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
   }
 
   /** A drift check on every node now (each agent repairs its own table). */
@@ -183,15 +269,14 @@ export class LabAgents {
   /** Stops the source and every node's loop. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.pending = undefined;
-    this.wake?.();
+    this.next = undefined;
     await this.source?.stop();
-    await this.running;
+    await this.building;
     await Promise.all(this.agents.map((a) => a.reconciler.stop()));
-    this.wakeIdle();
+    this.wake();
   }
 
-  /** Deletes every node's table. */
+  /** Deletes every node's tables. */
   async remove(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.applier.remove()));
   }

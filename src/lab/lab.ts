@@ -1,14 +1,22 @@
 // The lab: a cluster made of network namespaces. A node is a namespace (PREFIX-node, PREFIX-node2,
-// ...) that holds the routed pod network of its pods and its own agent's nft table; each pod is a
-// namespace (PREFIX-pN) with a veth `eth0`, its /32 and /128 addresses, and a default route through
-// its node, so pod-to-pod traffic crosses the node's forward path where moat enforces. Nodes are
+// ...) that holds the pod network of its pods and its own agent's nft table; each pod is a
+// namespace (PREFIX-pN) with a veth `eth0` and a default route through its node. The pod network
+// is either routed (`--network routed`, kindnet/ptp/Calico style: a veth per pod, /32 and /128
+// addresses, a host route per pod, pod-to-pod traffic crosses the node's forward path) or bridged
+// (`--network bridge`, flannel style: every pod's veth is a port of the node's bridge moatcni0,
+// pods of one node share a subnet and reach each other over the bridge, which moat sees through
+// br_netfilter). Like a CNI, the lab records each pod's attachment in a CNI result cache per node
+// (the format libcni writes), from which the node's agent learns which bridge port is which pod.
+// Nodes are
 // joined by a veth pair (two nodes) or a bridge in PREFIX-fabric (more), with routes for each
 // other's pod CIDR slices: cross-node traffic is routed node -> node without NAT, so it is checked
 // at egress on the source node and at ingress on the destination node. The host is never touched.
 import { declaredProbes, matrixPods, sortProbes, type MatrixJson, type Probe } from '../analysis/matrix.js';
-import { cidrContains, mustCidr, parseIP, type Family } from '../model/cidr.js';
+import { cidrContains, formatAddress, mustCidr, parseIP, type Cidr, type Family } from '../model/cidr.js';
 import type { Pod, Protocol, Snapshot } from '../model/types.js';
 import { podKey } from '../model/types.js';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ipBatch, mapLimit, run, tryRun } from './exec.js';
 import {
   DEFAULT_PREFIX,
@@ -16,6 +24,7 @@ import {
   FABRIC_LINK,
   GATEWAY4,
   GATEWAY6,
+  POD_BRIDGE,
   checkPrefix,
   fabricAddress,
   fabricNetns,
@@ -28,7 +37,12 @@ import {
   type PlanOptions,
 } from './plan.js';
 import { PodProcess } from './podproc-client.js';
+import { SctpPodProcess, python3Available } from './sctp.js';
 import { UsageError } from '../errors.js';
+import type { Attachment } from '../model/types.js';
+
+/** Where labs keep their state (the CNI result caches): /run/moat-lab/PREFIX/NODE-NETNS/results. */
+export const LAB_STATE_ROOT = '/run/moat-lab';
 
 export interface LabOptions extends PlanOptions {
   /** Namespace name prefix; must start with "moat". Default "moat-lab". */
@@ -39,6 +53,8 @@ export interface LabOptions extends PlanOptions {
   readonly concurrency?: number;
   /** Progress lines (for the CLI's stderr). */
   readonly log?: (line: string) => void;
+  /** Where the lab keeps its state. Default LAB_STATE_ROOT. */
+  readonly stateRoot?: string;
 }
 
 export interface ProbeOutcome {
@@ -78,6 +94,11 @@ interface LabPod {
   pod: Pod;
   ports: readonly number[];
   proc?: PodProcess;
+  /** The SCTP responder and prober, when SCTP ports are declared and python3 is there. */
+  sctp?: SctpPodProcess;
+  sctpPorts: readonly number[];
+  /** What the lab's "CNI" recorded for the pod (its CNI result file). */
+  attachment?: Attachment;
 }
 
 /** Whether this kernel can open SCTP sockets (the sctp module registers /proc/net/sctp). */
@@ -96,14 +117,21 @@ function servedPorts(pods: readonly Pod[]): number[] {
   return [...new Set(pods.flatMap((p) => p.ports.map((c) => c.containerPort)))].sort((a, b) => a - b);
 }
 
+/** Every SCTP port number a pod declares: each pod answers INIT on all of them. */
+function sctpPorts(pods: readonly Pod[]): number[] {
+  const ports = pods.flatMap((p) => p.ports.filter((c) => c.protocol === 'SCTP').map((c) => c.containerPort));
+  return [...new Set(ports)].sort((a, b) => a - b);
+}
+
 function hasV6(pod: Pod): boolean {
   return pod.ips.some((ip) => parseIP(ip)?.family === 6);
 }
 
-/** A lab node: its Node name and its namespace. */
+/** A lab node: its Node name, its namespace, and the CNI result cache of its pods. */
 export interface LabNode {
   readonly name: string;
   readonly netns: string;
+  readonly cniResultsDir: string;
 }
 
 export class Lab {
@@ -115,6 +143,9 @@ export class Lab {
   private currentPlan!: Plan;
   private destroyed = false;
   private readonly log: (line: string) => void;
+  private python: boolean | undefined;
+  /** Per node, its bridge's addresses (bridge network; fixed when the node is built). */
+  private gateways: readonly (readonly string[])[] = [];
 
   private constructor(
     readonly prefix: string,
@@ -162,7 +193,38 @@ export class Lab {
 
   /** Every lab node: the Node name each agent enforces for, and the namespace it enforces in. */
   get nodes(): readonly LabNode[] {
-    return this.currentPlan.nodes.map((n, i) => ({ name: n.name, netns: this.nodeNetnses[i]! }));
+    return this.currentPlan.nodes.map((n, i) => ({
+      name: n.name,
+      netns: this.nodeNetnses[i]!,
+      cniResultsDir: this.cniResultsDir(i),
+    }));
+  }
+
+  /** The pod network of every node. */
+  get network(): 'routed' | 'bridge' {
+    return this.opts.network ?? 'routed';
+  }
+
+  /** The CNI result cache of node `index` (what a node agent reads as --cni-results-dir). */
+  cniResultsDir(index = 0): string {
+    return join(this.opts.stateRoot ?? LAB_STATE_ROOT, this.prefix, this.nodeNetnses[index]!, 'results');
+  }
+
+  /** The attachments the lab recorded for node `index`'s pods (the content of its CNI cache). */
+  attachments(index = 0): Attachment[] {
+    return [...this.pods.values()].flatMap((lp) =>
+      lp.node === index && lp.attachment !== undefined ? [lp.attachment] : [],
+    );
+  }
+
+  /**
+   * The node's own addresses a node process may send from: its Node address, the gateway on each
+   * pod veth (routed) or the bridge's addresses (bridge), and the IPv6 link-local gateway.
+   */
+  nodeSources(index = 0): string[] {
+    const node = this.currentPlan.nodes[index]!;
+    const own = this.network === 'bridge' ? [...(this.gateways[index] ?? [])] : [GATEWAY4, GATEWAY6];
+    return [...node.addresses, ...own];
   }
 
   /** The node a pod ("ns/name") runs on. */
@@ -201,15 +263,31 @@ export class Lab {
 
   private async buildNodes(): Promise<void> {
     const nodes = this.currentPlan.nodes;
+    const bridge = this.network === 'bridge';
+    this.gateways = this.currentPlan.gateways;
     await mapLimit(nodes, 4, async (node, i) => {
       const ns = this.nodeNetnses[i]!;
       await run(['ip', 'netns', 'add', ns]);
+      const slices = node.podCIDRs.map(mustCidr);
       await ipBatch(ns, [
         'link set lo up',
         // The node's own address lives on its loopback (this kernel may have no dummy links).
         ...node.addresses.map((a) => `addr add ${a}/${parseIP(a)?.family === 6 ? 128 : 32} dev lo`),
+        // Bridged: one bridge for all pods, with the gateway address of each slice (flannel's cni0).
+        ...(bridge
+          ? [
+              `link add ${POD_BRIDGE} type bridge`,
+              `link set ${POD_BRIDGE} up`,
+              ...(this.gateways[i] ?? []).map((g, k) => {
+                const c = slices[k]!;
+                return `addr add ${g}/${c.prefix} dev ${POD_BRIDGE}${c.family === 6 ? ' nodad' : ''}`;
+              }),
+            ]
+          : []),
       ]);
-      // Forwarding in the node namespace only: pods reach each other through the node.
+      // Forwarding in the node namespace only: pods reach each other through the node. On a bridge,
+      // br_netfilter hands bridged IP traffic to the inet hooks (per network namespace), as every
+      // kube-proxy mode needs.
       await run([
         'ip',
         'netns',
@@ -219,7 +297,9 @@ export class Lab {
         '-qw',
         'net.ipv4.ip_forward=1',
         'net.ipv6.conf.all.forwarding=1',
+        ...(bridge ? ['net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1'] : []),
       ]);
+      await mkdir(this.cniResultsDir(i), { recursive: true });
     });
     if (nodes.length > 1) await this.buildFabric();
   }
@@ -328,7 +408,15 @@ export class Lab {
         continue;
       }
       const slot = this.freeSlot();
-      const np: LabPod = { key, slot, netns: podNetns(this.prefix, slot), node, pod, ports: [] };
+      const np: LabPod = {
+        key,
+        slot,
+        netns: podNetns(this.prefix, slot),
+        node,
+        pod,
+        ports: [],
+        sctpPorts: [],
+      };
       this.pods.set(key, np);
       added.push(np);
     }
@@ -341,6 +429,19 @@ export class Lab {
       delete lp.proc;
       lp.proc = await PodProcess.start(lp.netns, { ports, ipv6: hasV6(lp.pod) });
       lp.ports = ports;
+    });
+    // SCTP: a raw-socket responder and prober per pod, where SCTP ports are declared.
+    const sctp = sctpPorts(plan.pods.map((p) => p.pod));
+    if (sctp.length > 0) this.python ??= await python3Available();
+    const answer = this.python === true ? sctp : [];
+    const staleSctp = [...this.pods.values()].filter((lp) => lp.sctpPorts.join(',') !== answer.join(','));
+    await mapLimit(staleSctp, 4, async (lp) => {
+      await lp.sctp?.stop();
+      delete lp.sctp;
+      if (answer.length > 0) {
+        lp.sctp = await SctpPodProcess.start(lp.netns, { ports: answer, ipv6: hasV6(lp.pod) });
+      }
+      lp.sctpPorts = answer;
     });
     if (added.length > 0 || stale.length > 0) {
       this.log(
@@ -358,25 +459,90 @@ export class Lab {
     await this.hostRoutes(pods, 'add');
     await mapLimit(pods, 8, (lp) => {
       const lines = ['link set lo up', 'link set eth0 up'];
-      let v4 = false;
-      let v6 = false;
+      const gw: Partial<Record<Family, string>> = {};
       for (const ip of lp.pod.ips) {
-        if (parseIP(ip)?.family === 6) {
-          v6 = true;
-          lines.push(`addr add ${ip}/128 dev eth0 nodad`);
-        } else {
-          v4 = true;
-          lines.push(`addr add ${ip}/32 dev eth0`);
-        }
+        const f = parseIP(ip)?.family ?? 4;
+        const slice = this.bridgeSlice(lp, ip);
+        // On the bridge, a pod in its node's slice is on-link with its neighbours (flannel); any
+        // other address is a host address reached through the gateway.
+        const len = slice !== undefined ? slice.prefix : f === 6 ? 128 : 32;
+        lines.push(`addr add ${ip}/${len} dev eth0${f === 6 ? ' nodad' : ''}`);
+        const g = gw[f] ?? this.gatewayFor(lp, f);
+        if (g !== undefined) gw[f] = g;
       }
-      if (v4)
-        lines.push(`route add ${GATEWAY4} dev eth0 scope link`, `route add default via ${GATEWAY4} dev eth0`);
-      if (v6) lines.push(`route add default via ${GATEWAY6} dev eth0`);
+      if (gw[4] !== undefined)
+        lines.push(`route add ${gw[4]} dev eth0 scope link`, `route add default via ${gw[4]} dev eth0`);
+      if (gw[6] !== undefined) lines.push(`route add default via ${gw[6]} dev eth0`);
       return ipBatch(lp.netns, lines);
     });
+    await Promise.all(pods.map((lp) => this.writeAttachment(lp)));
   }
 
-  /** The node's ends of its new pods' veths: the gateway address and a host route per pod address. */
+  /** Bridge network: the node's slice that holds this pod address, if any. */
+  private bridgeSlice(lp: LabPod, ip: string): Cidr | undefined {
+    if (this.network !== 'bridge') return undefined;
+    const a = parseIP(ip);
+    if (a === undefined) return undefined;
+    return this.currentPlan.nodes[lp.node]?.podCIDRs
+      .map(mustCidr)
+      .find((c) => c.family === a.family && cidrContains(c, a));
+  }
+
+  /** The pod's default gateway for a family: the veth gateway (routed) or the bridge's address. */
+  private gatewayFor(lp: LabPod, f: Family): string | undefined {
+    if (this.network !== 'bridge') return f === 4 ? GATEWAY4 : GATEWAY6;
+    const node = this.currentPlan.nodes[lp.node];
+    const k = node?.podCIDRs.findIndex((c) => mustCidr(c).family === f) ?? -1;
+    return k >= 0 ? this.gateways[lp.node]?.[k] : undefined;
+  }
+
+  /**
+   * What a CNI plugin leaves behind: the attachment in the libcni result cache, written
+   * atomically (rename) before the pod counts as built; removed again with the pod.
+   */
+  private async writeAttachment(lp: LabPod): Promise<void> {
+    const link = nodeLink(lp.slot);
+    const interfaces = this.network === 'bridge' ? [POD_BRIDGE, link] : [link];
+    const ips = lp.pod.ips.map((ip) => {
+      const slice = this.bridgeSlice(lp, ip);
+      return `${ip}/${slice !== undefined ? slice.prefix : parseIP(ip)?.family === 6 ? 128 : 32}`;
+    });
+    const doc = {
+      kind: 'cniCacheV1',
+      containerId: lp.netns,
+      config: '',
+      ifName: 'eth0',
+      networkName: 'moat-lab',
+      netns: `/var/run/netns/${lp.netns}`,
+      cniArgs: [
+        ['K8S_POD_NAMESPACE', lp.pod.namespace],
+        ['K8S_POD_NAME', lp.pod.name],
+      ],
+      result: {
+        cniVersion: '1.0.0',
+        interfaces: [
+          ...interfaces.map((name) => ({ name })),
+          { name: 'eth0', sandbox: `/var/run/netns/${lp.netns}` },
+        ],
+        ips: ips.map((address) => ({ address, interface: interfaces.length })),
+      },
+    };
+    const dir = this.cniResultsDir(lp.node);
+    const name = `moat-lab-${lp.netns}-eth0`;
+    await writeFile(join(dir, `.${name}.tmp`), JSON.stringify(doc));
+    await rename(join(dir, `.${name}.tmp`), join(dir, name));
+    lp.attachment = {
+      interfaces,
+      ips: lp.pod.ips.map((ip) => formatAddress(parseIP(ip)!)),
+      pod: lp.key,
+      source: join(dir, name),
+    };
+  }
+
+  /**
+   * The node's ends of its new pods' veths. Routed: the gateway address and a host route per pod
+   * address. Bridged: a port of the bridge (a host route only for an address outside the slice).
+   */
   private async addNodeLinks(node: string, pods: readonly LabPod[]): Promise<void> {
     // Both veth ends are created from inside the node namespace: no link ever exists in the host's.
     await ipBatch(
@@ -386,6 +552,14 @@ export class Lab {
     const nodeLines: string[] = [];
     for (const lp of pods) {
       const link = nodeLink(lp.slot);
+      if (this.network === 'bridge') {
+        nodeLines.push(`link set ${link} master ${POD_BRIDGE} up`);
+        for (const ip of lp.pod.ips) {
+          if (this.bridgeSlice(lp, ip) !== undefined) continue;
+          nodeLines.push(`route add ${ip}/${parseIP(ip)?.family === 6 ? 128 : 32} dev ${POD_BRIDGE}`);
+        }
+        continue;
+      }
       nodeLines.push(`link set ${link} up`, `addr add ${GATEWAY4}/32 dev ${link}`);
       if (hasV6(lp.pod)) nodeLines.push(`addr add ${GATEWAY6}/64 dev ${link} nodad`);
       for (const ip of lp.pod.ips) {
@@ -396,8 +570,14 @@ export class Lab {
   }
 
   private async removePod(lp: LabPod): Promise<void> {
-    await lp.proc?.stop();
+    // CNI DEL: the attachment goes first, as libcni removes its cache entry.
+    if (lp.attachment !== undefined) {
+      await rm(lp.attachment.source ?? '', { force: true });
+      delete lp.attachment;
+    }
+    await Promise.all([lp.proc?.stop(), lp.sctp?.stop()]);
     delete lp.proc;
+    delete lp.sctp;
     await killNetnsPids(lp.netns);
     // Delete the veth from the node's side first: that is immediate, whereas the pod namespace (and
     // the veth in it) lives on until its last process has exited, and a pod added right after may
@@ -437,30 +617,80 @@ export class Lab {
     const src = this.pod(from);
     const dst = this.pod(to);
     const base = { from, to, port, protocol };
-    if (protocol === 'SCTP') return { ...base, detail: 'skipped: no SCTP prober' };
     const ip = this.target(src, dst, opts.family);
     if (!src.proc || ip === undefined) return { ...base, detail: 'skipped: pod has no address' };
     const timeoutMs = opts.timeoutMs ?? this.opts.probeTimeoutMs ?? 1000;
+    if (protocol === 'SCTP') {
+      if (!src.sctp) return { ...base, detail: `skipped: ${await this.sctpReason()}` };
+      if (!dst.sctpPorts.includes(port))
+        return { ...base, detail: `skipped: ${to} declares no SCTP port ${port}` };
+      const r = await src.sctp.probe(ip, port, timeoutMs);
+      return { ...base, allowed: r.ok, detail: r.detail };
+    }
     const r = await src.proc.request({ op: 'probe', protocol, ip, port, timeoutMs });
     return { ...base, allowed: r.ok, detail: r.detail };
   }
 
+  /** Why SCTP cannot be probed here (the lab probes SCTP with a Python raw-socket helper). */
+  private async sctpReason(): Promise<string> {
+    this.python ??= await python3Available();
+    if (!this.python) return 'SCTP is not probed: python3 is missing (the raw-socket SCTP prober needs it)';
+    return 'SCTP is not probed: no pod declares an SCTP port';
+  }
+
+  /**
+   * A connection from the node itself (as the kubelet's probes are), from one of its own addresses
+   * (`source`, default: the one the kernel picks), to a pod. Needs `startNodeProber()` first.
+   */
+  async probeFromNode(
+    index: number,
+    to: string,
+    port: number,
+    protocol: 'TCP' | 'UDP',
+    source?: string,
+  ): Promise<ProbeOutcome> {
+    const dst = this.pod(to);
+    const proc = this.nodeProbers.get(index);
+    if (proc === undefined) throw new UsageError(`lab: node ${index} has no prober (startNodeProber)`);
+    const fam = source !== undefined ? parseIP(source)?.family : undefined;
+    const ip = dst.pod.ips.find((x) => fam === undefined || parseIP(x)?.family === fam);
+    const base = { from: `node ${index}`, to, port, protocol };
+    if (ip === undefined) return { ...base, detail: 'skipped: no address of that family' };
+    const timeoutMs = this.opts.probeTimeoutMs ?? 1000;
+    const r = await proc.request({
+      op: 'probe',
+      protocol,
+      ip,
+      port,
+      timeoutMs,
+      ...(source !== undefined ? { source } : {}),
+    });
+    return { ...base, allowed: r.ok, detail: r.detail };
+  }
+
+  private readonly nodeProbers = new Map<number, PodProcess>();
+
+  /** Starts a prober process in node `index`'s namespace (a node process, like the kubelet). */
+  async startNodeProber(index = 0): Promise<void> {
+    if (this.nodeProbers.has(index)) return;
+    this.nodeProbers.set(index, await PodProcess.start(this.nodeNetnses[index]!, { ports: [], ipv6: true }));
+  }
+
   /**
    * Probes every pod -> pod for each (port, protocol): by default every one the pods declare (as
-   * `moat matrix` does). SCTP is skipped (no SCTP sockets here, and no SCTP client in Node).
+   * `moat matrix` does). SCTP goes over raw sockets (INIT / INIT-ACK), when python3 is there.
    */
   async probeMatrix(ports?: readonly Probe[]): Promise<ObservedMatrix> {
     const t0 = Date.now();
     const pods = matrixPods(this.snapshot);
     const keys = pods.map(podKey);
     const probes = ports !== undefined ? sortProbes(ports) : declaredProbes(pods);
-    const sctpReason = (await kernelHasSctp())
-      ? 'SCTP is not probed (Node has no SCTP sockets)'
-      : 'SCTP is not probed: this kernel has no SCTP sockets';
+    const anySctp = [...this.pods.values()].some((lp) => lp.sctp !== undefined);
+    const reason = anySctp ? '' : await this.sctpReason();
     const skipped = probes
-      .filter((p) => p.protocol === 'SCTP')
-      .map((probe) => ({ probe, reason: sctpReason }));
-    const live = probes.filter((p) => p.protocol !== 'SCTP');
+      .filter((p) => p.protocol === 'SCTP' && !anySctp)
+      .map((probe) => ({ probe, reason }));
+    const live = probes.filter((p) => p.protocol !== 'SCTP' || anySctp);
     const jobs = live.flatMap((probe) => keys.flatMap((from) => keys.map((to) => ({ probe, from, to }))));
     const outcomes = await mapLimit(jobs, this.opts.concurrency ?? 512, (j) =>
       this.probe(j.from, j.to, j.probe.port, j.probe.protocol),
@@ -502,8 +732,11 @@ export class Lab {
     if (this.destroyed) return;
     this.destroyed = true;
     const all = [...this.pods.values()];
+    await Promise.all([...this.nodeProbers.values()].map((p) => p.stop()));
+    this.nodeProbers.clear();
     await mapLimit(all, 8, (lp) => this.removePod(lp));
     this.pods.clear();
+    await rm(join(this.opts.stateRoot ?? LAB_STATE_ROOT, this.prefix), { recursive: true, force: true });
     const nodes = [...this.nodeNetnses];
     if (nodes.length > 2) nodes.push(fabricNetns(this.prefix));
     for (const ns of nodes) {
@@ -559,7 +792,10 @@ const INFRA_NETNS = /-(node\d*|fabric)$/;
  * then the namespaces (and with them their links and nft tables): pods first, then every node's
  * and the fabric's.
  */
-export async function cleanupLabs(prefix = DEFAULT_PREFIX): Promise<{ netns: string[]; killed: number[] }> {
+export async function cleanupLabs(
+  prefix = DEFAULT_PREFIX,
+  stateRoot = LAB_STATE_ROOT,
+): Promise<{ netns: string[]; killed: number[] }> {
   const bad = checkPrefix(prefix);
   if (bad) throw new UsageError(bad);
   const names = await listLabNetns(prefix);
@@ -568,6 +804,13 @@ export async function cleanupLabs(prefix = DEFAULT_PREFIX): Promise<{ netns: str
   for (const n of ordered) {
     killed.push(...(await killNetnsPids(n)));
     await tryRun(['ip', 'netns', 'del', n]);
+  }
+  // The state of the labs (PREFIX and PREFIX-*), as the namespaces.
+  const { readdir } = await import('node:fs/promises');
+  const dirs = await readdir(stateRoot).catch(() => [] as string[]);
+  for (const d of dirs) {
+    if (d === prefix || d.startsWith(`${prefix}-`))
+      await rm(join(stateRoot, d), { recursive: true, force: true });
   }
   return { netns: ordered, killed };
 }

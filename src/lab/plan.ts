@@ -59,10 +59,20 @@ export function podNetns(prefix: string, slot: number): string {
   return `${prefix}-p${slot}`;
 }
 
-/** The pod's veth end in the node namespace ("moat" + slot: at most 15 characters). */
+/** The pod's veth end in the node namespace ("moatv" + slot: at most 15 characters). */
 export function nodeLink(slot: number): string {
-  return `moat${slot}`;
+  return `moatv${slot}`;
 }
+
+/** The host-side pod interfaces of every lab node: the agents' --pod-interfaces. */
+export const LAB_POD_INTERFACES: readonly string[] = ['moatv*'];
+
+/** The pod bridge of a node in `--network bridge` (flannel's cni0). */
+export const POD_BRIDGE = 'moatcni0';
+
+/** How a node connects its pods: a routed veth per pod (kindnet, ptp, Calico), or one bridge (flannel). */
+export type LabNetwork = 'routed' | 'bridge';
+export const LAB_NETWORKS: readonly LabNetwork[] = ['routed', 'bridge'];
 
 /** The node's link to the other nodes (a veth to the peer node, or to the fabric's bridge). */
 export const FABRIC_LINK = 'moatnet';
@@ -88,6 +98,8 @@ export interface PlanOptions {
   readonly podCidrs?: readonly string[];
   /** Number of lab nodes, 1..MAX_NODES. Default 1. */
   readonly nodes?: number;
+  /** The pod network of each node. Default 'routed'. */
+  readonly network?: LabNetwork;
 }
 
 export interface PlannedPod {
@@ -103,6 +115,11 @@ export interface Plan {
   readonly node: Node;
   /** Every lab node, in order: spec.podCIDRs are its slices. */
   readonly nodes: readonly Node[];
+  /**
+   * Bridge network only: each node's bridge addresses (one per slice, in slice order), the pods'
+   * gateway. They are not in Node.status.addresses, as cni0's address is not on a flannel node.
+   */
+  readonly gateways: readonly (readonly string[])[];
   readonly pods: readonly PlannedPod[];
   /** The snapshot the agents enforce and the evaluator judges. */
   readonly snapshot: Snapshot;
@@ -224,6 +241,11 @@ export function planLab(
     podCIDRs: slices[i]!.map((c) => c.text),
   }));
 
+  // The bridge's own address: the next free host of each slice (bridge network only).
+  const gateways = nodes.map((n, i) =>
+    opts.network === 'bridge' ? slices[i]!.map((c) => allocate(c, `the bridge of node ${n.name}`)) : [],
+  );
+
   // Placement: pinned pods first (nodeName, manifest address, previous node), then the rest.
   const placed = new Map<string, number>();
   const load = new Array<number>(n).fill(0);
@@ -270,5 +292,5 @@ export function planLab(
     nodes: [...nodes, ...input.nodes.filter((x) => !labNames.has(x.name))],
     policies: input.policies,
   };
-  return { node: nodes[0]!, nodes, pods: planned, snapshot, notes };
+  return { node: nodes[0]!, nodes, gateways, pods: planned, snapshot, notes };
 }

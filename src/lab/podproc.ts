@@ -13,7 +13,16 @@ export interface PodProcConfig {
 }
 
 export type Job =
-  | { id: number; op: 'probe'; protocol: 'TCP' | 'UDP'; ip: string; port: number; timeoutMs: number }
+  | {
+      id: number;
+      op: 'probe';
+      protocol: 'TCP' | 'UDP';
+      ip: string;
+      port: number;
+      timeoutMs: number;
+      /** Local address to send from (a node process choosing one of the node's addresses). */
+      source?: string;
+    }
   | { id: number; op: 'open'; ip: string; port: number; timeoutMs: number }
   | { id: number; op: 'send'; conn: number; timeoutMs: number }
   | { id: number; op: 'close'; conn: number };
@@ -32,9 +41,14 @@ function errCode(e: unknown): string {
   return typeof code === 'string' ? code : String(e);
 }
 
-function tcpConnect(ip: string, port: number, timeoutMs: number): Promise<{ sock?: Socket; detail: string }> {
+function tcpConnect(
+  ip: string,
+  port: number,
+  timeoutMs: number,
+  source?: string,
+): Promise<{ sock?: Socket; detail: string }> {
   return new Promise((resolve) => {
-    const sock = connect({ host: ip, port });
+    const sock = connect({ host: ip, port, ...(source !== undefined ? { localAddress: source } : {}) });
     const timer = setTimeout(() => {
       sock.destroy();
       resolve({ detail: 'timeout' });
@@ -51,9 +65,15 @@ function tcpConnect(ip: string, port: number, timeoutMs: number): Promise<{ sock
   });
 }
 
-function udpProbe(ip: string, port: number, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
+function udpProbe(
+  ip: string,
+  port: number,
+  timeoutMs: number,
+  source?: string,
+): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
     const sock = createSocket(isIPv6(ip) ? 'udp6' : 'udp4');
+    if (source !== undefined) sock.bind({ address: source, port: 0 });
     const token = Buffer.from(`moat-probe ${process.pid} ${Math.random()}`);
     let done = false;
     const finish = (ok: boolean, detail: string): void => {
@@ -160,8 +180,8 @@ async function main(): Promise<void> {
     switch (job.op) {
       case 'probe': {
         if (job.protocol === 'UDP')
-          return { id: job.id, ...(await udpProbe(job.ip, job.port, job.timeoutMs)) };
-        const r = await tcpConnect(job.ip, job.port, job.timeoutMs);
+          return { id: job.id, ...(await udpProbe(job.ip, job.port, job.timeoutMs, job.source)) };
+        const r = await tcpConnect(job.ip, job.port, job.timeoutMs, job.source);
         r.sock?.destroy();
         return { id: job.id, ok: r.sock !== undefined, detail: r.detail };
       }

@@ -6,11 +6,12 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileSource } from '../../src/agent/file-source.js';
-import type { Applied } from '../../src/agent/reconcile.js';
-import { labApplier, labReconciler, staticSource } from '../../src/lab/enforce.js';
+import { Reconciler, type Applied } from '../../src/agent/reconcile.js';
+import { LabAgents, labApplier, labSnapshot, staticSource } from '../../src/lab/enforce.js';
 import { run } from '../../src/lab/exec.js';
 import { Lab } from '../../src/lab/lab.js';
 import { loadPaths } from '../../src/model/load.js';
+import type { Snapshot } from '../../src/model/types.js';
 import { needsRoot, uniquePrefix } from './lab-util.js';
 
 const PODS = `
@@ -66,34 +67,29 @@ test(
   async () => {
     const dir = await mkdtemp(join(tmpdir(), 'moat-lab-e2e-'));
     let lab: Lab | undefined;
-    const applied: Applied[] = [];
+    const synced: Snapshot[] = [];
     const errors: string[] = [];
-    let rec: ReturnType<typeof labReconciler> | undefined;
+    let agents: LabAgents | undefined;
     try {
       await put(dir, 'pods.yaml', PODS);
       const first = await loadPaths([dir]);
       assert.deepEqual(first.problems, []);
       lab = await Lab.create(first.snapshot, { prefix: uniquePrefix(), probeTimeoutMs: 700 });
       const l = lab;
-      rec = labReconciler(l, labApplier(l), {
+      agents = new LabAgents(l, {
         coalesceMs: 100,
-        driftIntervalMs: 0,
-        onApplied: (a) => {
-          applied.push(a);
+        onSynced: (s) => {
+          synced.push(s);
         },
-        onError: (e) => errors.push(String(e)),
+        onError: (_n, e) => errors.push(String(e)),
       });
       const source = new FileSource([dir], { pollMs: 200 });
-      await rec.start(source);
-      const waitFor = async (generation: number): Promise<void> => {
-        for (let i = 0; i < 100 && applied.length < generation; i++)
-          await new Promise((r) => setTimeout(r, 50));
-        await rec!.idle();
-        assert.equal(
-          applied.length,
-          generation,
-          `generation ${generation} applied (errors: ${errors.join('; ')})`,
-        );
+      await agents.start(source);
+      // Every manifest change is built, published and enforced once.
+      const waitFor = async (n: number): Promise<void> => {
+        for (let i = 0; i < 100 && synced.length < n; i++) await new Promise((r) => setTimeout(r, 50));
+        await agents!.idle();
+        assert.equal(synced.length, n, `change ${n} enforced (errors: ${errors.join('; ')})`);
       };
       const reach = async (protocol: 'TCP' | 'UDP') =>
         (await l.probe('shop/client', 'shop/web', 80, protocol)).allowed;
@@ -129,17 +125,17 @@ test(
       assert.equal(l.podNetns('shop/late'), undefined, 'its namespace went with it');
       assert.deepEqual(errors, []);
     } finally {
-      await rec?.stop();
+      await agents?.stop();
       await lab?.destroy();
       await rm(dir, { recursive: true, force: true });
     }
   },
 );
 
-test('lab + reconcile loop: a burst of edits is applied once', { skip: needsRoot }, async () => {
+test('lab + reconcile loop: a burst of snapshots is applied once', { skip: needsRoot }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'moat-lab-e2e-'));
   let lab: Lab | undefined;
-  let rec: ReturnType<typeof labReconciler> | undefined;
+  let rec: Reconciler | undefined;
   const applied: Applied[] = [];
   try {
     await put(dir, 'pods.yaml', PODS);
@@ -147,23 +143,23 @@ test('lab + reconcile loop: a burst of edits is applied once', { skip: needsRoot
       prefix: uniquePrefix(),
       probeTimeoutMs: 700,
     });
-    rec = labReconciler(lab, labApplier(lab), {
+    rec = new Reconciler({
+      applier: labApplier(lab),
       coalesceMs: 100,
       driftIntervalMs: 0,
       onApplied: (a) => {
         applied.push(a);
       },
     });
-    await rec.start(staticSource(lab.snapshot));
+    await rec.start(staticSource(labSnapshot(lab)));
     await rec.idle();
     assert.equal(applied.length, 1);
     // Three snapshots within the window: one apply, with the last one.
-    const deny = (await loadPaths([dir])).snapshot;
     await put(dir, 'policy.yaml', DENY_WEB);
-    const denied = (await loadPaths([dir])).snapshot;
-    rec.submit(deny);
-    rec.submit(deny);
-    rec.submit(denied);
+    const denied = (await lab.update((await loadPaths([dir])).snapshot)).snapshot;
+    rec.submit(labSnapshot(lab));
+    rec.submit(labSnapshot(lab));
+    rec.submit({ ...denied, attachments: lab.attachments() });
     await rec.idle();
     assert.equal(applied.length, 2);
     assert.equal(applied[1]?.coalesced, 3);
@@ -178,31 +174,30 @@ test('lab + reconcile loop: a burst of edits is applied once', { skip: needsRoot
 test('lab + reconcile loop: the drift check repairs a tampered table', { skip: needsRoot }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'moat-lab-e2e-'));
   let lab: Lab | undefined;
-  let rec: ReturnType<typeof labReconciler> | undefined;
+  let agents: LabAgents | undefined;
   const drifts: string[] = [];
   try {
     await put(dir, 'pods.yaml', `${PODS}---${DENY_WEB}`);
     const snap = (await loadPaths([dir])).snapshot;
     lab = await Lab.create(snap, { prefix: uniquePrefix(), probeTimeoutMs: 700 });
-    rec = labReconciler(lab, labApplier(lab), {
+    agents = new LabAgents(lab, {
       coalesceMs: 10,
-      driftIntervalMs: 0,
-      onDrift: (d) => drifts.push(...d.differences),
+      onDrift: (_n, d) => drifts.push(...d.differences),
     });
-    await rec.start(staticSource(snap));
-    await rec.idle();
+    await agents.start(staticSource(snap));
+    await agents.idle();
     const reach = async () => (await lab!.probe('shop/client', 'shop/web', 80, 'TCP')).allowed;
     assert.equal(await reach(), false);
     // Someone flushes moat's table in the node: the policy stops being enforced...
     await run(['ip', 'netns', 'exec', lab.nodeNetns, 'nft', 'flush', 'table', 'inet', 'moat']);
     assert.equal(await reach(), true);
     // ...until the drift check notices and repairs it.
-    await rec.checkDrift();
-    await rec.idle();
+    await agents.checkDrift();
+    await agents.idle();
     assert.ok(drifts.length > 0);
     assert.equal(await reach(), false);
   } finally {
-    await rec?.stop();
+    await agents?.stop();
     await lab?.destroy();
     await rm(dir, { recursive: true, force: true });
   }
