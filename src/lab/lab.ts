@@ -233,6 +233,12 @@ export class Lab {
     return lp ? this.nodes[lp.node] : undefined;
   }
 
+  /** The node-side interface of a pod's veth ("ns/name"): its bridge port, or its routed link. */
+  podLink(key: string): string | undefined {
+    const lp = this.pods.get(key);
+    return lp ? nodeLink(lp.slot) : undefined;
+  }
+
   /** Netns of a pod ("ns/name"), for tests that want to look inside. */
   podNetns(key: string): string | undefined {
     return this.pods.get(key)?.netns;
@@ -269,10 +275,17 @@ export class Lab {
       const ns = this.nodeNetnses[i]!;
       await run(['ip', 'netns', 'add', ns]);
       const slices = node.podCIDRs.map(mustCidr);
+      // Bridged: an address of the node inside the pods' on-link subnet must be on the bridge, or
+      // IPv6 pods could not resolve it (a node answers neighbour solicitations only for addresses of
+      // the interface they arrive on).
+      const onBridge = (a: string): boolean => {
+        const ip = parseIP(a);
+        return (
+          bridge && ip !== undefined && slices.some((c) => c.family === ip.family && cidrContains(c, ip))
+        );
+      };
       await ipBatch(ns, [
         'link set lo up',
-        // The node's own address lives on its loopback (this kernel may have no dummy links).
-        ...node.addresses.map((a) => `addr add ${a}/${parseIP(a)?.family === 6 ? 128 : 32} dev lo`),
         // Bridged: one bridge for all pods, with the gateway address of each slice (flannel's cni0).
         ...(bridge
           ? [
@@ -284,6 +297,11 @@ export class Lab {
               }),
             ]
           : []),
+        // The node's own address otherwise lives on its loopback (this kernel may have no dummy links).
+        ...node.addresses.map((a) => {
+          const f = parseIP(a)?.family;
+          return `addr add ${a}/${f === 6 ? 128 : 32} dev ${onBridge(a) ? POD_BRIDGE : 'lo'}${f === 6 ? ' nodad' : ''}`;
+        }),
       ]);
       // Forwarding in the node namespace only: pods reach each other through the node. On a bridge,
       // br_netfilter hands bridged IP traffic to the inet hooks (per network namespace), as every
@@ -631,6 +649,16 @@ export class Lab {
     return { ...base, allowed: r.ok, detail: r.detail };
   }
 
+  /** One probe from a pod to an address that is not a pod's (the node's, the world's). */
+  async probeAddress(from: string, ip: string, port: number, protocol: 'TCP' | 'UDP'): Promise<ProbeOutcome> {
+    const src = this.pod(from);
+    const base = { from, to: ip, port, protocol };
+    if (!src.proc) return { ...base, detail: 'skipped: pod has no process' };
+    const timeoutMs = this.opts.probeTimeoutMs ?? 1000;
+    const r = await src.proc.request({ op: 'probe', protocol, ip, port, timeoutMs });
+    return { ...base, allowed: r.ok, detail: r.detail };
+  }
+
   /** Why SCTP cannot be probed here (the lab probes SCTP with a Python raw-socket helper). */
   private async sctpReason(): Promise<string> {
     this.python ??= await python3Available();
@@ -669,6 +697,23 @@ export class Lab {
   }
 
   private readonly nodeProbers = new Map<number, PodProcess>();
+
+  /**
+   * Starts a server in node `index`'s namespace (a node process or hostNetwork pod), serving TCP
+   * and UDP echo on the ports, on every node address. Stop it when done.
+   */
+  async startNodeServer(
+    index: number,
+    ports: readonly number[],
+    addresses?: readonly string[],
+  ): Promise<{ stop(): Promise<void> }> {
+    const p = await PodProcess.start(this.nodeNetnses[index]!, {
+      ports,
+      ipv6: true,
+      ...(addresses !== undefined ? { addresses } : {}),
+    });
+    return { stop: () => p.stop() };
+  }
 
   /** Starts a prober process in node `index`'s namespace (a node process, like the kubelet). */
   async startNodeProber(index = 0): Promise<void> {
@@ -710,9 +755,9 @@ export class Lab {
   }
 
   /** Opens a TCP connection from one pod to another and keeps it, for established-flow tests. */
-  async connect(from: string, to: string, port: number): Promise<LabConnection | undefined> {
+  async connect(from: string, to: string, port: number, family?: Family): Promise<LabConnection | undefined> {
     const src = this.pod(from);
-    const ip = this.target(src, this.pod(to));
+    const ip = this.target(src, this.pod(to), family);
     if (!src.proc || ip === undefined) return undefined;
     const proc = src.proc;
     const timeoutMs = this.opts.probeTimeoutMs ?? 1000;
@@ -720,11 +765,21 @@ export class Lab {
     if (!r.ok || r.conn === undefined) return undefined;
     const conn = r.conn;
     return {
+      ip,
+      ...(r.localPort !== undefined ? { localPort: r.localPort } : {}),
       send: async (t = timeoutMs) => (await proc.request({ op: 'send', conn, timeoutMs: t })).ok,
       close: async () => {
         await proc.request({ op: 'close', conn });
       },
     };
+  }
+
+  /** The server speaks first: the pod writes a line on every connection it accepted on `port`. */
+  async push(pod: string, port: number): Promise<number> {
+    const lp = this.pod(pod);
+    if (!lp.proc) return 0;
+    const r = await lp.proc.request({ op: 'push', port });
+    return Number(/^pushed to (\d+)/.exec(r.detail)?.[1] ?? 0);
   }
 
   /** Stops every pod process and deletes every namespace of this lab. Safe to call twice. */
@@ -747,6 +802,10 @@ export class Lab {
 }
 
 export interface LabConnection {
+  /** The destination address. */
+  readonly ip: string;
+  /** The client's port. */
+  readonly localPort?: number;
   /** Sends a line and waits for its echo; false when it does not come back in time. */
   send(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;

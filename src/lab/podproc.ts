@@ -10,6 +10,8 @@ export interface PodProcConfig {
   readonly ports: readonly number[];
   /** Also listen on IPv6. */
   readonly ipv6: boolean;
+  /** Listen on these addresses only (a UDP server answers from the address it was asked on). */
+  readonly addresses?: readonly string[];
 }
 
 export type Job =
@@ -25,7 +27,9 @@ export type Job =
     }
   | { id: number; op: 'open'; ip: string; port: number; timeoutMs: number }
   | { id: number; op: 'send'; conn: number; timeoutMs: number }
-  | { id: number; op: 'close'; conn: number };
+  | { id: number; op: 'close'; conn: number }
+  /** The server speaks first: writes a line to every connection accepted on the port. */
+  | { id: number; op: 'push'; port: number };
 
 /** `detail` says what was observed: connected, echo, refused, timeout, or an error code. */
 export interface JobResult {
@@ -33,6 +37,8 @@ export interface JobResult {
   ok: boolean;
   detail: string;
   conn?: number;
+  /** 'open': the local port of the connection. */
+  localPort?: number;
 }
 
 function errCode(e: unknown): string {
@@ -135,22 +141,30 @@ function tcpEcho(sock: Socket, timeoutMs: number): Promise<{ ok: boolean; detail
   });
 }
 
+/** Connections accepted, per listening port (for 'push'). */
+const accepted = new Map<number, Set<Socket>>();
+
 async function listenAll(cfg: PodProcConfig): Promise<void> {
-  const hosts = cfg.ipv6 ? ['0.0.0.0', '::'] : ['0.0.0.0'];
+  const hosts = cfg.addresses ?? (cfg.ipv6 ? ['0.0.0.0', '::'] : ['0.0.0.0']);
   const waits: Promise<void>[] = [];
   for (const port of cfg.ports) {
     for (const host of hosts) {
+      const v6 = host.includes(':');
       const srv = createServer((s) => {
+        let set = accepted.get(port);
+        if (!set) accepted.set(port, (set = new Set()));
+        set.add(s);
+        s.on('close', () => set.delete(s));
         s.on('error', () => s.destroy());
         s.pipe(s);
       });
       waits.push(
         new Promise((resolve, reject) => {
           srv.once('error', reject);
-          srv.listen({ host, port, ipv6Only: host === '::' }, () => resolve());
+          srv.listen({ host, port, ipv6Only: v6 }, () => resolve());
         }),
       );
-      const udp: UdpSocket = createSocket({ type: host === '::' ? 'udp6' : 'udp4', ipv6Only: host === '::' });
+      const udp: UdpSocket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
       udp.on('message', (msg, rinfo) => udp.send(msg, rinfo.port, rinfo.address));
       waits.push(
         new Promise((resolve, reject) => {
@@ -191,7 +205,13 @@ async function main(): Promise<void> {
         const conn = nextConn++;
         r.sock.on('error', () => undefined);
         conns.set(conn, r.sock);
-        return { id: job.id, ok: true, detail: r.detail, conn };
+        return {
+          id: job.id,
+          ok: true,
+          detail: r.detail,
+          conn,
+          ...(r.sock.localPort !== undefined ? { localPort: r.sock.localPort } : {}),
+        };
       }
       case 'send': {
         const sock = conns.get(job.conn);
@@ -202,6 +222,11 @@ async function main(): Promise<void> {
         conns.get(job.conn)?.destroy();
         conns.delete(job.conn);
         return { id: job.id, ok: true, detail: 'closed' };
+      }
+      case 'push': {
+        const socks = [...(accepted.get(job.port) ?? [])];
+        for (const s of socks) s.write('moat-push\n');
+        return { id: job.id, ok: socks.length > 0, detail: `pushed to ${socks.length} connection(s)` };
       }
     }
   };
