@@ -3,6 +3,7 @@ export type {
   CounterKind,
   CounterMeta,
   DataplaneOptions,
+  GuardReason,
   NftBaseHook,
   NftChain,
   NftCounter,
@@ -11,7 +12,7 @@ export type {
   NftSet,
   Ruleset,
 } from './model.js';
-export { DEFAULT_TABLE } from './model.js';
+export { checkInterfaceGlob, DEFAULT_POD_INTERFACES, DEFAULT_TABLE } from './model.js';
 export { compile, EGRESS_PRIORITY, INGRESS_PRIORITY, NODE_EGRESS_PRIORITY } from './compile.js';
 export { renderNft } from './render.js';
 export type { CommandResult, CommandRunner } from './runner.js';

@@ -101,17 +101,6 @@ interface LabPod {
   attachment?: Attachment;
 }
 
-/** Whether this kernel can open SCTP sockets (the sctp module registers /proc/net/sctp). */
-async function kernelHasSctp(): Promise<boolean> {
-  const { access } = await import('node:fs/promises');
-  try {
-    await access('/proc/net/sctp');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Every port number a pod declares, on any protocol: each pod serves all of them on TCP and UDP. */
 function servedPorts(pods: readonly Pod[]): number[] {
   return [...new Set(pods.flatMap((p) => p.ports.map((c) => c.containerPort)))].sort((a, b) => a - b);

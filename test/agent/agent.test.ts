@@ -478,3 +478,72 @@ test('durations and listen addresses', () => {
   assert.throws(() => parseListenAddress('--a', '9808'), /--a "9808"/);
   assert.throws(() => parseListenAddress('--a', 'h:70000'), /--a/);
 });
+
+test('live pods only: a finished pod with a reused address lends it nothing', async () => {
+  const reused = '10.244.0.20';
+  const h = await harness({}, {}, (s) => {
+    seed(s);
+    s.put(allowWebFrom({ podSelector: { matchLabels: { app: 'client' } } }));
+    // A client pod that ran and failed; its address went to a pod no policy admits.
+    const old = podObj('shop', 'old-client', { labels: { app: 'client' }, ip: reused, nodeName: NODE });
+    s.put({ ...old, status: { ...(old.status as object), phase: 'Failed' } });
+    s.put(podObj('other', 'newcomer', { ip: reused, nodeName: 'n2' }));
+  });
+  try {
+    await h.until(CLIENT, WEB, true, 'the client is admitted');
+    assert.equal(h.reach(reused, WEB), false, "the newcomer does not get the finished client's rules");
+    assert.equal(
+      h.applier.last?.pods.some((p) => p.name === 'old-client'),
+      false,
+    );
+    assert.equal(h.agent.applier.conflicts?.size, 0, 'a finished pod is no conflict');
+  } finally {
+    await h.close();
+  }
+});
+
+test('live pods only: a terminating pod yields its address to the pod that was given it', async () => {
+  const reused = '10.244.0.21';
+  const h = await harness({}, {}, (s) => {
+    seed(s);
+    s.put(allowWebFrom({ podSelector: { matchLabels: { app: 'client' } } }));
+    const old = podObj('shop', 'leaving', { labels: { app: 'client' }, ip: reused, nodeName: NODE });
+    s.put({ ...old, metadata: { ...(old.metadata as object), deletionTimestamp: '2026-12-01T10:00:00Z' } });
+    s.put(podObj('other', 'newcomer', { ip: reused, nodeName: 'n2' }));
+  });
+  try {
+    await h.until(CLIENT, WEB, true, 'the client is admitted');
+    assert.equal(h.reach(reused, WEB), false);
+    assert.equal(h.agent.applier.conflicts?.size, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+test('two live pods with one address: logged, counted, enforced fail-closed', async () => {
+  const shared = '10.244.0.30';
+  const h = await harness({}, {}, (s) => {
+    seed(s);
+    s.put(allowWebFrom({ podSelector: { matchLabels: { app: 'client' } } }));
+  });
+  try {
+    await h.until(CLIENT, WEB, true, 'the client is admitted');
+    // A client and a pod no policy selects claim one address; the kernel cannot tell them apart.
+    h.server.put(podObj('shop', 'twin-client', { labels: { app: 'client' }, ip: shared, nodeName: NODE }));
+    h.server.put(podObj('other', 'twin', { ip: shared, nodeName: NODE }));
+    await waitFor(() => h.agent.applier.conflicts?.has(shared) === true, 'the conflict is noticed');
+    await waitFor(() => !h.reach(shared, WEB), 'the shared address is no client to web');
+    assert.equal(h.reach(shared, CLIENT), false, 'nor may it reach a pod nobody isolates (fail-closed)');
+    assert.equal(h.reach(CLIENT, shared), false, 'nor be reached');
+    assert.equal(h.reach(CLIENT, WEB), true, 'the real client is still admitted');
+    const warn = h.log.lines.find((l) => l.msg.startsWith('address shared by live pods'));
+    assert.deepEqual(warn?.fields, { address: shared, pods: ['other/twin', 'shop/twin-client'] });
+    assert.match(await h.agent.metrics.text(), /^moat_address_conflicts 1$/m);
+    h.server.delete('Pod', 'other', 'twin');
+    await waitFor(() => h.agent.applier.conflicts?.size === 0, 'the conflict is over');
+    await waitFor(() => h.reach(shared, WEB), 'the client twin is a client again');
+    assert.match(await h.agent.metrics.text(), /^moat_address_conflicts 0$/m);
+  } finally {
+    await h.close();
+  }
+});

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { AgentApplier } from '../../src/agent/agent.js';
 import type { Log, LogFields } from '../../src/agent/log.js';
-import { compile, type ApplyResult, type DriftResult, type Ruleset } from '../../src/dataplane/index.js';
+import type { ApplyResult, DriftResult, Ruleset } from '../../src/dataplane/index.js';
+import { IncrementalCompiler } from '../../src/dataplane/compile.js';
 import { simulate } from '../../src/dataplane/simulate.js';
 import type { Snapshot } from '../../src/model/types.js';
 import type { FakeApiServer } from './fake-apiserver.js';
@@ -15,10 +16,17 @@ export class RecordingApplier implements AgentApplier {
   readonly applied: Snapshot[] = [];
   kernelView: Ruleset | undefined;
   removed = 0;
-  constructor(readonly nodeName: string) {}
+  private readonly compiler: IncrementalCompiler;
+  constructor(readonly nodeName: string) {
+    this.compiler = new IncrementalCompiler({ table: 'moat', nodeName });
+  }
+
+  get conflicts(): ReadonlySet<string> {
+    return this.compiler.conflictSet;
+  }
 
   apply(s: Snapshot): Promise<ApplyResult> {
-    const ruleset = compile(s, { table: 'moat', nodeName: this.nodeName });
+    const ruleset = this.compiler.compile(s);
     this.kernelView = ruleset;
     this.applied.push(s);
     return Promise.resolve({ mode: 'full', commands: 1, conntrackDeleted: [], conntrackErrors: [], ruleset });

@@ -5,8 +5,10 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { OnExit } from '../../agent/agent.js';
 import type { LogLevel } from '../../agent/log.js';
 import { parseListenAddress } from '../../agent/server.js';
-import { DEFAULT_TABLE, localRunner, netnsRunner } from '../../dataplane/index.js';
+import { DEFAULT_CNI_RESULTS_DIR } from '../../agent/attachments.js';
+import { DEFAULT_POD_INTERFACES, DEFAULT_TABLE, localRunner, netnsRunner } from '../../dataplane/index.js';
 import { UsageError } from '../../errors.js';
+import { parseInterfaces } from '../io.js';
 
 interface AgentFlags {
   nodeName?: string;
@@ -22,6 +24,8 @@ interface AgentFlags {
   readyTimeout: string;
   conntrackCleanup: boolean;
   policeNodeEgress?: boolean;
+  podInterfaces: string;
+  cniResultsDir: string;
   netns?: string;
 }
 
@@ -98,9 +102,21 @@ export function registerAgent(program: Command): void {
     .option('--ready-timeout <duration>', 'not ready once applies have failed for this long', '60s')
     .option('--no-conntrack-cleanup', 'do not delete conntrack entries of flows a change may deny')
     .option('--police-node-egress', 'police pod -> own node traffic (egress) instead of always allowing it')
+    .option(
+      '--pod-interfaces <globs>',
+      'host-side pod interfaces, comma-separated names or prefix globs: every packet from one must carry ' +
+        'its pod\'s address ("" turns the source check off)',
+      DEFAULT_POD_INTERFACES.join(','),
+    )
+    .option(
+      '--cni-results-dir <dir>',
+      'the container runtime\'s CNI result cache: which bridge port is which pod ("": not read)',
+      DEFAULT_CNI_RESULTS_DIR,
+    )
     .addOption(new Option('--netns <name>', 'run nft in this network namespace (labs and tests)').hideHelp())
     .action(async (f: AgentFlags) => {
       const nodeName = f.nodeName ?? process.env.NODE_NAME ?? '';
+      const podInterfaces = parseInterfaces('--pod-interfaces', f.podInterfaces);
       if (nodeName === '') throw new UsageError('agent: no node name: give --node-name or set NODE_NAME');
       if (!TABLE_NAME.test(f.table)) {
         throw new UsageError(
@@ -125,6 +141,8 @@ export function registerAgent(program: Command): void {
         readyFailAfterMs: parseDuration('--ready-timeout', f.readyTimeout),
         conntrackCleanup: f.conntrackCleanup,
         policeNodeEgress: f.policeNodeEgress === true,
+        podInterfaces,
+        cniResultsDir: f.cniResultsDir,
         runner: f.netns !== undefined ? netnsRunner(f.netns) : localRunner(),
       });
       const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -1,14 +1,15 @@
 // `moat compile`: print the nftables ruleset moat would load on a node, as one nft script.
 import type { Command } from 'commander';
-import { compile, DEFAULT_TABLE, renderNft } from '../../dataplane/index.js';
+import { compile, DEFAULT_POD_INTERFACES, DEFAULT_TABLE, renderNft } from '../../dataplane/index.js';
 import { UsageError } from '../../errors.js';
-import { loadSnapshot } from '../io.js';
+import { loadSnapshot, parseInterfaces } from '../io.js';
 
 interface CompileFlags {
   file?: string[];
   node?: string;
   table: string;
   policeNodeEgress?: boolean;
+  podInterfaces: string;
 }
 
 /** nft identifiers: a letter or underscore, then letters, digits, '_', '-', '.'; moat keeps them short. */
@@ -24,6 +25,11 @@ export function registerCompile(program: Command): void {
     .option('--node <name>', 'compile for this node (default: every pod is local)')
     .option('--table <name>', 'nft table name (family inet)', DEFAULT_TABLE)
     .option('--police-node-egress', 'police pod -> own-node egress instead of always allowing it')
+    .option(
+      '--pod-interfaces <globs>',
+      'host-side pod interfaces whose packets must carry their pod address ("" turns the check off)',
+      DEFAULT_POD_INTERFACES.join(','),
+    )
     .action(async (flags: CompileFlags) => {
       if (flags.file === undefined || flags.file.length === 0) {
         throw new UsageError('compile: -f PATH is required (a file, a directory, or - for stdin)');
@@ -47,6 +53,7 @@ export function registerCompile(program: Command): void {
         table: flags.table,
         ...(flags.node !== undefined ? { nodeName: flags.node } : {}),
         ...(flags.policeNodeEgress === true ? { policeNodeEgress: true } : {}),
+        podInterfaces: parseInterfaces('--pod-interfaces', flags.podInterfaces),
       });
       process.stdout.write(renderNft(rs));
     });
