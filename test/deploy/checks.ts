@@ -203,14 +203,25 @@ function checkPod(c: Collector, ds: Obj, expectServiceAccount: string | undefine
     `${where} shares no host PID or IPC namespace`,
     at(pod, 'hostPID') !== true && at(pod, 'hostIPC') !== true,
   );
-  // The only host path the agent may touch is the iptables lock (iptables backend only).
-  const hostPaths = objs(at(pod, 'volumes'))
-    .map((v) => at(v, 'hostPath', 'path'))
-    .filter((p) => p !== undefined);
+  // The only host paths the agent may touch: the iptables lock (iptables backend only), and the CNI
+  // result cache, read only (which bridge port is which pod).
+  const volumes = objs(at(pod, 'volumes'));
+  const hostPaths = volumes.map((v) => at(v, 'hostPath', 'path')).filter((p) => p !== undefined);
   c.expect(
-    `${where} mounts no host path but /run/xtables.lock`,
-    hostPaths.every((p) => p === '/run/xtables.lock'),
+    `${where} mounts no host path but /run/xtables.lock and /var/lib/cni/results`,
+    hostPaths.every((p) => p === '/run/xtables.lock' || p === '/var/lib/cni/results'),
     `hostPaths: ${JSON.stringify(hostPaths)}`,
+  );
+  const cniVolumes = new Set(
+    volumes.filter((v) => at(v, 'hostPath', 'path') === '/var/lib/cni/results').map((v) => v['name']),
+  );
+  const cniMounts = objs(at(pod, 'containers'))
+    .flatMap((ct) => objs(ct['volumeMounts']))
+    .filter((m) => cniVolumes.has(m['name']));
+  c.expect(
+    `${where} mounts the CNI result cache read-only`,
+    cniMounts.every((m) => m['readOnly'] === true),
+    JSON.stringify(cniMounts),
   );
 }
 
