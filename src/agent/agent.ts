@@ -4,6 +4,7 @@
 // first apply, which happens only once every watched resource has been listed.
 import type { KubeConfig } from '@kubernetes/client-node';
 import {
+  DEFAULT_POD_INTERFACES,
   DEFAULT_TABLE,
   localRunner,
   NftApplier,
@@ -13,6 +14,7 @@ import {
 import { addressConflicts } from '../model/conflicts.js';
 import type { Snapshot } from '../model/types.js';
 import { CniAttachments, DEFAULT_CNI_RESULTS_DIR, withAttachments } from './attachments.js';
+import { parseIpRoutes, unguardedPods, type Unguarded } from './guard-check.js';
 import { K8sSource, RESOURCES } from './k8s-source.js';
 import { errorField, silentLog, type Log } from './log.js';
 import { AgentMetrics, readNftCounters } from './metrics.js';
@@ -92,10 +94,15 @@ export class Agent {
   private stopping: Promise<void> | undefined;
   private readonly attachments: CniAttachments | undefined;
   private conflicts: ReadonlySet<string> = new Set();
+  private readonly runner: CommandRunner;
+  private unguarded = new Map<string, Unguarded>();
+  private guardTimer: NodeJS.Timeout | undefined;
+  private guardCheck: Promise<void> | undefined;
 
   private constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? silentLog;
     const runner = opts.runner ?? localRunner();
+    this.runner = runner;
     const table = opts.table ?? DEFAULT_TABLE;
     this.applier =
       opts.applier ??
@@ -128,6 +135,7 @@ export class Agent {
       invalid: () =>
         Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),
       conflicts: () => this.conflicts.size,
+      unguarded: () => this.unguarded.size,
       attachments: () => this.attachments?.current.length,
     });
     this.reconciler = new Reconciler({
@@ -236,11 +244,56 @@ export class Agent {
     };
     this.inFlightEventAt = undefined;
     this.noteConflicts(a.snapshot);
+    this.scheduleGuardCheck(a.snapshot);
     if (a.generation === 1) this.log.info('first sync: table replaced atomically', fields);
     else if (a.result.mode === 'none') this.log.debug('in sync', fields);
     else this.log.info('applied', fields);
     for (const e of a.result.conntrackErrors) this.log.warn('conntrack cleanup failed', { error: e });
     this.opts.onApplied?.(a);
+  }
+
+  /**
+   * Soon after an apply, checks that every local pod is behind an interface the source check
+   * covers (guard-check.ts), and says so when one is not: a glob that misses the CNI's interfaces
+   * must not be a silently open door.
+   */
+  private scheduleGuardCheck(s: Snapshot): void {
+    const globs = this.opts.podInterfaces ?? DEFAULT_POD_INTERFACES;
+    if (globs.length === 0 || this.guardTimer !== undefined) return;
+    this.guardTimer = setTimeout(() => {
+      this.guardTimer = undefined;
+      this.guardCheck = this.checkGuards(this.reconciler.lastApplied ?? s, globs).finally(
+        () => (this.guardCheck = undefined),
+      );
+    }, 1000);
+    this.guardTimer.unref();
+  }
+
+  private async checkGuards(s: Snapshot, globs: readonly string[]): Promise<void> {
+    const routes = [];
+    for (const fam of ['-4', '-6']) {
+      const r = await this.runner.run(['ip', fam, '-j', 'route', 'show', 'table', 'main']);
+      if (r.code !== 0) return; // no routes to judge by: say nothing rather than something wrong
+      routes.push(...parseIpRoutes(r.stdout));
+    }
+    const now = new Map(
+      unguardedPods(s, this.opts.nodeName, routes, globs).map((u) => [`${u.pod} ${u.ip}`, u]),
+    );
+    for (const [k, u] of now) {
+      if (this.unguarded.has(k)) continue;
+      this.log.warn('pod address not covered by the source check: the pod could send as anyone', {
+        pod: u.pod,
+        address: u.ip,
+        interface: u.dev,
+        podInterfaces: globs.join(','),
+        hint: 'set --pod-interfaces to the CNI host-side interfaces; on a bridge, mount the CNI result cache',
+      });
+    }
+    for (const [k, u] of this.unguarded) {
+      if (!now.has(k))
+        this.log.info('pod address covered by the source check', { pod: u.pod, address: u.ip });
+    }
+    this.unguarded = now;
   }
 
   /** Logs each address that two live pods came to share, once, with the pods (fail-closed). */
@@ -324,6 +377,8 @@ export class Agent {
       const onExit = this.opts.onExit ?? 'keep';
       this.log.info('stopping', { onExit });
       await this.reconciler.stop();
+      if (this.guardTimer) clearTimeout(this.guardTimer);
+      await this.guardCheck;
       if (onExit === 'remove') {
         try {
           await this.applier.remove();

@@ -123,6 +123,8 @@ export interface MetricsSources {
   readonly invalid: () => Readonly<Record<string, number>>;
   /** Addresses that more than one live pod claims (enforced fail-closed). */
   readonly conflicts?: () => number;
+  /** Local pod addresses the source check does not cover (guard-check.ts). */
+  readonly unguarded?: () => number;
   /** Pod attachments read from the CNI result cache; undefined when not read. */
   readonly attachments?: () => number | undefined;
 }
@@ -233,6 +235,14 @@ export class AgentMetrics {
       registers,
       collect() {
         this.set(src.conflicts?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'moat_unguarded_pod_addresses',
+      help: 'Addresses of local pods behind an interface the source check does not cover (see --pod-interfaces)',
+      registers,
+      collect() {
+        this.set(src.unguarded?.() ?? 0);
       },
     });
     new Gauge({

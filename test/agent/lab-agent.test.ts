@@ -11,9 +11,10 @@ import { Lab } from '../../src/lab/lab.js';
 import { cport, ns, pod, snapshot } from '../../src/model/build.js';
 import { needsRoot, uniquePrefix } from '../e2e/lab-util.js';
 import { FakeApiServer, nodeObj, nsObj, podObj, policyObj, type Obj } from './fake-apiserver.js';
-import { kubeconfigFor, passes, sleep, waitFor } from './util.js';
+import { kubeconfigFor, MemoryLog, passes, sleep, waitFor } from './util.js';
 import { kernelDiff } from '../support/kernel.js';
 import { labAgentArgs } from '../support/agent.js';
+import { LAB_POD_INTERFACES } from '../../src/lab/plan.js';
 
 const WEB = '10.244.0.10';
 const CLIENT = '10.244.0.11';
@@ -73,6 +74,8 @@ test(
         driftIntervalMs: 0,
         retryMs: 50,
         metricsAddr: { host: '127.0.0.1', port: 0 },
+        podInterfaces: LAB_POD_INTERFACES,
+        cniResultsDir: lab.cniResultsDir(0),
       });
       const a = agent;
       const sim = (s: string, d: string) => passes(a.applier.kernelView, s, d, 80);
@@ -142,6 +145,58 @@ test(
       };
       assert.ok(value('moat_policy_allowed_packets_total') > 0, 'allowed packets counted');
       assert.ok(value('moat_policy_dropped_packets_total') > 0, 'dropped packets counted');
+      // Every lab pod is behind a covered interface, and the guard counters are exported.
+      assert.match(
+        text,
+        /^moat_guard_dropped_packets_total\{reason="spoofed",family="ipv4",table="inet"\} \d+$/m,
+      );
+      assert.match(
+        text,
+        /^moat_guard_dropped_packets_total\{reason="spoofed",family="arp",table="bridge"\} \d+$/m,
+      );
+      let unguarded = -1;
+      for (let i = 0; i < 60 && unguarded !== 0; i++) {
+        const t2 = await (await fetch(`http://127.0.0.1:${m.port}/metrics`)).text();
+        unguarded = Number(/^moat_unguarded_pod_addresses (\d+)$/m.exec(t2)?.[1] ?? -1);
+        if (unguarded !== 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(unguarded, 0, 'no local pod escapes the source check');
+    } finally {
+      await agent?.stop();
+      await server.stop();
+      await kc.done();
+      await lab.destroy();
+    }
+  },
+);
+
+test(
+  'agent on a lab node: a --pod-interfaces glob that misses the pods is reported',
+  { skip: needsRoot },
+  async () => {
+    const lab = await buildLab();
+    const server = await FakeApiServer.start();
+    const kc = await kubeconfigFor(server);
+    const log = new MemoryLog();
+    let agent: Agent | undefined;
+    try {
+      seed(server, lab);
+      agent = await Agent.start({
+        kubeConfig: kc.kc,
+        nodeName: lab.nodeName,
+        runner: netnsRunner(lab.nodeNetns),
+        driftIntervalMs: 0,
+        log,
+        podInterfaces: ['veth*'], // the lab's are moatv*
+        cniResultsDir: lab.cniResultsDir(0),
+      });
+      await waitFor(
+        () => log.lines.some((l) => l.msg.startsWith('pod address not covered by the source check')),
+        'the uncovered pods are reported',
+        8000,
+      );
+      const line = log.lines.find((l) => l.msg.startsWith('pod address not covered'))!;
+      assert.match(String(line.fields.interface), /^moatv\d+$/);
     } finally {
       await agent?.stop();
       await server.stop();

@@ -1,6 +1,7 @@
 // Test support: the command line of a `moat agent` child process enforcing a lab node.
 import { fileURLToPath } from 'node:url';
 import type { Lab } from '../../src/lab/lab.js';
+import { LAB_POD_INTERFACES } from '../../src/lab/plan.js';
 
 const BIN = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
 
@@ -21,6 +22,11 @@ export function labAgentArgs(kubeconfig: string, lab: Lab, extra: readonly strin
     '127.0.0.1:0',
     '--drift-interval',
     '0',
+    // The lab's pod interfaces, and the CNI result cache the lab writes for this node.
+    '--pod-interfaces',
+    LAB_POD_INTERFACES.join(','),
+    '--cni-results-dir',
+    lab.cniResultsDir(0),
     ...extra,
   ];
 }
