@@ -8,6 +8,7 @@ import { compareMatrices, formatDisagreement } from '../../src/lab/compare.js';
 import { LabAgents, staticSource } from '../../src/lab/enforce.js';
 import { run } from '../../src/lab/exec.js';
 import { cleanupLabs, Lab, listLabNetns } from '../../src/lab/lab.js';
+import { LAB_NETWORKS, type LabNetwork } from '../../src/lab/plan.js';
 import { cport, netpol, ns, pod, podPeer, pport, rule, sel, snapshot } from '../../src/model/build.js';
 import type { NetworkPolicy, Protocol, Snapshot } from '../../src/model/types.js';
 import { needsRoot, uniquePrefix } from './lab-util.js';
@@ -119,8 +120,14 @@ const CASES: { name: string; policies: NetworkPolicy[]; cells: Cell[] }[] = [
 async function withTwoNodes(
   policies: NetworkPolicy[],
   body: (lab: Lab, agents: LabAgents) => Promise<void>,
+  network: LabNetwork = 'routed',
 ): Promise<void> {
-  const lab = await Lab.create(cluster(policies), { prefix: uniquePrefix(), nodes: 2, probeTimeoutMs: 700 });
+  const lab = await Lab.create(cluster(policies), {
+    prefix: uniquePrefix(),
+    nodes: 2,
+    probeTimeoutMs: 700,
+    network,
+  });
   const errors: string[] = [];
   const agents = new LabAgents(lab, {
     coalesceMs: 0,
@@ -137,56 +144,61 @@ async function withTwoNodes(
   }
 }
 
-test(
-  'lab, 2 nodes: placement, and every cell equals the evaluator for cross-node policies',
-  { skip: needsRoot },
-  async () => {
-    await withTwoNodes([], async (lab, agents) => {
-      assert.deepEqual(
-        lab.nodes.map((n) => n.name),
-        [N1, N2],
-      );
-      assert.deepEqual(
-        lab.plan.nodes.map((n) => n.podCIDRs),
-        [['10.244.0.0/24'], ['10.244.1.0/24']],
-      );
-      // Every Node object is in the snapshot, and every pod runs on the node the rules pick.
-      assert.deepEqual(
-        lab.snapshot.nodes.map((n) => n.name),
-        [N1, N2],
-      );
-      for (const p of lab.snapshot.pods) {
-        const key = `${p.namespace}/${p.name}`;
-        assert.equal(p.nodeName, PLACEMENT[key], `${key} placed`);
-        assert.equal(lab.podNode(key)?.name, p.nodeName);
-      }
-      assert.deepEqual(lab.snapshot.pods.find((p) => p.name === 'db')?.ips, ['10.244.1.50']);
-      // Each agent enforces for its own node, in its own namespace.
-      assert.deepEqual(
-        agents.agents.map((a) => [a.node, a.netns]),
-        lab.nodes.map((n) => [n.name, n.netns]),
-      );
-
-      for (const c of CASES) {
-        agents.submit(cluster(c.policies));
-        await agents.idle();
-        const observed = await lab.probeMatrix();
-        const expected = matrixToJson(computeMatrix(lab.snapshot));
-        const cmp = compareMatrices(observed.json, expected);
-        assert.deepEqual(cmp.disagreements.map(formatDisagreement), [], c.name);
-        assert.equal(cmp.cells, 50, `${c.name}: 5 x 5 pods x TCP, UDP`);
-        for (const cell of c.cells) {
-          const probe = observed.json.probes.find((p) => p.protocol === cell.protocol && p.port === 80);
-          assert.equal(
-            probe?.allowed[cell.from]?.[cell.to],
-            cell.allowed,
-            `${c.name}: ${cell.protocol} ${cell.from} -> ${cell.to}`,
+for (const network of LAB_NETWORKS)
+  test(
+    `lab, 2 nodes (${network}): placement, and every cell equals the evaluator for cross-node policies`,
+    { skip: needsRoot },
+    async () => {
+      await withTwoNodes(
+        [],
+        async (lab, agents) => {
+          assert.deepEqual(
+            lab.nodes.map((n) => n.name),
+            [N1, N2],
           );
-        }
-      }
-    });
-  },
-);
+          assert.deepEqual(
+            lab.plan.nodes.map((n) => n.podCIDRs),
+            [['10.244.0.0/24'], ['10.244.1.0/24']],
+          );
+          // Every Node object is in the snapshot, and every pod runs on the node the rules pick.
+          assert.deepEqual(
+            lab.snapshot.nodes.map((n) => n.name),
+            [N1, N2],
+          );
+          for (const p of lab.snapshot.pods) {
+            const key = `${p.namespace}/${p.name}`;
+            assert.equal(p.nodeName, PLACEMENT[key], `${key} placed`);
+            assert.equal(lab.podNode(key)?.name, p.nodeName);
+          }
+          assert.deepEqual(lab.snapshot.pods.find((p) => p.name === 'db')?.ips, ['10.244.1.50']);
+          // Each agent enforces for its own node, in its own namespace.
+          assert.deepEqual(
+            agents.agents.map((a) => [a.node, a.netns]),
+            lab.nodes.map((n) => [n.name, n.netns]),
+          );
+
+          for (const c of CASES) {
+            agents.submit(cluster(c.policies));
+            await agents.idle();
+            const observed = await lab.probeMatrix();
+            const expected = matrixToJson(computeMatrix(lab.snapshot));
+            const cmp = compareMatrices(observed.json, expected);
+            assert.deepEqual(cmp.disagreements.map(formatDisagreement), [], c.name);
+            assert.equal(cmp.cells, 50, `${c.name}: 5 x 5 pods x TCP, UDP`);
+            for (const cell of c.cells) {
+              const probe = observed.json.probes.find((p) => p.protocol === cell.protocol && p.port === 80);
+              assert.equal(
+                probe?.allowed[cell.from]?.[cell.to],
+                cell.allowed,
+                `${c.name}: ${cell.protocol} ${cell.from} -> ${cell.to}`,
+              );
+            }
+          }
+        },
+        network,
+      );
+    },
+  );
 
 test(
   'lab, 2 nodes: egress is enforced by the source node only, ingress by the destination node only',

@@ -9,13 +9,21 @@ import { MoatError, UsageError } from '../../errors.js';
 import { compareMatrices, formatDisagreement } from '../../lab/compare.js';
 import { LabAgents, staticSource } from '../../lab/enforce.js';
 import { cleanupLabs, Lab, type LabOptions, type ObservedMatrix } from '../../lab/lab.js';
-import { DEFAULT_NODE_NAME, DEFAULT_POD_CIDRS, DEFAULT_PREFIX, MAX_NODES } from '../../lab/plan.js';
+import {
+  DEFAULT_NODE_NAME,
+  DEFAULT_POD_CIDRS,
+  DEFAULT_PREFIX,
+  LAB_NETWORKS,
+  MAX_NODES,
+  type LabNetwork,
+} from '../../lab/plan.js';
 import type { Snapshot } from '../../model/types.js';
 import { loadSnapshot } from '../io.js';
 
 interface CommonFlags {
   nodeName: string;
   nodes: string;
+  network: string;
   podCidr?: string[];
   table: string;
   prefix: string;
@@ -58,10 +66,14 @@ function labOptions(cmd: string, f: CommonFlags): LabOptions {
   }
   const nodes = positiveInt('--nodes', f.nodes);
   if (nodes > MAX_NODES) throw new UsageError(`lab ${cmd}: --nodes ${nodes}: at most ${MAX_NODES}`);
+  if (!(LAB_NETWORKS as readonly string[]).includes(f.network)) {
+    throw new UsageError(`lab ${cmd}: --network "${f.network}": must be one of ${LAB_NETWORKS.join(', ')}`);
+  }
   return {
     prefix: f.prefix,
     nodeName: f.nodeName,
     nodes,
+    network: f.network as LabNetwork,
     podCidrs: f.podCidr ?? DEFAULT_POD_CIDRS,
     probeTimeoutMs: positiveInt('--timeout', f.timeout),
     log: err,
@@ -85,6 +97,12 @@ function common(cmd: Command): Command {
       '--pod-cidr <cidr...>',
       `CIDRs for pods without status.podIPs (one per family; default ${DEFAULT_POD_CIDRS.join(', ')}); ` +
         'with --nodes N each node gets a slice (10.244.0.0/24, 10.244.1.0/24, ...)',
+    )
+    .option(
+      '--network <kind>',
+      'pod network of each node: routed (a veth and a route per pod: kindnet, ptp, Calico) or ' +
+        "bridge (every pod a port of one bridge with br_netfilter: flannel's cni0)",
+      'routed',
     )
     .option('--table <name>', 'nft table name in each node namespace', DEFAULT_TABLE)
     .option('--prefix <prefix>', 'network namespace name prefix (must start with "moat")', DEFAULT_PREFIX)
@@ -115,9 +133,9 @@ function describeApply(a: Applied, node?: string): string {
 /** "3 pod(s) on node X" or "5 pod(s) on 2 nodes (X: 3, Y: 2)". */
 function describeLab(l: Lab): string {
   const pods = l.snapshot.pods;
-  if (l.nodes.length === 1) return `${pods.length} pod(s) on node ${l.nodeName}`;
+  if (l.nodes.length === 1) return `${pods.length} pod(s) on node ${l.nodeName} (${l.network} pod network)`;
   const per = l.nodes.map((n) => `${n.name}: ${pods.filter((p) => p.nodeName === n.name).length}`);
-  return `${pods.length} pod(s) on ${l.nodes.length} nodes (${per.join(', ')})`;
+  return `${pods.length} pod(s) on ${l.nodes.length} nodes (${per.join(', ')}; ${l.network} pod network)`;
 }
 
 /** Runs `body` with the lab, tearing it down on return, on error and on Ctrl-C / SIGTERM. */
