@@ -2,7 +2,7 @@
 # Renders every way of deploying moat (kustomize overlays, the Helm chart, the flannel sidecar
 # patch), lints the chart, validates every object against the Kubernetes OpenAPI schemas offline,
 # and asserts the agent's security properties. Idempotent: tools and schemas are cached in
-# $MOAT_CACHE (default REPO/.cache) and reused. Prints "deploy: N passed, M failed"; exits 1 on failure.
+# $MOAT_CACHE (default ~/.cache/moat, shared by every clone on the machine) and reused. Prints "deploy: N passed, M failed"; exits 1 on failure.
 #
 # Offline schemas: kubeconform fetches its schemas from GitHub at run time, which CI cannot reach.
 # Instead the swagger.json that ships in the k8s.io/kubernetes Go module (api/openapi-spec) comes
@@ -17,7 +17,7 @@ HELM_VERSION=v3.22.0             # helm.sh/helm/v3
 KUBECONFORM_VERSION=v0.8.0       # github.com/yannh/kubeconform
 KUSTOMIZE_VERSION=v5.5.0         # sigs.k8s.io/kustomize/kustomize/v5, only if there is no kubectl
 K8S_VERSIONS=(1.30.14 1.37.2)    # the chart's kubeVersion floor, and the newest release
-CACHE=${MOAT_CACHE:-$REPO/.cache}
+CACHE=${MOAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/moat}
 BIN=$CACHE/bin
 export GOBIN=$BIN GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds a pinned kube-apiserver and etcd from the Go module proxy into
-# $REPO/.cache/k8s/<K8S_VERSION>/bin, reusing them when already built.
+# ~/.cache/moat/k8s/<K8S_VERSION>/bin (shared by every clone on the machine), reusing them when
+# already built.
 # Usage: bash test/k8s/build.sh [--force]
 set -euo pipefail
 
@@ -9,7 +10,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=test/k8s/versions.env
 . "$HERE/versions.env"
 
-CACHE="${MOAT_K8S_CACHE:-$REPO/.cache/k8s}/$K8S_VERSION"
+CACHE="${MOAT_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/moat/k8s}/$K8S_VERSION"
 BIN="$CACHE/bin"
 WORK="$CACHE/work"
 STAMP="$BIN/.stamp"

@@ -5,6 +5,7 @@
 
 import { execFile, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -61,7 +62,8 @@ function layout(): Layout {
       const versions = parseEnv(readFileSync(join(scripts, 'versions.env'), 'utf8'));
       const k8sVersion = versions.K8S_VERSION;
       if (k8sVersion === undefined) throw new Error(`${scripts}/versions.env: no K8S_VERSION`);
-      const cache = process.env.MOAT_K8S_CACHE ?? join(dir, '.cache', 'k8s');
+      const home = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
+      const cache = process.env.MOAT_K8S_CACHE ?? join(home, 'moat', 'k8s');
       const bin = process.env.MOAT_K8S_BIN ?? join(cache, k8sVersion, 'bin');
       return { scripts, bin, k8sVersion };
     }

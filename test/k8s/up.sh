@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=test/k8s/versions.env
 . "$HERE/versions.env"
-BIN="${MOAT_K8S_BIN:-${MOAT_K8S_CACHE:-$REPO/.cache/k8s}/$K8S_VERSION/bin}"
+BIN="${MOAT_K8S_BIN:-${MOAT_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/moat/k8s}/$K8S_VERSION/bin}"
 
 for b in kube-apiserver etcd; do
   if [[ ! -x "$BIN/$b" ]]; then
