@@ -41,6 +41,7 @@ test('a bridge plugin result: the veth and the bridge, both families, the pod', 
   assert.deepEqual(parseCniResult(bridgeResult('veth1a2b3c4d', '10.244.1.5'), 'f'), {
     interfaces: ['cni0', 'veth1a2b3c4d'],
     ips: ['10.244.1.5', 'fd00:10:244:1::5'],
+    mac: 'aa:bb:cc:00:00:03',
     pod: 'shop/web-1',
     source: 'f',
   });

@@ -35,10 +35,17 @@ export function parseCniResult(text: string, source: string): Attachment | strin
   const result = record(top.result);
   if (result === undefined) return `${source}: no result`;
   const interfaces: string[] = [];
+  let mac: string | undefined;
   for (const i of Array.isArray(result.interfaces) ? (result.interfaces as unknown[]) : []) {
     const r = record(i);
     if (r === undefined || typeof r.name !== 'string' || r.name === '') continue;
-    if (typeof r.sandbox === 'string' && r.sandbox !== '') continue; // the pod's side
+    if (typeof r.sandbox === 'string' && r.sandbox !== '') {
+      // The pod's side: its MAC is what the pod's frames must carry.
+      if (mac === undefined && typeof r.mac === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(r.mac)) {
+        mac = r.mac.toLowerCase();
+      }
+      continue;
+    }
     if (!interfaces.includes(r.name)) interfaces.push(r.name);
   }
   const ips: string[] = [];
@@ -61,6 +68,7 @@ export function parseCniResult(text: string, source: string): Attachment | strin
   return {
     interfaces,
     ips,
+    ...(mac !== undefined ? { mac } : {}),
     ...(ns !== undefined && name !== undefined ? { pod: `${ns}/${name}` } : {}),
     source,
   };
@@ -178,7 +186,7 @@ export class CniAttachments {
       }
       out.push(a);
     }
-    const key = JSON.stringify(out.map((a) => [a.interfaces, a.ips, a.pod ?? '']));
+    const key = JSON.stringify(out.map((a) => [a.interfaces, a.ips, a.mac ?? '', a.pod ?? '']));
     if (key === this.key || this.stopped) return;
     this.key = key;
     this.list = out;

@@ -60,15 +60,15 @@ test('onDequeue sees the snapshot an apply takes, before it runs; onApplied repo
     applier,
     coalesceMs: 5,
     driftIntervalMs: 0,
-    onDequeue: (s) => events.push(`dequeue ${s.pods.length} (applied ${applier.applied.length})`),
+    onDequeue: (s) => events.push(`dequeue ${s.pods[0]!.name} (applied ${applier.applied.length})`),
     onApplied: (a) => {
-      events.push(`applied ${a.snapshot.pods.length}`);
+      events.push(`applied ${a.snapshot.pods[0]!.name}`);
     },
   });
   r.submit(snap(1));
   r.submit(snap(2));
   await r.idle();
-  assert.deepEqual(events, ['dequeue 2 (applied 0)', 'applied 2']);
+  assert.deepEqual(events, ['dequeue p2 (applied 0)', 'applied p2']);
   await r.stop();
 });
 

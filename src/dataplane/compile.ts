@@ -562,7 +562,16 @@ function bridgeRuleset(
   prev: Ruleset | undefined,
 ): Ruleset {
   const binds: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+  const macs = new Set<string>();
+  const macPorts = new Set<string>();
   for (const a of attachments ?? []) {
+    if (a.mac !== undefined && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(a.mac)) {
+      for (const i of a.interfaces) {
+        if (!/^[^"\\\s]{1,15}$/.test(i)) continue;
+        macPorts.add(ifaceLit(i));
+        macs.add(`${ifaceLit(i)} . ${a.mac}`);
+      }
+    }
     for (const ip of a.ips) {
       const c = canonicalIP(ip);
       if (!c) continue;
@@ -571,23 +580,42 @@ function bridgeRuleset(
       }
     }
   }
-  const sets: NftSet[] = ([4, 6] as const).map((f) => ({
-    name: `bind_${FAM[f].sfx}`,
-    type: `ifname . ${FAM[f].addr}`,
-    flags: [],
-    elements: [...binds[f]].sort(cmp).map((key) => ({ key })),
-    comment: 'pod port . pod address, from the CNI result',
-  }));
-  const counters: NftCounter[] = (['v4', 'v6', 'arp', 'other'] as const).map((f) => ({
+  const sets: NftSet[] = [
+    {
+      name: 'bind_mac',
+      type: 'ifname . ether_addr',
+      flags: [],
+      elements: [...macs].sort(cmp).map((key) => ({ key })),
+      comment: 'pod port . pod MAC, from the CNI result',
+    },
+    ...([4, 6] as const).map((f) => ({
+      name: `bind_${FAM[f].sfx}`,
+      type: `ifname . ${FAM[f].addr}`,
+      flags: [],
+      elements: [...binds[f]].sort(cmp).map((key) => ({ key })),
+      comment: 'pod port . pod address, from the CNI result',
+    })),
+    {
+      name: 'mac_ports',
+      type: 'ifname',
+      flags: [],
+      elements: [...macPorts].sort(cmp).map((key) => ({ key })),
+      comment: 'pod ports whose pod MAC the CNI result records',
+    },
+  ];
+  const counters: NftCounter[] = (['arp', 'mac', 'other', 'v4', 'v6'] as const).map((f) => ({
     name: `spoofed_${f}`,
     meta: {
       kind: 'guard',
       guard: 'spoofed',
       direction: 'egress',
-      family: f === 'v4' ? 'ipv4' : f === 'v6' ? 'ipv6' : f,
+      family: f === 'v4' ? 'ipv4' : f === 'v6' ? 'ipv6' : f === 'mac' ? 'ether' : f,
     },
   }));
   const port = [
+    // The pod's own MAC only (where known): another pod's would teach the bridge to send that
+    // pod's frames here (forwarding database poisoning).
+    'iifname @mac_ports iifname . ether saddr != @bind_mac counter name spoofed_mac drop',
     'ether type ip iifname . ip saddr @bind_v4 return',
     'ether type ip counter name spoofed_v4 drop',
     // ARP from the pod's own address, or an ARP probe (RFC 5227: sender 0.0.0.0).

@@ -50,7 +50,7 @@ export interface CounterMeta {
   /** guard counters: what was dropped before any policy (see GuardReason). */
   readonly guard?: GuardReason;
   /** guard counters: the address family or frame type. */
-  readonly family?: 'ipv4' | 'ipv6' | 'arp' | 'other';
+  readonly family?: 'ipv4' | 'ipv6' | 'arp' | 'ether' | 'other';
 }
 
 /**

@@ -529,7 +529,7 @@ export class Lab {
         cniVersion: '1.0.0',
         interfaces: [
           ...interfaces.map((name) => ({ name })),
-          { name: 'eth0', sandbox: `/var/run/netns/${lp.netns}` },
+          { name: 'eth0', mac: podMac(lp.slot), sandbox: `/var/run/netns/${lp.netns}` },
         ],
         ips: ips.map((address) => ({ address, interface: interfaces.length })),
       },
@@ -541,6 +541,7 @@ export class Lab {
     lp.attachment = {
       interfaces,
       ips: lp.pod.ips.map((ip) => formatAddress(parseIP(ip)!)),
+      mac: podMac(lp.slot),
       pod: lp.key,
       source: join(dir, name),
     };
@@ -554,7 +555,10 @@ export class Lab {
     // Both veth ends are created from inside the node namespace: no link ever exists in the host's.
     await ipBatch(
       node,
-      pods.map((lp) => `link add ${nodeLink(lp.slot)} type veth peer name eth0 netns ${lp.netns}`),
+      pods.map(
+        (lp) =>
+          `link add ${nodeLink(lp.slot)} type veth peer name eth0 address ${podMac(lp.slot)} netns ${lp.netns}`,
+      ),
     );
     const nodeLines: string[] = [];
     for (const lp of pods) {
@@ -821,6 +825,12 @@ async function killNetnsPids(netns: string): Promise<number[]> {
     }
   }
   return pids;
+}
+
+/** The MAC of a pod's eth0: fixed per slot (locally administered), so the CNI result can say it. */
+export function podMac(slot: number): string {
+  const h = (n: number) => n.toString(16).padStart(2, '0');
+  return `02:6d:6f:61:${h((slot >> 8) & 0xff)}:${h(slot & 0xff)}`;
 }
 
 /** Network namespaces named PREFIX-* (the default prefix covers every lab, tests' included). */

@@ -126,6 +126,8 @@ export interface Attachment {
   readonly interfaces: readonly string[];
   /** Canonical addresses the attachment carries. */
   readonly ips: readonly string[];
+  /** The MAC address of the pod's side (lower case), when the result records it. */
+  readonly mac?: string;
   /** "ns/name" of the pod, when the runtime recorded it (K8S_POD_NAMESPACE/K8S_POD_NAME). */
   readonly pod?: string;
   /** Where it was read from, for messages. */

@@ -20,9 +20,10 @@ for job in json.loads(sys.argv[1]):
     tag = int(job["tag"])
     port = int(job.get("port", 31337))
     payload = Raw(load=b"moat-attack " + kind.encode())
-    eth = Ether(src=me, dst=mac)
+    # A source MAC other than the pod's own (forwarding database poisoning), when asked.
+    eth = Ether(src=job.get("srcMac", me), dst=mac)
     if kind == "arp":
-        frames.append(eth / ARP(op=2, psrc=src, hwsrc=me, pdst=dst, hwdst=mac))
+        frames.append(eth / ARP(op=2, psrc=src, hwsrc=job.get("srcMac", me), pdst=dst, hwdst=mac))
         continue
     v6 = ":" in dst
     l3 = IPv6(src=src, dst=dst, hlim=int(job.get("hlim", 64))) if v6 else IP(src=src, dst=dst, ttl=64)

@@ -118,6 +118,8 @@ interface Job {
   readonly mac: string;
   readonly tag: number;
   readonly hlim?: number;
+  /** A source MAC other than the pod's own. */
+  readonly srcMac?: string;
 }
 
 /** Sends crafted frames from inside a pod's namespace. */
@@ -494,6 +496,28 @@ for (const network of LAB_NETWORKS) {
     }
 
     if (network === 'bridge') {
+      it("a pod cannot send with another pod's MAC (the bridge would send that pod's frames to it)", async () => {
+        const l = lab!;
+        const victimMac = await macOf(l.podNetns('x/victim')!, 'eth0');
+        // The bridge learns the victim's MAC on the victim's port from the victim's own traffic.
+        await l.probe('x/victim', 'x/friend', PORT, 'UDP');
+        await send(l.podNetns('x/attacker')!, [
+          {
+            kind: 'udp',
+            src: addrOf(l, 'x/attacker', 4),
+            dst: addrOf(l, 'x/sink', 4),
+            mac: await macOf(l.podNetns('x/sink')!, 'eth0'),
+            srcMac: victimMac,
+            tag: 42000,
+          },
+        ]);
+        const { stdout } = await run(['bridge', '-n', l.nodeNetns, '-j', 'fdb', 'show', 'br', POD_BRIDGE]);
+        const ports = (JSON.parse(stdout) as { mac: string; ifname: string }[])
+          .filter((e) => e.mac === victimMac)
+          .map((e) => e.ifname);
+        assert.deepEqual(ports, [l.podLink('x/victim')], `the bridge's port for ${victimMac}`);
+      });
+
       it("IPv4: a pod cannot claim another pod's address in ARP", async () => {
         const l = lab!;
         const victim = addrOf(l, 'x/victim', 4);
