@@ -112,6 +112,20 @@ const cases: { name: string; s: Snapshot; classes?: number }[] = [
       ],
     }),
   },
+  {
+    name: 'twins, one at an address another live pod shares: its class is its own (fail-closed)',
+    s: snapshot({
+      namespaces,
+      pods: [
+        twin('a', '10.0.0.1'),
+        twin('b', '10.0.0.2'),
+        twin('c', '10.0.0.3'),
+        pod('y', 'd', { labels: { app: 'w' }, ips: ['10.0.0.3'], ports: [cport(80, 'TCP', 'web')] }),
+      ],
+      policies: [netpol('x', 'web', { ingress: [rule([podPeer(sel({ app: 'w' }))], [pport('http')])] })],
+    }),
+    classes: 3,
+  },
 ];
 
 for (const c of cases) {

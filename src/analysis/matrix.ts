@@ -15,7 +15,8 @@
 //
 // Address family: the flow between two pods uses the evaluator's default, the family of the
 // source's first IP (IPv4 for IPv4-only and for dual-stack pods listed IPv4 first).
-import { parseIP, type Address } from '../model/cidr.js';
+import { formatAddress, parseIP, type Address } from '../model/cidr.js';
+import { conflictedAddresses } from '../model/conflicts.js';
 import { selectorKey } from '../model/selector.js';
 import type { Peer, Pod, Protocol, Snapshot } from '../model/types.js';
 import { PROTOCOLS, podKey } from '../model/types.js';
@@ -131,6 +132,10 @@ function distinctPeers(snapshot: Snapshot): { namespace: string; peer: Peer }[] 
 export function classKeys(snapshot: Snapshot, pods: readonly Pod[]): string[] {
   const index = indexOf(snapshot);
   const peers = distinctPeers(snapshot);
+  // A pod at an address another live pod shares is judged fail-closed (per family).
+  const shared = conflictedAddresses(snapshot);
+  const isShared = (a: Address | undefined): string =>
+    a !== undefined && shared.has(formatAddress(a)) ? 'S' : '-';
   const bits = (p: Pod, addr: Address | undefined, kind: Peer['kind']): string => {
     let out = '';
     for (const { namespace, peer } of peers) {
@@ -156,6 +161,7 @@ export function classKeys(snapshot: Snapshot, pods: readonly Pod[]): string[] {
       bits(p, undefined, 'selector'),
       bits(p, addressOf(p, 4), 'ipBlock'),
       bits(p, addressOf(p, 6), 'ipBlock'),
+      shared.size === 0 ? '' : `${isShared(addressOf(p, 4))}${isShared(addressOf(p, 6))}`,
     ].join('\u0000');
   });
 }
