@@ -289,6 +289,9 @@ test('live pods only: finished pods are left out, a terminating pod yields a reu
     'live.yaml',
   );
   assert.deepEqual(res.problems, []);
+  assert.deepEqual(res.notes, [
+    'left out 2 pods in phase Succeeded or Failed (not live: no policy applies to them)',
+  ]);
   assert.deepEqual(
     res.snapshot.pods.map((x) => [x.name, x.ips]),
     [

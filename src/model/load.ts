@@ -221,6 +221,12 @@ class Loader {
         `skipped ${total} ${total === 1 ? 'object' : 'objects'} of ${kinds.length === 1 ? 'kind' : 'kinds'} ${kinds.join(', ')} (not used by moat)`,
       );
     }
+    const finished = this.collector.pods.filter((e) => e.finished).length;
+    if (finished > 0) {
+      notes.push(
+        `left out ${finished} ${finished === 1 ? 'pod' : 'pods'} in phase Succeeded or Failed (not live: no policy applies to ${finished === 1 ? 'it' : 'them'})`,
+      );
+    }
     const snapshot = assembleSnapshot(this.collector);
     return { snapshot, problems: sortByLine([...this.problems, ...conflictProblems(snapshot)]), notes };
   }
