@@ -11,7 +11,7 @@
 // SYN retransmissions (1 s stalls: the reason earlier figures were noise) are counted per round;
 // the server's accept queue is deep (backlog 4096, somaxconn and tcp_max_syn_backlog raised in the
 // bench's own namespaces only: they are per-netns sysctls).
-//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8]
+//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8] [A=baseline|noguard]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -170,6 +170,15 @@ async function main(): Promise<void> {
   // source check (a fib lookup in prerouting), established ones included.
   const rs = compile(snap, { table: TABLE, nodeName: 'node-0', podInterfaces: ['moat*'] });
   const moatScript = renderNft(rs);
+  // A: only the conntrack rules (default), or `noguard`: moat's whole ruleset without the source
+  // check, so that B/A is the source check's own cost.
+  const variant = process.argv[5] ?? 'baseline';
+  if (variant !== 'baseline' && variant !== 'noguard')
+    throw new Error(`A: baseline or noguard, not ${variant}`);
+  const baselineA =
+    variant === 'noguard'
+      ? renderNft(compile(snap, { table: TABLE, nodeName: 'node-0', podInterfaces: [] }))
+      : baselineScript();
   const nsx = new BenchNetns();
   try {
     const { client, node, server } = setup(nsx);
@@ -179,7 +188,7 @@ async function main(): Promise<void> {
     await waitListening(server, IPERF_PORT);
     const load = (which: 'A' | 'B') => {
       const t0 = performance.now();
-      sh(['ip', 'netns', 'exec', node, 'nft', '-f', '-'], which === 'A' ? baselineScript() : moatScript);
+      sh(['ip', 'netns', 'exec', node, 'nft', '-f', '-'], which === 'A' ? baselineA : moatScript);
       return performance.now() - t0;
     };
     const loadMs = load('B');
@@ -241,6 +250,7 @@ async function main(): Promise<void> {
         `date: ${new Date().toISOString()}`,
         `ruleset: 10,000 pods / ${snap.policies.length} policies, node-0's share: ${rs.sets.length} sets, ${rules} rules; full load ${f(loadMs)} ms`,
         `accept counters hit by the test flow: ${hits.join(', ')}`,
+        `A: ${variant === 'noguard' ? "moat's ruleset without the source check" : 'conntrack rules only'}; B: moat's ruleset`,
         `rounds: ${rounds} x AB (ABBA order); rate: ${rateMs} ms on ${par} sockets; TcpExt counters that moved during the run: ${overflows}`,
         `connections/s  A ${spread(res.rate.A)}  B ${spread(res.rate.B)}`,
         `               ratio B/A of medians ${f(median(res.rate.B) / median(res.rate.A), 3)}; per pair ${spread(pairs(res.rate), 3)}`,
