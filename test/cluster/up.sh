@@ -47,20 +47,35 @@ on_exit() {
   fi
 }
 trap on_exit EXIT
-inns() { ip netns exec "$NS" "$@"; }
+# nsenter, not `ip netns exec`: the latter mounts a new /sys, which hides the cgroup mounts the
+# kubelet and runc need.
+inns() { nsenter --net="/run/netns/$NS" "$@"; }
 # start NAME CMD...: a daemon in the namespace, its pid in run/NAME.pid, output in log/NAME.log.
 start() {
   local name=$1
   shift
-  ip netns exec "$NS" "$@" >"$DIR/log/$name.log" 2>&1 </dev/null &
+  nsenter --net="/run/netns/$NS" "$@" >"$DIR/log/$name.log" 2>&1 </dev/null &
   echo $! >"$DIR/run/$name.pid"
 }
-alive() { kill -0 "$(cat "$DIR/run/$1.pid")" 2>/dev/null; }
+# all_alive: every daemon started so far still runs (else its log's tail, and failure).
+all_alive() {
+  local f name
+  for f in "$DIR"/run/*.pid; do
+    [[ -e "$f" ]] || continue
+    name=$(basename "$f" .pid)
+    if ! kill -0 "$(cat "$f")" 2>/dev/null; then
+      echo "up.sh: $name exited:" >&2
+      tail -15 "$DIR/log/$name.log" >&2
+      return 1
+    fi
+  done
+}
 wait_for() { # wait_for WHAT SECONDS CMD...: polls CMD until it succeeds
   local what=$1 secs=$2
   shift 2
   for _ in $(seq 1 $((secs * 5))); do
     if "$@" >/dev/null 2>&1; then return 0; fi
+    all_alive || return 1
     sleep 0.2
   done
   echo "up.sh: timed out waiting for $what" >&2
@@ -70,13 +85,13 @@ wait_for() { # wait_for WHAT SECONDS CMD...: polls CMD until it succeeds
 # --- the node's network namespace: lo, and a veth pair carrying the node address (this kernel
 # has no dummy links). The peer end has no address: the default route leads nowhere.
 ip netns add "$NS"
-inns ip link set lo up
-inns ip link add moatcl0 type veth peer name moatcl1
-inns ip link set moatcl1 up
-inns ip link set moatcl0 up
-inns ip addr add "$NODE_IP/24" dev moatcl0
-inns ip route add default dev moatcl0
-inns sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+ip -n "$NS" link set lo up
+ip -n "$NS" link add moatcl0 type veth peer name moatcl1
+ip -n "$NS" link set moatcl1 up
+ip -n "$NS" link set moatcl0 up
+ip -n "$NS" addr add "$NODE_IP/24" dev moatcl0
+ip -n "$NS" route add default dev moatcl0
+ip netns exec "$NS" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
   net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
 
 # --- PKI: a CA, the apiserver's serving certificate, a client certificate per component.
@@ -207,9 +222,14 @@ readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
 YAML
+# The kubelet's cgroup root, in every hierarchy (cgroup v1 here): down.sh kills what is in it.
+for h in /sys/fs/cgroup/*/; do
+  [[ -d "$h" && -e "$h/cgroup.procs" ]] && mkdir -p "${h}moat-cluster"
+done
+[[ -e /sys/fs/cgroup/cgroup.controllers ]] && mkdir -p /sys/fs/cgroup/moat-cluster
 start kubelet "$CBIN/kubelet" --config="$DIR/kubelet.yaml" --kubeconfig="$DIR/kubelet.kubeconfig" \
   --root-dir="$DIR/kubelet" --hostname-override="$NODE" --node-ip="$NODE_IP" --v=1
-KUBECTL=(ip netns exec "$NS" kubectl --kubeconfig "$DIR/admin.kubeconfig")
+KUBECTL=(nsenter --net="/run/netns/$NS" kubectl --kubeconfig "$DIR/admin.kubeconfig")
 wait_for "node $NODE" 90 "${KUBECTL[@]}" get node "$NODE"
 wait_for "the podCIDR of $NODE" 60 bash -c \
   "[ -n \"\$(${KUBECTL[*]} get node $NODE -o jsonpath='{.spec.podCIDR}')\" ]"
