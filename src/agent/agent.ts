@@ -119,6 +119,11 @@ export class Agent {
         ? undefined
         : new CniAttachments(dir, {
             onProblem: (problem) => this.log.warn('CNI result not usable', { problem }),
+            onMissing: (d) =>
+              this.log.warn(
+                'no CNI result cache: bridged pod ports are not source-checked (routed pods still are)',
+                { dir: d },
+              ),
           });
     this.source = new K8sSource({
       kubeConfig: opts.kubeConfig,
@@ -136,7 +141,7 @@ export class Agent {
         Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),
       conflicts: () => this.conflicts.size,
       unguarded: () => this.unguarded.size,
-      attachments: () => this.attachments?.current.length,
+      attachments: () => this.attachments?.current?.length,
     });
     this.reconciler = new Reconciler({
       applier: this.applier,

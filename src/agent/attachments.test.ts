@@ -86,22 +86,30 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 test('CniAttachments follows the directory: files written (by rename), removed, appearing later', async () => {
   const base = await mkdtemp(join(tmpdir(), 'moat-cni-'));
   const dir = join(base, 'results');
-  const seen: (readonly Attachment[])[] = [];
+  const seen: (readonly Attachment[] | undefined)[] = [];
   const problems: string[] = [];
-  const w = new CniAttachments(dir, { pollMs: 50, onProblem: (p) => problems.push(p) });
+  const missing: string[] = [];
+  const w = new CniAttachments(dir, {
+    pollMs: 50,
+    onProblem: (p) => problems.push(p),
+    onMissing: (d) => missing.push(d),
+  });
+  const n = () => w.current?.length ?? -1;
   try {
     await w.start((a) => seen.push(a));
-    assert.equal(w.current.length, 0, 'a missing directory is no attachment');
+    assert.equal(n(), -1, 'a missing directory: nobody knows which port is whose');
+    assert.deepEqual(missing, [dir]);
     await mkdir(dir);
+    await until(() => n() === 0, 'an empty directory: no attachments');
     // libcni writes the file in place; a CNI that renames it in is also seen.
     await writeFile(join(dir, '.tmp'), bridgeResult('veth1', '10.244.1.5'));
     await rename(join(dir, '.tmp'), join(dir, 'cbr0-c0ffee-eth0'));
-    await until(() => w.current.length === 1, 'the first attachment');
+    await until(() => n() === 1, 'the first attachment');
     await writeFile(join(dir, 'cbr0-beef-eth0'), bridgeResult('veth2', '10.244.1.6'));
     await writeFile(join(dir, 'garbage'), 'not json');
-    await until(() => w.current.length === 2, 'the second attachment');
+    await until(() => n() === 2, 'the second attachment');
     assert.deepEqual(
-      w.current.map((a) => [a.interfaces, a.ips[0]]),
+      (w.current ?? []).map((a) => [a.interfaces, a.ips[0]]),
       [
         [['cni0', 'veth2'], '10.244.1.6'],
         [['cni0', 'veth1'], '10.244.1.5'],
@@ -109,7 +117,7 @@ test('CniAttachments follows the directory: files written (by rename), removed, 
     );
     await until(() => problems.length === 1, 'the bad file is reported');
     await rm(join(dir, 'cbr0-c0ffee-eth0'));
-    await until(() => w.current.length === 1, 'CNI DEL removes it');
+    await until(() => n() === 1, 'CNI DEL removes it');
     assert.ok(seen.length >= 3);
     assert.equal(problems.length, 1, 'reported once');
   } finally {

@@ -81,6 +81,8 @@ export interface AttachmentSourceOptions {
   readonly settleMs?: number;
   /** Files that are not attachments, once per file and content. */
   readonly onProblem?: (problem: string) => void;
+  /** The directory does not exist (each time it goes missing). */
+  readonly onMissing?: (dir: string) => void;
 }
 
 /**
@@ -95,22 +97,25 @@ export class CniAttachments {
   private again = false;
   private stopped = false;
   private key = '';
-  private list: readonly Attachment[] = [];
+  private list: readonly Attachment[] | undefined;
   private readonly reported = new Set<string>();
-  private onChange: ((a: readonly Attachment[]) => void) | undefined;
+  private onChange: ((a: readonly Attachment[] | undefined) => void) | undefined;
 
   constructor(
     readonly dir: string,
     private readonly opts: AttachmentSourceOptions = {},
   ) {}
 
-  /** The attachments as last read. */
-  get current(): readonly Attachment[] {
+  /**
+   * The attachments as last read; undefined while the directory does not exist (no CNI result
+   * cache on this node, or not mounted): then nobody knows which bridge port is whose.
+   */
+  get current(): readonly Attachment[] | undefined {
     return this.list;
   }
 
   /** Reads the directory once, then watches it; onChange gets every later change. */
-  async start(onChange: (a: readonly Attachment[]) => void): Promise<void> {
+  async start(onChange: (a: readonly Attachment[] | undefined) => void): Promise<void> {
     await this.read();
     this.onChange = onChange;
     this.watchDir();
@@ -160,11 +165,19 @@ export class CniAttachments {
   }
 
   private async read(): Promise<void> {
-    let names: string[];
+    let names: string[] | undefined;
     try {
       names = (await readdir(this.dir)).filter((n) => !n.startsWith('.')).sort();
-    } catch {
-      names = [];
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ENOENT') names = [];
+    }
+    if (names === undefined) {
+      if (this.key === 'missing' || this.stopped) return;
+      this.key = 'missing';
+      this.list = undefined;
+      this.opts.onMissing?.(this.dir);
+      this.onChange?.(undefined);
+      return;
     }
     const out: Attachment[] = [];
     for (const n of names) {
@@ -211,8 +224,9 @@ export function withAttachments(inner: SnapshotSource, attachments: CniAttachmen
   let last: Snapshot | undefined;
   let sink: SourceSink | undefined;
   const emit = (): void => {
-    if (last !== undefined && sink !== undefined)
-      sink.snapshot({ ...last, attachments: attachments.current });
+    if (last === undefined || sink === undefined) return;
+    const a = attachments.current;
+    sink.snapshot(a === undefined ? last : { ...last, attachments: a });
   };
   return {
     async start(s) {

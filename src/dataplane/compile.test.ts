@@ -477,3 +477,31 @@ describe('moat touches only traffic of local pods', () => {
     });
   }
 });
+
+describe('the bridge table', () => {
+  it('exists only when the attachments are known (a CNI result cache was read)', () => {
+    const snap = base();
+    assert.equal(compile(snap, { table: 'moat', nodeName: 'n1' }).bridge, undefined);
+    const known = compile(
+      {
+        ...snap,
+        attachments: [{ interfaces: ['cni0', 'veth1'], ips: ['10.0.0.1'], mac: '02:00:00:00:00:01' }],
+      },
+      { table: 'moat', nodeName: 'n1' },
+    ).bridge;
+    assert.ok(known);
+    assert.deepEqual(
+      known.sets.map((s) => [s.name, s.elements.map((e) => e.key)]),
+      [
+        ['bind_mac', ['"cni0" . 02:00:00:00:00:01', '"veth1" . 02:00:00:00:00:01']],
+        ['bind_v4', ['"cni0" . 10.0.0.1', '"veth1" . 10.0.0.1']],
+        ['bind_v6', []],
+        ['mac_ports', ['"cni0"', '"veth1"']],
+      ],
+    );
+    assert.equal(
+      compile({ ...snap, attachments: [] }, { table: 'moat', podInterfaces: [] }).bridge,
+      undefined,
+    );
+  });
+});

@@ -1020,8 +1020,12 @@ export class IncrementalCompiler {
       const old = this.prevChains.get(ch.name);
       return old !== undefined && sameChain(old, ch) ? old : ch;
     });
+    // Without attachments (no CNI result cache) nobody knows which bridge port is whose: no bridge
+    // table then, rather than one that passes nothing (the agent reports those pods unguarded).
     const bridge =
-      globs.length > 0 ? bridgeRuleset(opts.table, globs, snapshot.attachments, this.prevBridge) : undefined;
+      globs.length > 0 && snapshot.attachments !== undefined
+        ? bridgeRuleset(opts.table, globs, snapshot.attachments, this.prevBridge)
+        : undefined;
     const out: Ruleset = {
       family: 'inet',
       table: opts.table,
