@@ -6,6 +6,7 @@
 #   e2e.test (the upstream e2e suite, go test -c), agnhost (static)  the same module
 #   flanneld, install-conf                                          github.com/flannel-io/flannel
 #   flannel (the CNI plugin)                                        FLANNEL_CNI_PLUGIN_MODULE
+#   ginkgo (the CLI that runs e2e.test in parallel)                  GINKGO_VERSION
 # The control plane's kube-apiserver and etcd come from test/k8s/build.sh.
 # Usage: bash test/cluster/build.sh [--force]
 set -euo pipefail
@@ -92,4 +93,6 @@ timed flanneld "$FLANNEL_VERSION $FPINS flanneld" \
 timed install-conf "$FLANNEL_VERSION $FPINS install-conf" \
   sh -c "cd '$FWORK' && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o '$BIN/install-conf.tmp' github.com/flannel-io/flannel/cmd/install_conf"
 go_install flannel "${FLANNEL_CNI_PLUGIN_MODULE%@*}/plugins/meta/flannel@${FLANNEL_CNI_PLUGIN_MODULE#*@}"
+# The ginkgo CLI runs e2e.test's specs in parallel processes (the version e2e.test is built with).
+go_install ginkgo "github.com/onsi/ginkgo/v2/ginkgo@$GINKGO_VERSION"
 echo "built in $(($(date +%s) - start))s into $BIN"
