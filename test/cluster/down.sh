@@ -44,6 +44,14 @@ if [[ -d "$DIR" ]]; then
   findmnt -rn -o TARGET | grep -F "$DIR/" | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 fi
 ip netns del "$NS" 2>/dev/null
+# What libcni wrote outside DIR: the result cache entries of this cluster's sandboxes (their netns
+# lives under DIR), and host-local IPAM state of networks that did not exist before up.sh.
+for f in /var/lib/cni/results/*; do
+  [[ -f "$f" ]] && grep -qF "$DIR/" "$f" 2>/dev/null && rm -f "$f"
+done
+if [[ -f "$DIR/run/cni-networks-new" ]]; then
+  while read -r n; do [[ -n "$n" ]] && rm -rf "/var/lib/cni/networks/$n"; done <"$DIR/run/cni-networks-new"
+fi
 if [[ -d "$DIR" ]]; then
   if $KEEP; then
     find "$DIR" -mindepth 1 -maxdepth 1 ! -name log -exec rm -rf {} + 2>/dev/null

@@ -274,6 +274,9 @@ YAML
 start kube-proxy "$CBIN/kube-proxy" --config="$DIR/kube-proxy.yaml" --v=1
 wait_for kube-proxy 60 inns curl -fsS http://127.0.0.1:10256/healthz
 
+# host-local IPAM networks that down.sh may remove: those that do not exist yet (flannel's cbr0
+# keeps its state in /var/lib/cni/networks, whatever the cluster's DIR).
+for n in cbr0 moat-bridge; do [[ -e "/var/lib/cni/networks/$n" ]] || echo "$n"; done >"$DIR/run/cni-networks-new"
 cat >"$DIR/env" <<ENV
 KUBECONFIG=$DIR/admin.kubeconfig
 MOAT_CLUSTER_DIR=$DIR
