@@ -4,6 +4,8 @@
 #
 #   docker build -t moat:0.1.0 .
 #   kind load docker-image moat:0.1.0 --name moat      # kind: no registry needed
+# Without Docker or a registry, deploy/image/build.sh builds the same contents (test/deploy/run.sh
+# checks that the two agree).
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: TypeScript -> dist/
@@ -28,6 +30,8 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /src/dist/src ./dist/src
+# flannel's Helm chart runs its policy sidecar as `/bin/netpol --hostname-override=... --v=2`.
+COPY deploy/image/netpol /bin/netpol
 LABEL org.opencontainers.image.title="moat" \
       org.opencontainers.image.description="Kubernetes NetworkPolicy enforced in the Linux kernel with nftables" \
       org.opencontainers.image.licenses="Apache-2.0"

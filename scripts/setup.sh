@@ -2,7 +2,8 @@
 # Installs what moat's lab, agent and tests need from Debian's packages, when the machine lacks it:
 # nftables, iproute2 and conntrack (the dataplane and the lab), iptables and ipset (the deploy
 # checks' image contents), iperf3 (the traffic benchmark), python3 with venv (the SCTP prober and
-# the crafted-packet tests, which take scapy from PyPI into ~/.cache). Run as root; idempotent.
+# the crafted-packet tests, which take scapy from PyPI into ~/.cache), and the real-cluster tests'
+# node (below). Run as root; idempotent.
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -14,6 +15,14 @@ have ipset || need+=(ipset)
 have iperf3 || need+=(iperf3)
 have curl || need+=(curl ca-certificates)
 have python3 || need+=(python3)
+# The real-cluster tests (test/cluster): containerd with runc and the CNI plugins run the pods,
+# mmdebstrap and umoci build moat's image without a registry, gcc builds the static pause binary.
+have containerd || need+=(containerd)
+have runc || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+have mmdebstrap || need+=(mmdebstrap)
+have umoci || need+=(umoci)
+have gcc || need+=(gcc libc6-dev)
 # A Python without venv (Debian splits it out) cannot make the scapy venv.
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then need+=(python3-venv); fi
 if [ "${#need[@]}" -gt 0 ]; then

@@ -33,7 +33,7 @@ QUICK=${MOAT_E2E_QUICK:-"Netpol.*(should support a 'default-deny-ingress' policy
 FOCUS=${MOAT_E2E_FOCUS:-}
 DEPLOYMENTS=("$@")
 [ ${#DEPLOYMENTS[@]} -gt 0 ] || DEPLOYMENTS=(control kind flannel helm flannel-chart)
-FLANNEL_DIR=$(cd "$CBIN/.." && go env GOMODCACHE)/github.com/flannel-io/flannel@$FLANNEL_VERSION
+FLANNEL_DIR=$(go env GOMODCACHE)/github.com/flannel-io/flannel@$FLANNEL_VERSION
 mkdir -p "$OUT"
 : >"$OUT/summary"
 

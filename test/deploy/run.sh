@@ -204,8 +204,23 @@ dockerfile_sources() {
   local src ok=0
   for src in $(awk '/^COPY / && !/--from=/ { for (i = 2; i < NF; i++) print $i }' Dockerfile); do
     [ -e "$src" ] || { echo "COPY $src: no such file"; ok=1; }
-    grep -qxF "$src" .dockerignore && { echo "COPY $src: excluded by .dockerignore"; ok=1; }
+    # Excluded when it or a parent directory is listed and it is not re-included with "!".
+    local p=$src excluded=0
+    while :; do
+      grep -qxF "$p" .dockerignore && excluded=1
+      [ "$p" = "${p%/*}" ] && break
+      p=${p%/*}
+    done
+    grep -qxF "!$src" .dockerignore && excluded=0
+    [ $excluded = 1 ] && { echo "COPY $src: excluded by .dockerignore"; ok=1; }
   done
+  # deploy/image/build.sh builds the same image without Docker: same Debian packages, same extras.
+  local want have
+  want=$(sed -n 's/.*apt-get install -y --no-install-recommends \(.*\) \\$/\1/p' Dockerfile | tr ' ' '\n' | sort | tr '\n' ' ')
+  have=$(sed -n 's/^PACKAGES=(\(.*\)).*/\1/p' deploy/image/build.sh | tr ' ' '\n' | sort | tr '\n' ' ')
+  [ -n "$want" ] && [ "$want" = "$have" ] || { echo "packages: Dockerfile [$want] vs deploy/image/build.sh [$have]"; ok=1; }
+  grep -q '^COPY deploy/image/netpol /bin/netpol$' Dockerfile || { echo "Dockerfile lacks /bin/netpol"; ok=1; }
+  grep -q 'install -m 0755 deploy/image/netpol "$ROOT/bin/netpol"' deploy/image/build.sh || { echo "build.sh lacks /bin/netpol"; ok=1; }
   grep -q '^ENTRYPOINT \["node", "dist/src/cli/bin.js"\]' Dockerfile || { echo "ENTRYPOINT"; ok=1; }
   [ -f dist/src/cli/bin.js ] || { echo "tsc does not emit dist/src/cli/bin.js"; ok=1; }
   return $ok
