@@ -137,7 +137,7 @@ e2e() { # e2e NAME FOCUS: the upstream specs, in parallel; junit in $OUT/NAME.xm
   local name=$1 focus=$2 skip='SCTP'
   [ -e /proc/net/sctp ] && skip='^$'
   nsenter --net=/run/netns/moat-cluster "$CBIN/ginkgo" -p --procs="$PROCS" --timeout=2h --no-color --silence-skips \
-    --focus="$focus" --skip="$skip" --junit-report="$OUT/$name.xml" --output-dir="$OUT" \
+    --focus="$focus" --skip="$skip" --junit-report="$name.xml" --output-dir="$OUT" \
     "$CBIN/e2e.test" -- --kubeconfig="$DIR/admin.kubeconfig" --provider=skeleton >"$OUT/$name.e2e.log" 2>&1
 }
 
