@@ -34,7 +34,7 @@ FOCUS=${MOAT_E2E_FOCUS:-}
 DEPLOYMENTS=("$@")
 [ ${#DEPLOYMENTS[@]} -gt 0 ] || DEPLOYMENTS=(control kind flannel helm flannel-chart)
 FLANNEL_DIR=$(go env GOMODCACHE)/github.com/flannel-io/flannel@$FLANNEL_VERSION
-mkdir -p "$OUT"
+rm -rf "$OUT" && mkdir -p "$OUT"
 : >"$OUT/summary"
 
 if [ "$(id -u)" != 0 ]; then
