@@ -123,12 +123,18 @@ deploy() {
   flannel-chart)
     mkdir -p "$DIR/flannel"
     flannel_cni_conf >"$OUT/flannel-cni-conf.json"
+    # The chart fixes flannel's run dir at /run/flannel: moved under DIR, as in kube-flannel.yml.
+    cat >"$OUT/post-render" <<SH
+#!/bin/sh
+exec sed 's|path: /run/flannel\$|path: $DIR/flannel|'
+SH
+    chmod +x "$OUT/post-render"
     nsenter --net=/run/netns/moat-cluster "$HELM" --kubeconfig "$DIR/admin.kubeconfig" install flannel \
-      "$FLANNEL_DIR/chart/kube-flannel" -n kube-flannel --create-namespace \
+      "$FLANNEL_DIR/chart/kube-flannel" -n kube-flannel --create-namespace --post-renderer "$OUT/post-render" \
       --set netpol.enabled=true --set netpol.image.repository=docker.io/library/moat --set netpol.image.tag=0.1.0 \
       --set flannel.cniBinDir="$DIR/cni/bin" --set flannel.cniConfDir="$DIR/cni/net.d" \
       --set-file flannel.cniConf="$OUT/flannel-cni-conf.json" --wait --timeout 180s >/dev/null
-    MOAT_NS=kube-flannel MOAT_DS=flannel STANDALONE=0
+    MOAT_NS=kube-flannel MOAT_DS=kube-flannel-ds STANDALONE=0
     ;;
   esac
 }
