@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A one-node Kubernetes cluster inside one network namespace (moat-cluster): etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, containerd (its own root, state and socket), kubelet and
-# kube-proxy (nftables mode), all started with `ip netns exec`. The host's own network namespace,
+# kube-proxy (nftables mode), all started with `nsenter --net` (not `ip netns exec`: it hides the
+# cgroup mounts the kubelet needs). The host's own network namespace,
 # rules and links are never touched; everything lives under DIR and is removed by down.sh.
 #
 # Usage: bash test/cluster/up.sh [DIR]     (default /run/moat-cluster)
