@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
-import { decodeApiObject, denyStandIn } from '../../src/agent/k8s-source.js';
+import { decodeApiObject, denyStandIn } from '../../src/agent/k8s-decode.js';
 import { policyPackets, parseNftCounters } from '../../src/agent/metrics.js';
 import { parseDuration } from '../../src/cli/commands/agent.js';
 import { parseListenAddress } from '../../src/agent/server.js';

@@ -12,7 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
 
-import { ClusterState, decodeApiObject, type WatchedKind } from '../../src/agent/k8s-source.js';
+import { ClusterState } from '../../src/agent/cluster-state.js';
+import { decodeApiObject, type WatchedKind } from '../../src/agent/k8s-decode.js';
 import { kernelDiff } from '../support/kernel.js';
 import { Lab } from '../../src/lab/lab.js';
 import { cport, ns, pod, snapshot } from '../../src/model/build.js';

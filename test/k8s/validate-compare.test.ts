@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { decodeApiObject } from '../../src/agent/k8s-source.js';
+import { decodeApiObject } from '../../src/agent/k8s-decode.js';
 import { formatProblem } from '../../src/errors.js';
 import { mapLimit } from '../../src/lab/exec.js';
 import { loadPaths } from '../../src/model/load.js';
