@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what moat's lab, agent and tests need from Debian's packages, when the machine lacks it:
 # nftables, iproute2 and conntrack (the dataplane and the lab), iptables and ipset (the deploy
-# checks' image contents), iperf3 (the traffic benchmark), python3 with venv (the SCTP prober and
-# the crafted-packet tests, which take scapy from PyPI into ~/.cache), and the real-cluster tests'
-# node (below). Run as root; idempotent.
+# checks' image contents), iperf3 (the traffic benchmark), ping (the lab's reachability checks),
+# python3 with venv (the SCTP prober and the crafted-packet tests, which take scapy from PyPI into
+# ~/.cache), and the real-cluster tests' node (below). Run as root; idempotent.
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -13,6 +13,7 @@ have conntrack || need+=(conntrack)
 have iptables || need+=(iptables)
 have ipset || need+=(ipset)
 have iperf3 || need+=(iperf3)
+have ping || need+=(iputils-ping)
 have curl || need+=(curl ca-certificates)
 have python3 || need+=(python3)
 # The real-cluster tests (test/cluster): containerd with runc and the CNI plugins run the pods,

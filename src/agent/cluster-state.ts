@@ -1,8 +1,8 @@
 // The decoded cluster the agent keeps (one map per kind, the objects that did not decode cleanly),
 // and the snapshot made of it.
 import type { Problem } from '../errors.js';
-import type { NetworkPolicy, Namespace, Node, Snapshot } from '../model/types.js';
-import type { PodEntry } from '../model/validate.js';
+import type { Collector, Decoding } from '../model/load.js';
+import type { Snapshot } from '../model/types.js';
 import { assembleSnapshot } from '../model/snapshot.js';
 import type { Decoded, WatchedKind } from './k8s-decode.js';
 
@@ -16,43 +16,38 @@ function byKey<T>(m: ReadonlyMap<string, T>): T[] {
 }
 
 export class ClusterState {
-  readonly namespaces = new Map<string, Namespace>();
-  readonly pods = new Map<string, PodEntry>();
-  readonly nodes = new Map<string, Node>();
-  readonly policies = new Map<string, NetworkPolicy>();
+  /** kind -> key -> what is enforced for that object. */
+  private readonly objects = new Map<WatchedKind, Map<string, Decoding>>();
   /** kind/key -> problems, for objects that did not decode cleanly. */
   readonly invalid = new Map<string, readonly Problem[]>();
 
-  private map(kind: WatchedKind): Map<string, unknown> {
-    switch (kind) {
-      case 'Namespace':
-        return this.namespaces;
-      case 'Pod':
-        return this.pods;
-      case 'Node':
-        return this.nodes;
-      case 'NetworkPolicy':
-        return this.policies;
-    }
+  private map(kind: WatchedKind): Map<string, Decoding> {
+    let m = this.objects.get(kind);
+    if (m === undefined) this.objects.set(kind, (m = new Map<string, Decoding>()));
+    return m;
   }
 
   /** Stores a decoded object; true when what moat enforces may have changed. */
   set(d: Decoded): boolean {
-    const value = d.namespace ?? d.pod ?? d.node ?? d.policy;
     const ik = `${d.kind}/${d.key}`;
     if (d.problems.length > 0) this.invalid.set(ik, d.problems);
     else this.invalid.delete(ik);
     const m = this.map(d.kind);
     const old = m.get(d.key);
-    if (value === undefined) return m.delete(d.key);
-    if (old !== undefined && content(old) === content(value)) return false;
-    m.set(d.key, value);
+    if (d.decoded === undefined) return m.delete(d.key);
+    if (old !== undefined && content(old.object) === content(d.decoded.object)) return false;
+    m.set(d.key, d.decoded);
     return true;
   }
 
   delete(kind: WatchedKind, key: string): boolean {
     this.invalid.delete(`${kind}/${key}`);
     return this.map(kind).delete(key);
+  }
+
+  /** What is enforced for one object, or undefined. */
+  get(kind: WatchedKind, key: string): unknown {
+    return this.map(kind).get(key)?.object;
   }
 
   count(kind: WatchedKind): number {
@@ -67,14 +62,14 @@ export class ClusterState {
 
   /**
    * The snapshot, as the loader finishes one: hostNetwork pods get their node's addresses, and a
-   * pod's or policy's namespace that is not (yet) known exists with just its name label.
+   * pod's or policy's namespace that is not (yet) known exists with just its name label. Objects
+   * are collected in key order within each kind, so the snapshot does not depend on arrival order.
    */
   snapshot(): Snapshot {
-    return assembleSnapshot({
-      namespaces: byKey(this.namespaces),
-      pods: byKey(this.pods),
-      nodes: byKey(this.nodes),
-      policies: byKey(this.policies),
-    });
+    const c: Collector = { namespaces: [], pods: [], nodes: [], policies: [] };
+    for (const kind of [...this.objects.keys()].sort()) {
+      for (const d of byKey(this.map(kind))) d.collect(c);
+    }
+    return assembleSnapshot(c);
   }
 }

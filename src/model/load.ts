@@ -8,6 +8,7 @@ import { parseText, type MapTree, type Tree } from './parseYaml.js';
 import type { Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
 import { addressConflicts } from './conflicts.js';
 import { assembleSnapshot } from './snapshot.js';
+import { denyStandIn } from './standin.js';
 import {
   checkFields,
   decodeMeta,
@@ -38,74 +39,112 @@ export interface Collector {
   readonly policies: NetworkPolicy[];
 }
 
-/** One supported kind: how to name, decode and collect it. Adding a kind is adding an entry. */
+/** A decoded object, and how it joins the collection. */
+export interface Decoding {
+  readonly object: unknown;
+  readonly collect: (c: Collector) => void;
+}
+
+/**
+ * One supported kind: how to name, decode, validate and collect it, and where the agent lists and
+ * watches it. Adding a kind is adding an entry (and its list in Collector).
+ */
 export interface KindSpec {
+  /** Served versions; the first is the one the agent watches. */
   readonly apiVersions: readonly string[];
+  /** The API resource (plural, lower case): `/api[s]/<apiVersion>/<resource>`. */
+  readonly resource: string;
   readonly namespaced: boolean;
   /** The kind's metadata.name rule (NameIsDNSSubdomain or NameIsDNSLabel). */
   readonly validateName: (name: string) => string[];
   /** Allowed top-level fields (strict field validation). */
   readonly topFields: readonly string[];
-  /** Decodes and validates the object; the result is collected only when it had no problems. */
-  readonly decode: (r: Reporter, root: MapTree, meta: Meta, file: string) => (c: Collector) => void;
+  /** Decodes and validates the object; the loader collects it only when it had no problems. */
+  readonly decode: (r: Reporter, root: MapTree, meta: Meta, file: string) => Decoding;
+  /**
+   * What the agent enforces for an object of this kind that has problems (the loader rejects it
+   * instead): a fail-closed stand-in, or undefined to keep what decoded. Without it: as decoded.
+   */
+  readonly failClosed?: (
+    decoded: unknown,
+    rawSpec: unknown,
+    problems: readonly Problem[],
+  ) => Decoding | undefined;
 }
 
 const TOP = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
 
-export const KINDS: ReadonlyMap<string, KindSpec> = new Map<string, KindSpec>([
-  [
-    'Namespace',
-    {
-      apiVersions: ['v1'],
-      namespaced: false,
-      validateName: isDNS1123Label,
-      topFields: TOP,
-      decode: (r, root, meta, file) => {
-        const ns = decodeNamespace(r, root, meta, file);
-        return (c) => c.namespaces.push(ns);
-      },
+function spec<T>(
+  s: Omit<KindSpec, 'decode'> & {
+    decode: (r: Reporter, root: MapTree, meta: Meta, file: string) => T;
+    collect: (c: Collector, x: T) => void;
+  },
+): KindSpec {
+  const { collect, decode, ...rest } = s;
+  return {
+    ...rest,
+    decode: (r, root, meta, file) => {
+      const object = decode(r, root, meta, file);
+      return { object, collect: (c) => collect(c, object) };
     },
-  ],
-  [
-    'Pod',
-    {
-      apiVersions: ['v1'],
-      namespaced: true,
-      validateName: isDNS1123Subdomain,
-      topFields: TOP,
-      decode: (r, root, meta, file) => {
-        const p = decodePod(r, root, meta, file);
-        return (c) => c.pods.push(p);
-      },
+  };
+}
+
+/** Every kind moat reads, from files and from the API server. */
+export const KINDS = {
+  Namespace: spec({
+    apiVersions: ['v1'],
+    resource: 'namespaces',
+    namespaced: false,
+    validateName: isDNS1123Label,
+    topFields: TOP,
+    decode: decodeNamespace,
+    collect: (c, x) => c.namespaces.push(x),
+  }),
+  Pod: spec({
+    apiVersions: ['v1'],
+    resource: 'pods',
+    namespaced: true,
+    validateName: isDNS1123Subdomain,
+    topFields: TOP,
+    decode: decodePod,
+    collect: (c, x) => c.pods.push(x),
+  }),
+  Node: spec({
+    apiVersions: ['v1'],
+    resource: 'nodes',
+    namespaced: false,
+    validateName: isDNS1123Subdomain,
+    topFields: TOP,
+    decode: decodeNode,
+    collect: (c, x) => c.nodes.push(x),
+  }),
+  NetworkPolicy: spec({
+    apiVersions: ['networking.k8s.io/v1'],
+    resource: 'networkpolicies',
+    namespaced: true,
+    validateName: isDNS1123Subdomain,
+    topFields: TOP,
+    decode: decodeNetworkPolicy,
+    collect: (c, x) => c.policies.push(x),
+    failClosed: (decoded, rawSpec, problems) => {
+      // Problems only in metadata (labels, annotations) do not change what the policy means.
+      const semantic = problems.filter((x) => !x.field.startsWith('metadata.'));
+      if (semantic.length === 0) return undefined;
+      const p = denyStandIn(decoded as NetworkPolicy, rawSpec, semantic);
+      return { object: p, collect: (c) => c.policies.push(p) };
     },
-  ],
-  [
-    'Node',
-    {
-      apiVersions: ['v1'],
-      namespaced: false,
-      validateName: isDNS1123Subdomain,
-      topFields: TOP,
-      decode: (r, root, meta, file) => {
-        const n = decodeNode(r, root, meta, file);
-        return (c) => c.nodes.push(n);
-      },
-    },
-  ],
-  [
-    'NetworkPolicy',
-    {
-      apiVersions: ['networking.k8s.io/v1'],
-      namespaced: true,
-      validateName: isDNS1123Subdomain,
-      topFields: TOP,
-      decode: (r, root, meta, file) => {
-        const p = decodeNetworkPolicy(r, root, meta, file);
-        return (c) => c.policies.push(p);
-      },
-    },
-  ],
-]);
+  }),
+} as const satisfies Record<string, KindSpec>;
+
+export type KindName = keyof typeof KINDS;
+
+/** The entry of a kind, or undefined for a kind moat does not read. */
+export function kindSpec(kind: string): KindSpec | undefined {
+  return Object.hasOwn(KINDS, kind) ? KINDS[kind as KindName] : undefined;
+}
+
+export const KIND_NAMES = Object.keys(KINDS) as KindName[];
 
 /** Accumulates objects, problems and notes across files. */
 class Loader {
@@ -172,7 +211,7 @@ class Loader {
       return;
     }
 
-    const spec = KINDS.get(kind);
+    const spec = kindSpec(kind);
     if (!spec) {
       this.skipped.set(kind, (this.skipped.get(kind) ?? 0) + 1);
       return;
@@ -188,7 +227,7 @@ class Loader {
     }
     checkFields(r, '', t, spec.topFields);
     const meta = decodeMeta(r, t, spec.namespaced, spec.validateName);
-    const commit = spec.decode(r, t, meta, file);
+    const decoded = spec.decode(r, t, meta, file);
     this.warnings.push(...r.warnings);
     if (meta.name !== '') {
       const key = `${kind}/${meta.namespace}/${meta.name}`;
@@ -209,7 +248,7 @@ class Loader {
       this.problems.push(...r.problems);
       return;
     }
-    commit(this.collector);
+    decoded.collect(this.collector);
   }
 
   result(): LoadResult {

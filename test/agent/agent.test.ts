@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
-import { decodeApiObject, denyStandIn } from '../../src/agent/k8s-decode.js';
+import { decodeApiObject } from '../../src/agent/k8s-decode.js';
+import { denyStandIn } from '../../src/model/standin.js';
+import type { NetworkPolicy } from '../../src/model/types.js';
 import { policyPackets, parseNftCounters } from '../../src/agent/metrics.js';
 import { parseDuration } from '../../src/cli/commands/agent.js';
 import { parseListenAddress } from '../../src/agent/server.js';
@@ -350,7 +352,7 @@ test('decodeApiObject / denyStandIn: what a broken policy isolates', () => {
     });
     assert.ok(d.problems.length > 0, `${c.name}: has problems`);
     assert.equal(d.standIn, true, c.name);
-    const p = d.policy!;
+    const p = d.decoded?.object as NetworkPolicy;
     assert.deepEqual(p.ingress, [], c.name);
     assert.deepEqual(p.egress, [], c.name);
     assert.deepEqual([...p.policyTypes], c.types, `${c.name}: types`);
@@ -367,8 +369,10 @@ test('decodeApiObject / denyStandIn: what a broken policy isolates', () => {
     spec: { podSelector: {}, egress: [{}] },
   });
   assert.deepEqual(ok.problems, []);
-  assert.deepEqual(ok.policy?.policyTypes, ['Ingress', 'Egress']);
-  assert.equal(denyStandIn(ok.policy, {}, []).ingress.length, 0);
+  assert.equal(ok.standIn, undefined);
+  const okPolicy = ok.decoded?.object as NetworkPolicy;
+  assert.deepEqual(okPolicy.policyTypes, ['Ingress', 'Egress']);
+  assert.equal(denyStandIn(okPolicy, {}, []).ingress.length, 0);
 });
 
 test('hostNetwork pods are never subjects; pods of other nodes are peers only', async () => {

@@ -167,9 +167,12 @@ test('NetworkPolicy validation and defaulting: kube-apiserver vs moat validate',
         );
         continue;
       }
-      if (JSON.stringify(model(mine)) !== JSON.stringify(model(fromServer.policy))) {
+      if (
+        JSON.stringify(model(mine)) !==
+        JSON.stringify(model(fromServer.decoded?.object as NetworkPolicy | undefined))
+      ) {
         defaulting.push(
-          `${tc.id}: model from the object ${JSON.stringify(model(mine))}\n    model from the server's ${JSON.stringify(model(fromServer.policy))}`,
+          `${tc.id}: model from the object ${JSON.stringify(model(mine))}\n    model from the server's ${JSON.stringify(model(fromServer.decoded?.object as NetworkPolicy | undefined))}`,
         );
       }
       // The defaulted fields themselves, read straight off the server's object.
