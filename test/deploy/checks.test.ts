@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { at, checkRender, checkSame, checkSameContainer, type Obj } from './checks.js';
+import { at, checkRender, checkSame, checkSameContainer, EXPECTED_RESOURCES, type Obj } from './checks.js';
+import { RESOURCES } from '../../src/agent/k8s-decode.js';
 import { kindSchemas } from './k8s-schemas.js';
 
 // A minimal rendering that has every property; each case below breaks one.
@@ -263,4 +264,13 @@ test('k8s-schemas: one strict, self-contained schema per kind, int-or-string and
   assert.equal((defs['io.k8s.Meta'] as Obj)['additionalProperties'], false);
   // A map keeps its value schema: strictness applies to objects with named properties only.
   assert.deepEqual(at(thing, 'properties', 'labels', 'additionalProperties'), { type: 'string' });
+});
+
+test('the ClusterRole the checks expect grants every resource the agent watches (the kinds registry)', () => {
+  const watched = RESOURCES.map((r) => {
+    const group = r.apiVersion.includes('/') ? r.apiVersion.split('/')[0] : '';
+    return `${group}/${r.path.split('/').at(-1) ?? ''}`;
+  });
+  assert.ok(watched.length >= 4, `watched: ${watched.join(', ')}`);
+  for (const w of watched) assert.ok(EXPECTED_RESOURCES.includes(w), `${w} is watched but not granted`);
 });
