@@ -1,92 +1,26 @@
 // `moat explain`: the evaluator's verdict for one flow, in words, policy by policy and rule by rule.
-// Pure. The verdict is evaluate()'s own; the per-rule analysis re-runs the evaluator's exported
-// matching primitives (ruleMatches, peerMatches, portMatches, ...) to say why each rule did or did
-// not admit the flow, and, when a side denies, which rule came closest.
-import { cidrContains, familyOf, formatAddress, parseIP, type Address, type Family } from '../model/cidr.js';
-import { formatLabels, formatSelector, matchesSelector } from '../model/selector.js';
-import type {
-  LabelSelector,
-  Labels,
-  NetworkPolicy,
-  Peer,
-  Pod,
-  PolicyPort,
-  PolicyRule,
-  Protocol,
-  Requirement,
-  Snapshot,
-} from '../model/types.js';
+// Pure. Verdict and trace are the evaluator's own (evaluateTraced): this module only formats what
+// the tiers checked, and, when a side denies, picks the rule that came closest.
+import { familyOf, formatAddress, parseIP, type Family } from '../model/cidr.js';
+import type { Protocol, Snapshot } from '../model/types.js';
 import { podKey } from '../model/types.js';
-import { conflictedAddresses } from '../model/conflicts.js';
 import { UsageError } from '../errors.js';
 import {
-  demoteConflicted,
   endpointAddress,
-  evaluate,
+  evaluateTraced,
   flowFamily,
-  indexOf,
-  ipBlockMatches,
-  portMatches,
-  ruleMatches,
-  selectorPeerMatches,
   type Direction,
   type Endpoint,
   type EvaluateOptions,
   type Flow,
   type PolicyRef,
   type SideReason,
-  type SnapshotIndex,
+  type SideTrace,
   type Verdict,
 } from '../policy/evaluate.js';
-import { matchesRequirement } from '../model/selector.js';
+import { describeEndpoint, dirType, type NonSelecting, type PolicyTrace } from '../policy/trace.js';
 
-/** One peer (from[j] / to[j]) of a rule, checked against the other end of the flow. */
-export interface PeerCheck {
-  readonly index: number;
-  /** e.g. "podSelector app=web, namespaceSelector team=a" or "ipBlock 10.0.0.0/8 except 10.1.0.0/16". */
-  readonly peer: string;
-  readonly matched: boolean;
-  /** Why it does not match (absent when it matches). */
-  readonly reason?: string;
-}
-
-/** One entry of ports[k] of a rule, checked against the flow's protocol and port. */
-export interface PortCheck {
-  readonly index: number;
-  /** e.g. "TCP/80", "TCP/8000-8080", "TCP/http", "TCP (all ports)". */
-  readonly port: string;
-  readonly matched: boolean;
-  readonly reason?: string;
-}
-
-/** One ingress[i] / egress[i] rule of a policy that isolates the subject. */
-export interface RuleAnalysis {
-  readonly rule: number;
-  /** Whether the rule admits the flow; equals ruleMatches() from the evaluator. */
-  readonly matched: boolean;
-  /** The (peer, port) indices by which it admits the flow, as the evaluator reports them. */
-  readonly matchedPeer?: number;
-  readonly matchedPort?: number;
-  /** undefined: the rule has no from/to, "matches all sources/destinations". */
-  readonly peers?: readonly PeerCheck[];
-  /** undefined: the rule has no ports, "matches all ports". */
-  readonly ports?: readonly PortCheck[];
-  /** Why the rule does not admit the flow (empty when it does). */
-  readonly reasons: readonly string[];
-  /** How close it came: 2 = admits; 1.x = peers or ports fit; below 1 = partial fits only. */
-  readonly score: number;
-}
-
-export interface PolicyAnalysis {
-  readonly policy: PolicyRef;
-  readonly rules: readonly RuleAnalysis[];
-}
-
-/** A policy in the subject's namespace that does not isolate it for this direction, and why not. */
-export interface NonSelecting {
-  readonly policy: PolicyRef;
-  readonly reason: string;
-}
+export type { NonSelecting, PeerCheck, PolicyTrace, PortCheck, RuleTrace } from '../policy/trace.js';
 
 export interface RuleRef {
   readonly policy: PolicyRef;
@@ -103,7 +37,7 @@ export interface SideExplanation {
   /** One sentence: the verdict of this side in words. */
   readonly summary: string;
   /** Every policy that isolates the subject for this direction, rule by rule. */
-  readonly policies: readonly PolicyAnalysis[];
+  readonly policies: readonly PolicyTrace[];
   /** Policies of the subject's namespace that do not apply to it for this direction. */
   readonly notSelecting: readonly NonSelecting[];
   /** When this side denies: the rule that came closest (absent when no policy has a rule). */
@@ -130,260 +64,8 @@ export interface Explanation {
 // ---------------------------------------------------------------------------------------------
 // Describing things.
 
-export function describeEndpoint(e: Endpoint): string {
-  return e.kind === 'pod' ? podKey(e.pod) : e.ip;
-}
-
-export function describePeer(peer: Peer): string {
-  if (peer.kind === 'ipBlock') {
-    const ex = peer.ipBlock.except;
-    return `ipBlock ${peer.ipBlock.cidr}${ex.length > 0 ? ` except ${ex.join(', ')}` : ''}`;
-  }
-  const parts: string[] = [];
-  if (peer.podSelector !== undefined) parts.push(`podSelector ${formatSelector(peer.podSelector)}`);
-  if (peer.namespaceSelector !== undefined) {
-    parts.push(`namespaceSelector ${formatSelector(peer.namespaceSelector)}`);
-  }
-  return parts.join(', ');
-}
-
-export function describePort(p: PolicyPort): string {
-  if (p.port === undefined) return `${p.protocol} (all ports)`;
-  if (p.endPort !== undefined) return `${p.protocol}/${p.port}-${p.endPort}`;
-  return `${p.protocol}/${p.port}`;
-}
-
-function describeRequirement(r: Requirement): string {
-  switch (r.operator) {
-    case 'In':
-      return `${r.key} in (${r.values.join(',')})`;
-    case 'NotIn':
-      return `${r.key} notin (${r.values.join(',')})`;
-    case 'Exists':
-      return `label ${r.key}`;
-    case 'DoesNotExist':
-      return `no label ${r.key}`;
-  }
-}
-
-/** The terms of a selector the labels fail, e.g. "team=web, namespace y has none". */
-function selectorMisses(s: LabelSelector, labels: Labels, what: string): string[] {
-  const out: string[] = [];
-  const has = (k: string): string =>
-    Object.prototype.hasOwnProperty.call(labels, k)
-      ? `${what} has ${k}=${labels[k] ?? ''}`
-      : `${what} has none`;
-  for (const [k, v] of Object.entries(s.matchLabels)) {
-    if (labels[k] !== v) out.push(`${k}=${v}, ${has(k)}`);
-  }
-  for (const r of s.matchExpressions) {
-    if (matchesRequirement(r, labels)) continue;
-    out.push(`${describeRequirement(r)}, ${r.operator === 'Exists' ? `${what} has none` : has(r.key)}`);
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Why a peer or a port does not match.
-
-function ipBlockReason(
-  index: SnapshotIndex,
-  peer: Peer & { kind: 'ipBlock' },
-  other: Endpoint,
-  addr: Address | undefined,
-  family: Family,
-): string {
-  const desc = describePeer(peer);
-  if (!addr) return `${desc} cannot match ${describeEndpoint(other)}: it has no IPv${family} address`;
-  const c = index.cidr(peer.ipBlock.cidr);
-  const a = formatAddress(addr);
-  if (typeof c === 'string' || !cidrContains(c, addr)) return `${desc} does not contain ${a}`;
-  const ex = peer.ipBlock.except.find((e) => {
-    const x = index.cidr(e);
-    return typeof x !== 'string' && cidrContains(x, addr);
-  });
-  return `ipBlock ${peer.ipBlock.cidr} except ${ex ?? '?'} excludes ${a}`;
-}
-
-function selectorReason(
-  index: SnapshotIndex,
-  policyNamespace: string,
-  peer: Peer & { kind: 'selector' },
-  other: Endpoint,
-): { reason: string; partial: number } {
-  if (other.kind !== 'pod') {
-    return {
-      reason: `peer selects pods; ${other.ip} is not a pod (only ipBlock peers match IPs)`,
-      partial: 0,
-    };
-  }
-  const pod = other.pod;
-  if (pod.hostNetwork) {
-    return {
-      reason: `peer selects pods; ${podKey(pod)} uses the host network and is matched by ipBlock only`,
-      partial: 0,
-    };
-  }
-  let nsOk = true;
-  let nsReason = '';
-  if (peer.namespaceSelector === undefined) {
-    if (pod.namespace !== policyNamespace) {
-      nsOk = false;
-      nsReason = `peer without namespaceSelector selects pods in namespace ${policyNamespace} only, ${podKey(pod)} is in namespace ${pod.namespace}`;
-    }
-  } else {
-    const nsLabels = index.namespaceLabels(pod.namespace);
-    if (!matchesSelector(peer.namespaceSelector, nsLabels)) {
-      nsOk = false;
-      const misses = selectorMisses(peer.namespaceSelector, nsLabels, `namespace ${pod.namespace}`);
-      nsReason = `peer requires namespace label ${misses.join('; ')}`;
-    }
-  }
-  const podOk = peer.podSelector === undefined || matchesSelector(peer.podSelector, pod.labels);
-  const reasons: string[] = [];
-  if (!nsOk) reasons.push(nsReason);
-  if (!podOk && peer.podSelector !== undefined) {
-    reasons.push(
-      `peer podSelector ${formatSelector(peer.podSelector)} does not match labels ${formatLabels(pod.labels)}`,
-    );
-  }
-  // Half credit when one of two constraints (namespace, podSelector) fits.
-  const half = nsOk || (podOk && peer.podSelector !== undefined);
-  return { reason: reasons.join('; '), partial: half ? 0.5 : 0 };
-}
-
-function portReason(
-  p: PolicyPort,
-  protocol: Protocol,
-  port: number,
-  dst: Endpoint,
-): { reason: string; partial: number } {
-  if (p.protocol !== protocol) return { reason: `protocol ${p.protocol}, flow is ${protocol}`, partial: 0 };
-  if (typeof p.port === 'number') {
-    return p.endPort === undefined
-      ? { reason: `allows port ${p.port} only`, partial: 0.5 }
-      : { reason: `allows ports ${p.port}-${p.endPort} only`, partial: 0.5 };
-  }
-  const name = p.port ?? '';
-  if (dst.kind !== 'pod') {
-    return { reason: `named port ${name} resolves against pods only; ${dst.ip} is not a pod`, partial: 0.5 };
-  }
-  const cp = dst.pod.ports.find((c) => c.name === name && c.protocol === protocol);
-  if (!cp) {
-    return {
-      reason: `named port ${name}: ${podKey(dst.pod)} has no ${protocol} containerPort named ${name}`,
-      partial: 0.5,
-    };
-  }
-  return {
-    reason: `named port ${name} is ${podKey(dst.pod)}'s ${protocol}/${cp.containerPort}, flow is to ${port}`,
-    partial: 0.5,
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Rules, policies, sides.
-
-function analyzeRule(
-  index: SnapshotIndex,
-  policy: NetworkPolicy,
-  rule: PolicyRule,
-  r: number,
-  direction: Direction,
-  other: Endpoint,
-  otherAddress: Address | undefined,
-  flow: Flow,
-  family: Family,
-): RuleAnalysis {
-  const m = ruleMatches(index, policy, rule, other, otherAddress, flow);
-  const peerWord = direction === 'ingress' ? 'from' : 'to';
-  const reasons: string[] = [];
-  let peerScore = 1;
-  let peers: PeerCheck[] | undefined;
-  if (rule.peers !== undefined) {
-    let best = 0;
-    peers = rule.peers.map((pe, j) => {
-      const peer = describePeer(pe);
-      const ok =
-        pe.kind === 'ipBlock'
-          ? ipBlockMatches(index, pe, otherAddress)
-          : selectorPeerMatches(index, policy.namespace, pe.podSelector, pe.namespaceSelector, other);
-      if (ok) {
-        best = 1;
-        return { index: j, peer, matched: true };
-      }
-      const why =
-        pe.kind === 'ipBlock'
-          ? { reason: ipBlockReason(index, pe, other, otherAddress, family), partial: 0 }
-          : selectorReason(index, policy.namespace, pe, other);
-      best = Math.max(best, why.partial);
-      return { index: j, peer, matched: false, reason: why.reason };
-    });
-    peerScore = best;
-    if (best < 1) {
-      if (peers.length === 0) reasons.push(`${peerWord} lists no peers`);
-      for (const pc of peers) reasons.push(`${peerWord}[${pc.index}]: ${pc.reason ?? ''}`);
-    }
-  }
-  let portScore = 1;
-  let ports: PortCheck[] | undefined;
-  if (rule.ports !== undefined) {
-    let best = 0;
-    ports = rule.ports.map((p, k) => {
-      const port = describePort(p);
-      if (portMatches(p, flow.protocol, flow.port, flow.dst)) {
-        best = 1;
-        return { index: k, port, matched: true };
-      }
-      const why = portReason(p, flow.protocol, flow.port, flow.dst);
-      best = Math.max(best, why.partial);
-      return { index: k, port, matched: false, reason: why.reason };
-    });
-    portScore = best;
-    if (best < 1) {
-      const numeric = rule.ports.every((p) => typeof p.port === 'number');
-      if (numeric && rule.ports.length > 1) {
-        reasons.push(
-          `allows ${rule.ports.map(describePort).join(', ')} only, flow is ${flow.protocol}/${flow.port}`,
-        );
-      } else {
-        for (const pc of ports) reasons.push(`ports[${pc.index}]: ${pc.reason ?? ''}`);
-      }
-    }
-  }
-  return {
-    rule: r,
-    matched: m !== undefined,
-    ...(m?.peer !== undefined ? { matchedPeer: m.peer } : {}),
-    ...(m?.port !== undefined ? { matchedPort: m.port } : {}),
-    ...(peers !== undefined ? { peers } : {}),
-    ...(ports !== undefined ? { ports } : {}),
-    reasons: m !== undefined ? [] : reasons,
-    score: m !== undefined ? 2 : peerScore + portScore,
-  };
-}
-
-const dirType = (d: Direction): 'Ingress' | 'Egress' => (d === 'ingress' ? 'Ingress' : 'Egress');
-
-function notSelecting(index: SnapshotIndex, subject: Pod, direction: Direction): NonSelecting[] {
-  const out: NonSelecting[] = [];
-  for (const p of index.snapshot.policies) {
-    if (p.namespace !== subject.namespace) continue;
-    const policy = { namespace: p.namespace, name: p.name };
-    if (!matchesSelector(p.podSelector, subject.labels)) {
-      out.push({
-        policy,
-        reason: `podSelector ${formatSelector(p.podSelector)} does not match labels ${formatLabels(subject.labels)}`,
-      });
-    } else if (!p.policyTypes.includes(dirType(direction))) {
-      out.push({
-        policy,
-        reason: `policyTypes [${p.policyTypes.join(', ')}] does not include ${dirType(direction)}`,
-      });
-    }
-  }
-  return out;
-}
 
 const ruleName = (
   direction: Direction,
@@ -398,12 +80,7 @@ const ruleName = (
 
 const refText = (p: PolicyRef): string => `${p.namespace}/${p.name}`;
 
-function explainSide(
-  index: SnapshotIndex,
-  verdict: Verdict,
-  direction: Direction,
-  flow: Flow,
-): SideExplanation {
+function explainSide(verdict: Verdict, trace: SideTrace, direction: Direction, flow: Flow): SideExplanation {
   const side = verdict[direction];
   const self = direction === 'egress' ? flow.src : flow.dst;
   const otherEnd = direction === 'egress' ? flow.dst : flow.src;
@@ -445,22 +122,10 @@ function explainSide(
   }
   if (self.kind !== 'pod') return { ...base, ...empty, summary: side.reason };
   const subject = self.pod;
-  const family = flowFamily(flow);
-  // As evaluate() sees it: a pod at a shared address is only an address to policies.
-  const other = demoteConflicted(otherEnd, family, conflictedAddresses(index.snapshot));
-  if (other !== otherEnd) flow = direction === 'egress' ? { ...flow, dst: other } : { ...flow, src: other };
-  const otherAddress = endpointAddress(other, family);
-  const policies: PolicyAnalysis[] = side.isolatedBy.map((ref) => {
-    const policy = index.snapshot.policies.find((p) => p.namespace === ref.namespace && p.name === ref.name)!;
-    const rules = direction === 'ingress' ? policy.ingress : policy.egress;
-    return {
-      policy: ref,
-      rules: rules.map((rule, r) =>
-        analyzeRule(index, policy, rule, r, direction, other, otherAddress, flow, family),
-      ),
-    };
-  });
-  const others = notSelecting(index, subject, direction);
+  // What the NetworkPolicy tier checked, as it decided (absent when another tier decided first).
+  const np = trace.tiers.find((t) => t.stage === 'networkpolicy')?.trace;
+  const policies = np?.policies ?? [];
+  const others = np?.notSelecting ?? [];
   const key = podKey(subject);
   if (side.reason === 'not-isolated') {
     return {
@@ -512,8 +177,7 @@ function explainSide(
 
 /** Explains one flow. `verdict` is exactly evaluate(snapshot, flow, opts). */
 export function explain(snapshot: Snapshot, flow: Flow, opts: EvaluateOptions = {}): Explanation {
-  const index = indexOf(snapshot);
-  const verdict = evaluate(snapshot, flow, opts);
+  const { verdict, trace } = evaluateTraced(snapshot, flow, opts);
   return {
     flow: {
       src: describeEndpoint(flow.src),
@@ -523,8 +187,8 @@ export function explain(snapshot: Snapshot, flow: Flow, opts: EvaluateOptions = 
       family: flowFamily(flow),
     },
     verdict,
-    egress: explainSide(index, verdict, 'egress', flow),
-    ingress: explainSide(index, verdict, 'ingress', flow),
+    egress: explainSide(verdict, trace.egress, 'egress', flow),
+    ingress: explainSide(verdict, trace.ingress, 'ingress', flow),
   };
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cport, ipPeer, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
-import { evaluate, type Endpoint, type Flow } from './evaluate.js';
+import { evaluate, evaluateTraced, type Endpoint, type Flow } from './evaluate.js';
 import type { Pod, Protocol, Snapshot } from '../model/types.js';
 
 const a = pod('x', 'a', {
@@ -188,6 +188,27 @@ for (const tc of cases) {
     if (tc.reason) {
       const side = tc.f.dst.kind === 'pod' && v.ingress.reason !== 'not-a-subject' ? v.ingress : v.egress;
       assert.equal(side.reason, tc.reason);
+    }
+    // The trace is of the same decision: the same verdict, and its matched rules are the matches.
+    const t = evaluateTraced(tc.s, tc.f);
+    assert.deepEqual(t.verdict, v);
+    for (const dir of ['egress', 'ingress'] as const) {
+      const np = t.trace[dir].tiers.find((x) => x.stage === 'networkpolicy')?.trace;
+      const matched = (np?.policies ?? []).flatMap((p) =>
+        p.rules
+          .filter((r) => r.matched)
+          .map((r) => `${p.policy.name}/${r.rule}/${r.matchedPeer}/${r.matchedPort}`),
+      );
+      assert.deepEqual(
+        matched,
+        v[dir].matches.map((m) => `${m.policy.name}/${m.rule}/${m.peer}/${m.port}`),
+        `${dir}: traced matches`,
+      );
+      assert.deepEqual(
+        (np?.policies ?? []).map((p) => p.policy),
+        v[dir].isolatedBy,
+        `${dir}: traced policies are the isolating ones`,
+      );
     }
   });
 }

@@ -2,57 +2,27 @@
 // Pure. A verdict is decided per side (egress of the source, ingress of the destination) by an
 // ordered chain of tiers, each answering Allow, Deny, Pass or nothing; the flow passes when both
 // sides allow it.
-import { cidrContains, formatAddress, parseCidr, parseIP, type Address, type Family } from '../model/cidr.js';
+import { formatAddress, parseIP, type Address, type Family } from '../model/cidr.js';
 import { conflictedAddresses } from '../model/conflicts.js';
-import { matchesSelector } from '../model/selector.js';
-import type {
-  LabelSelector,
-  Labels,
-  NetworkPolicy,
-  Node,
-  Peer,
-  Pod,
-  PolicyPort,
-  PolicyRule,
-  Protocol,
-  Snapshot,
-} from '../model/types.js';
+import type { Pod, Snapshot } from '../model/types.js';
 import { podKey } from '../model/types.js';
+import {
+  endpointAddress,
+  flowFamily,
+  indexOf,
+  isSubject,
+  ruleMatches,
+  type Direction,
+  type Endpoint,
+  type EvaluateOptions,
+  type Flow,
+  type PolicyRef,
+  type RuleMatch,
+  type SnapshotIndex,
+} from './match.js';
+import { notSelecting, traceRule, type NetworkPolicyTrace, type PolicyTrace } from './trace.js';
 
-export type Endpoint =
-  { readonly kind: 'pod'; readonly pod: Pod } | { readonly kind: 'ip'; readonly ip: string };
-
-export interface Flow {
-  readonly src: Endpoint;
-  readonly dst: Endpoint;
-  readonly protocol: Protocol;
-  readonly port: number;
-  /** Address family of the flow; defaults to the family of the first usable address. */
-  readonly family?: Family;
-}
-
-export type Direction = 'ingress' | 'egress';
-
-export interface EvaluateOptions {
-  /** Police pod -> own-node egress instead of always allowing it (the dataplane's opt-in flag). */
-  readonly policeNodeEgress?: boolean;
-}
-
-export interface PolicyRef {
-  readonly namespace: string;
-  readonly name: string;
-}
-
-/** One rule that admitted the flow: policy, direction, rule index, and which peer/port matched. */
-export interface RuleMatch {
-  readonly policy: PolicyRef;
-  readonly direction: Direction;
-  readonly rule: number;
-  /** Index into from/to; undefined when the rule has no peers (all peers). */
-  readonly peer?: number;
-  /** Index into ports; undefined when the rule has no ports (all ports). */
-  readonly port?: number;
-}
+export * from './match.js';
 
 export type TierAnswer = 'Allow' | 'Deny' | 'Pass' | 'None';
 
@@ -105,6 +75,8 @@ export interface SideContext {
   readonly peer: Endpoint;
   readonly peerAddress?: Address;
   readonly flow: Flow;
+  /** Whether the tier should say what it checked (explain); the verdict never depends on it. */
+  readonly trace: boolean;
 }
 
 export interface TierDecision {
@@ -112,6 +84,8 @@ export interface TierDecision {
   readonly detail: string;
   readonly isolatedBy?: readonly PolicyRef[];
   readonly matches?: readonly RuleMatch[];
+  /** When ctx.trace: what the tier checked (the NetworkPolicy tier: every policy, rule, peer, port). */
+  readonly trace?: NetworkPolicyTrace;
 }
 
 /**
@@ -127,200 +101,6 @@ export interface Tier {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Index: per-snapshot caches so that matrix-sized workloads evaluate quickly.
-
-export class SnapshotIndex {
-  readonly nsLabels = new Map<string, Labels>();
-  readonly nodesByName = new Map<string, Node>();
-  private readonly selecting = new Map<string, { ingress: number[]; egress: number[] }>();
-  private readonly cidrCache = new Map<string, ReturnType<typeof parseCidr>>();
-
-  constructor(readonly snapshot: Snapshot) {
-    for (const ns of snapshot.namespaces) this.nsLabels.set(ns.name, ns.labels);
-    for (const n of snapshot.nodes) this.nodesByName.set(n.name, n);
-  }
-
-  namespaceLabels(ns: string): Labels {
-    // The API server labels every namespace with kubernetes.io/metadata.name.
-    return this.nsLabels.get(ns) ?? { 'kubernetes.io/metadata.name': ns };
-  }
-
-  /** Indices of policies in the pod's namespace whose podSelector selects it, per direction. */
-  policiesFor(pod: Pod): { ingress: number[]; egress: number[] } {
-    const key = `${podKey(pod)}\u0000${labelsKey(pod.labels)}`;
-    let hit = this.selecting.get(key);
-    if (!hit) {
-      hit = { ingress: [], egress: [] };
-      this.snapshot.policies.forEach((p, i) => {
-        if (p.namespace !== pod.namespace || !matchesSelector(p.podSelector, pod.labels)) return;
-        if (p.policyTypes.includes('Ingress')) hit!.ingress.push(i);
-        if (p.policyTypes.includes('Egress')) hit!.egress.push(i);
-      });
-      this.selecting.set(key, hit);
-    }
-    return hit;
-  }
-
-  cidr(text: string): ReturnType<typeof parseCidr> {
-    let c = this.cidrCache.get(text);
-    if (c === undefined) {
-      c = parseCidr(text);
-      this.cidrCache.set(text, c);
-    }
-    return c;
-  }
-
-  /** Node addresses of the node a pod runs on. */
-  nodeAddresses(nodeName: string | undefined): readonly string[] {
-    if (nodeName === undefined) return [];
-    return this.nodesByName.get(nodeName)?.addresses ?? [];
-  }
-}
-
-const indexCache = new WeakMap<Snapshot, SnapshotIndex>();
-
-export function indexOf(snapshot: Snapshot): SnapshotIndex {
-  let idx = indexCache.get(snapshot);
-  if (!idx) {
-    idx = new SnapshotIndex(snapshot);
-    indexCache.set(snapshot, idx);
-  }
-  return idx;
-}
-
-function labelsKey(l: Labels): string {
-  return Object.keys(l)
-    .sort()
-    .map((k) => `${k}=${l[k] ?? ''}`)
-    .join(',');
-}
-
-// ---------------------------------------------------------------------------------------------
-// Matching primitives, exported for explain and the compiler's tests.
-
-/** Whether a pod is a NetworkPolicy subject: hostNetwork pods never are. */
-export function isSubject(pod: Pod): boolean {
-  return !pod.hostNetwork;
-}
-
-/**
- * The address an endpoint uses in a flow of the given family. A pod with no address of that family
- * has none (ipBlock peers then cannot match it).
- */
-export function endpointAddress(e: Endpoint, family: Family): Address | undefined {
-  const candidates = e.kind === 'ip' ? [e.ip] : e.pod.ips;
-  for (const c of candidates) {
-    const a = parseIP(c);
-    if (a && a.family === family) return a;
-  }
-  return undefined;
-}
-
-export function flowFamily(flow: Flow): Family {
-  if (flow.family) return flow.family;
-  for (const e of [flow.src, flow.dst]) {
-    const first = e.kind === 'ip' ? e.ip : e.pod.ips[0];
-    if (first !== undefined) {
-      const a = parseIP(first);
-      if (a) return a.family;
-    }
-  }
-  return 4;
-}
-
-export function ipBlockMatches(
-  index: SnapshotIndex,
-  peer: Peer & { kind: 'ipBlock' },
-  addr: Address | undefined,
-): boolean {
-  if (!addr) return false;
-  const c = index.cidr(peer.ipBlock.cidr);
-  if (typeof c === 'string' || !cidrContains(c, addr)) return false;
-  for (const ex of peer.ipBlock.except) {
-    const e = index.cidr(ex);
-    if (typeof e !== 'string' && cidrContains(e, addr)) return false;
-  }
-  return true;
-}
-
-/**
- * NetworkPolicyPeer semantics for a pod peer, in the policy's namespace:
- * - podSelector only: "selects particular Pods in the same namespace as the NetworkPolicy";
- * - namespaceSelector only: "selects particular namespaces for which all Pods should be allowed";
- * - both: "selects particular Pods within particular namespaces".
- * hostNetwork pods are seen by the network as their node and are matched by ipBlock only.
- */
-export function selectorPeerMatches(
-  index: SnapshotIndex,
-  policyNamespace: string,
-  podSelector: LabelSelector | undefined,
-  namespaceSelector: LabelSelector | undefined,
-  peer: Endpoint,
-): boolean {
-  if (peer.kind !== 'pod' || peer.pod.hostNetwork) return false;
-  const pod = peer.pod;
-  if (namespaceSelector === undefined) {
-    if (pod.namespace !== policyNamespace) return false;
-  } else if (!matchesSelector(namespaceSelector, index.namespaceLabels(pod.namespace))) {
-    return false;
-  }
-  return podSelector === undefined || matchesSelector(podSelector, pod.labels);
-}
-
-export function peerMatches(
-  index: SnapshotIndex,
-  policyNamespace: string,
-  peer: Peer,
-  other: Endpoint,
-  otherAddress: Address | undefined,
-): boolean {
-  if (peer.kind === 'ipBlock') return ipBlockMatches(index, peer, otherAddress);
-  return selectorPeerMatches(index, policyNamespace, peer.podSelector, peer.namespaceSelector, other);
-}
-
-/**
- * NetworkPolicyPort semantics. A named port "will be resolved against the destination pod's
- * container ports" (name and protocol); it never matches a destination that is not a pod.
- */
-export function portMatches(p: PolicyPort, protocol: Protocol, port: number, dst: Endpoint): boolean {
-  if (p.protocol !== protocol) return false;
-  if (p.port === undefined) return true;
-  if (typeof p.port === 'number') {
-    return p.endPort === undefined ? port === p.port : port >= p.port && port <= p.endPort;
-  }
-  if (dst.kind !== 'pod') return false;
-  return dst.pod.ports.some(
-    (cp) => cp.name === p.port && cp.protocol === protocol && cp.containerPort === port,
-  );
-}
-
-/** Returns the (peer, port) indices by which a rule admits the flow, or undefined. */
-export function ruleMatches(
-  index: SnapshotIndex,
-  policy: NetworkPolicy,
-  rule: PolicyRule,
-  other: Endpoint,
-  otherAddress: Address | undefined,
-  flow: Flow,
-): { peer?: number; port?: number } | undefined {
-  // "If this field is empty or missing, this rule matches all sources" (and ports likewise).
-  let peerIdx: number | undefined;
-  if (rule.peers !== undefined && rule.peers.length > 0) {
-    peerIdx = rule.peers.findIndex((pe) => peerMatches(index, policy.namespace, pe, other, otherAddress));
-    if (peerIdx < 0) return undefined;
-  }
-  let portIdx: number | undefined;
-  if (rule.ports !== undefined && rule.ports.length > 0) {
-    portIdx = rule.ports.findIndex((p) => portMatches(p, flow.protocol, flow.port, flow.dst));
-    if (portIdx < 0) return undefined;
-  }
-  const out: { peer?: number; port?: number } = {};
-  if (peerIdx !== undefined) out.peer = peerIdx;
-  if (portIdx !== undefined) out.port = portIdx;
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The NetworkPolicy tier.
 
 export const networkPolicyTier: Tier = {
@@ -329,21 +109,47 @@ export const networkPolicyTier: Tier = {
   decide(ctx) {
     const { index, direction, subject } = ctx;
     const idxs = index.policiesFor(subject)[direction];
+    const others = ctx.trace ? notSelecting(index, subject, direction) : [];
     if (idxs.length === 0) {
-      return { answer: 'None', detail: `no NetworkPolicy isolates ${podKey(subject)} for ${direction}` };
+      return {
+        answer: 'None',
+        detail: `no NetworkPolicy isolates ${podKey(subject)} for ${direction}`,
+        ...(ctx.trace ? { trace: { policies: [], notSelecting: others } } : {}),
+      };
     }
+    const family = flowFamily(ctx.flow);
     const isolatedBy: PolicyRef[] = [];
     const matches: RuleMatch[] = [];
+    const traces: PolicyTrace[] = [];
     for (const i of idxs) {
       const policy = index.snapshot.policies[i]!;
       const ref = { namespace: policy.namespace, name: policy.name };
       isolatedBy.push(ref);
       const rules = direction === 'ingress' ? policy.ingress : policy.egress;
-      rules.forEach((rule, r) => {
-        const m = ruleMatches(index, policy, rule, ctx.peer, ctx.peerAddress, ctx.flow);
-        if (m) matches.push({ policy: ref, direction, rule: r, ...m });
-      });
+      if (ctx.trace) {
+        // The trace's own matching decides, so what explain shows is what decided.
+        const rt = rules.map((rule, r) =>
+          traceRule(index, policy, rule, r, direction, ctx.peer, ctx.peerAddress, ctx.flow, family),
+        );
+        traces.push({ policy: ref, rules: rt });
+        for (const t of rt) {
+          if (!t.matched) continue;
+          matches.push({
+            policy: ref,
+            direction,
+            rule: t.rule,
+            ...(t.matchedPeer !== undefined ? { peer: t.matchedPeer } : {}),
+            ...(t.matchedPort !== undefined ? { port: t.matchedPort } : {}),
+          });
+        }
+      } else {
+        rules.forEach((rule, r) => {
+          const m = ruleMatches(index, policy, rule, ctx.peer, ctx.peerAddress, ctx.flow);
+          if (m) matches.push({ policy: ref, direction, rule: r, ...m });
+        });
+      }
     }
+    const trace = ctx.trace ? { trace: { policies: traces, notSelecting: others } } : {};
     if (matches.length > 0) {
       const first = matches[0]!;
       return {
@@ -351,6 +157,7 @@ export const networkPolicyTier: Tier = {
         detail: `allowed by NetworkPolicy ${first.policy.namespace}/${first.policy.name} ${direction} rule ${first.rule}`,
         isolatedBy,
         matches,
+        ...trace,
       };
     }
     return {
@@ -358,6 +165,7 @@ export const networkPolicyTier: Tier = {
       detail: `${podKey(subject)} is isolated for ${direction} and no rule allows the flow`,
       isolatedBy,
       matches,
+      ...trace,
     };
   },
 };
@@ -414,21 +222,34 @@ export function demoteConflicted(e: Endpoint, family: Family, conflicts: Readonl
   return conflicts.has(text) ? { kind: 'ip', ip: text } : e;
 }
 
+/** What each consulted tier checked, in chain order (evaluateTraced). */
+export interface SideTrace {
+  readonly tiers: readonly {
+    readonly tier: string;
+    readonly stage: Tier['stage'];
+    readonly trace?: NetworkPolicyTrace;
+  }[];
+}
+
+const NO_TRACE: SideTrace = { tiers: [] };
+
 function decideSide(
   index: SnapshotIndex,
   tiers: readonly Tier[],
   flow: Flow,
   direction: Direction,
   opts: EvaluateOptions,
-): SideVerdict {
+  trace: boolean,
+): { side: SideVerdict; trace: SideTrace } {
+  const side = (v: SideVerdict, t: SideTrace = NO_TRACE) => ({ side: v, trace: t });
   const self = direction === 'egress' ? flow.src : flow.dst;
   const other = direction === 'egress' ? flow.dst : flow.src;
-  if (self.kind !== 'pod' || !isSubject(self.pod)) return nonSubject(direction);
+  if (self.kind !== 'pod' || !isSubject(self.pod)) return side(nonSubject(direction));
   const subject = self.pod;
   const key = podKey(subject);
-  if (isSamePod(self, other)) return nonSubject(direction, 'self', key);
+  if (isSamePod(self, other)) return side(nonSubject(direction, 'self', key));
   const policeNode = direction === 'egress' && opts.policeNodeEgress === true;
-  if (!policeNode && isOwnNode(index, subject, other)) return nonSubject(direction, 'node', key);
+  if (!policeNode && isOwnNode(index, subject, other)) return side(nonSubject(direction, 'node', key));
 
   const family = flowFamily(flow);
   const conflicts = conflictedAddresses(index.snapshot);
@@ -436,7 +257,7 @@ function decideSide(
     // The kernel cannot tell whose packet it is: neither pod's policies apply, nothing is allowed.
     const own = endpointAddress(self, family);
     if (own !== undefined && conflicts.has(formatAddress(own))) {
-      return {
+      return side({
         direction,
         subject: key,
         allowed: false,
@@ -444,7 +265,7 @@ function decideSide(
         isolatedBy: [],
         matches: [],
         tiers: [],
-      };
+      });
     }
   }
   // A pod whose address is shared is only an address to the peer's policies (ipBlock may match it,
@@ -459,8 +280,10 @@ function decideSide(
     peer,
     ...(endpointAddress(peer, family) ? { peerAddress: endpointAddress(peer, family)! } : {}),
     flow: sideFlow,
+    trace,
   };
   const outcomes: TierOutcome[] = [];
+  const traces: SideTrace['tiers'][number][] = [];
   let isolatedBy: readonly PolicyRef[] = [];
   let matches: readonly RuleMatch[] = [];
   let skipToNetworkPolicy = false;
@@ -468,6 +291,7 @@ function decideSide(
     if (skipToNetworkPolicy && tier.stage === 'admin') continue;
     const d = tier.decide(ctx);
     outcomes.push({ tier: tier.name, answer: d.answer, detail: d.detail });
+    if (trace) traces.push({ tier: tier.name, stage: tier.stage, ...(d.trace ? { trace: d.trace } : {}) });
     if (tier.stage === 'networkpolicy') {
       isolatedBy = d.isolatedBy ?? [];
       matches = d.matches ?? [];
@@ -490,17 +314,23 @@ function decideSide(
           : allowed
             ? 'baseline-allow'
             : 'baseline-deny';
-    return { direction, subject: key, allowed, reason, isolatedBy, matches, tiers: outcomes };
+    return side(
+      { direction, subject: key, allowed, reason, isolatedBy, matches, tiers: outcomes },
+      { tiers: traces },
+    );
   }
-  return {
-    direction,
-    subject: key,
-    allowed: true,
-    reason: 'not-isolated',
-    isolatedBy,
-    matches,
-    tiers: outcomes,
-  };
+  return side(
+    {
+      direction,
+      subject: key,
+      allowed: true,
+      reason: 'not-isolated',
+      isolatedBy,
+      matches,
+      tiers: outcomes,
+    },
+    { tiers: traces },
+  );
 }
 
 /** Evaluates one flow against a snapshot. */
@@ -510,8 +340,33 @@ export function evaluate(
   opts: EvaluateOptions = {},
   tiers: readonly Tier[] = defaultTiers,
 ): Verdict {
+  return evaluateTraced(snapshot, flow, opts, tiers, false).verdict;
+}
+
+export interface TracedVerdict {
+  /** Exactly evaluate()'s verdict. */
+  readonly verdict: Verdict;
+  /** What each tier checked on each side: the tier, policy, rule, peer and port, and why not. */
+  readonly trace: { readonly egress: SideTrace; readonly ingress: SideTrace };
+}
+
+/** evaluate(), with the trace of every tier consulted (for explain; slower). */
+export function evaluateTraced(
+  snapshot: Snapshot,
+  flow: Flow,
+  opts: EvaluateOptions = {},
+  tiers: readonly Tier[] = defaultTiers,
+  trace = true,
+): TracedVerdict {
   const index = indexOf(snapshot);
-  const egress = decideSide(index, tiers, flow, 'egress', opts);
-  const ingress = decideSide(index, tiers, flow, 'ingress', opts);
-  return { allowed: egress.allowed && ingress.allowed, egress, ingress };
+  const egress = decideSide(index, tiers, flow, 'egress', opts, trace);
+  const ingress = decideSide(index, tiers, flow, 'ingress', opts, trace);
+  return {
+    verdict: {
+      allowed: egress.side.allowed && ingress.side.allowed,
+      egress: egress.side,
+      ingress: ingress.side,
+    },
+    trace: { egress: egress.trace, ingress: ingress.trace },
+  };
 }
