@@ -10,14 +10,9 @@ import { join } from 'node:path';
 import { formatAddress, parseIP } from '../model/cidr.js';
 import type { Attachment, Snapshot } from '../model/types.js';
 import type { SnapshotSource, SourceSink } from './reconcile.js';
+import { record } from '../model/json.js';
 
 export const DEFAULT_CNI_RESULTS_DIR = '/var/lib/cni/results';
-
-function record(v: unknown): Record<string, unknown> | undefined {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
-    ? (v as Record<string, unknown>)
-    : undefined;
-}
 
 /**
  * One cached CNI result as an attachment, or a reason it is not one. Host-side interfaces are the

@@ -6,6 +6,7 @@ import type { Problem } from '../errors.js';
 import { KIND_NAMES, KINDS, type Decoding, type KindName, type KindSpec } from '../model/load.js';
 import type { MapTree, Tree } from '../model/parseYaml.js';
 import { checkFields, decodeMeta, peekMeta, Reporter } from '../model/validate.js';
+import { record } from '../model/json.js';
 
 export type WatchedKind = KindName;
 
@@ -50,12 +51,6 @@ export interface Decoded {
   readonly decoded?: Decoding;
   /** True when `decoded` is a fail-closed stand-in for an invalid object (KindSpec.failClosed). */
   readonly standIn?: boolean;
-}
-
-export function record(v: unknown): Record<string, unknown> | undefined {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
-    ? (v as Record<string, unknown>)
-    : undefined;
 }
 
 /** "ns/name" (namespaced kinds) or "name", as the object names itself. */

@@ -12,12 +12,12 @@ import {
   decodeApiObject,
   formatApiProblem,
   objectKey,
-  record,
   RESOURCES,
   type Resource,
   type WatchedKind,
 } from './k8s-decode.js';
 import type { Snapshot } from '../model/types.js';
+import { record } from '../model/json.js';
 
 interface RawList {
   metadata: { resourceVersion?: string; continue?: string };

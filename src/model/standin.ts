@@ -1,12 +1,7 @@
 // What the agent enforces for a NetworkPolicy the API server stored but moat finds invalid.
 import type { Problem } from '../errors.js';
 import type { NetworkPolicy, PolicyType } from './types.js';
-
-function record(v: unknown): Record<string, unknown> | undefined {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
-    ? (v as Record<string, unknown>)
-    : undefined;
-}
+import { record } from './json.js';
 
 const ALL_PODS = { matchLabels: {}, matchExpressions: [] };
 
