@@ -45,11 +45,6 @@ export class ClusterState {
     return this.map(kind).delete(key);
   }
 
-  /** What is enforced for one object, or undefined. */
-  get(kind: WatchedKind, key: string): unknown {
-    return this.map(kind).get(key)?.object;
-  }
-
   count(kind: WatchedKind): number {
     return this.map(kind).size;
   }

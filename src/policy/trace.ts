@@ -18,10 +18,9 @@ import type {
 } from '../model/types.js';
 import { podKey } from '../model/types.js';
 import {
-  ipBlockMatches,
+  peerMatches,
   portMatches,
   ruleMatches,
-  selectorPeerMatches,
   type Direction,
   type Endpoint,
   type Flow,
@@ -263,11 +262,7 @@ export function traceRule(
     let best = 0;
     peers = rule.peers.map((pe, j) => {
       const peer = describePeer(pe);
-      const ok =
-        pe.kind === 'ipBlock'
-          ? ipBlockMatches(index, pe, otherAddress)
-          : selectorPeerMatches(index, policy.namespace, pe.podSelector, pe.namespaceSelector, other);
-      if (ok) {
+      if (peerMatches(index, policy.namespace, pe, other, otherAddress)) {
         best = 1;
         return { index: j, peer, matched: true };
       }
