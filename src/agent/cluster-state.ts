@@ -61,7 +61,7 @@ export class ClusterState {
    * are collected in key order within each kind, so the snapshot does not depend on arrival order.
    */
   snapshot(): Snapshot {
-    const c: Collector = { namespaces: [], pods: [], nodes: [], policies: [] };
+    const c: Collector = { namespaces: [], pods: [], nodes: [], policies: [], adminPolicies: [] };
     for (const kind of [...this.objects.keys()].sort()) {
       for (const d of byKey(this.map(kind))) d.collect(c);
     }

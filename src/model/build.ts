@@ -1,5 +1,13 @@
 // Small builders for tests, benches and examples: model objects without YAML.
 import type {
+  AdminAction,
+  AdminKind,
+  AdminPeer,
+  AdminPolicy,
+  AdminPort,
+  AdminRule,
+  AdminSubject,
+  AdminTier,
   ContainerPort,
   IPBlock,
   LabelSelector,
@@ -114,5 +122,64 @@ export function snapshot(s: Partial<Snapshot>): Snapshot {
     pods: s.pods ?? [],
     nodes: s.nodes ?? [],
     policies: s.policies ?? [],
+    ...(s.adminPolicies !== undefined ? { adminPolicies: s.adminPolicies } : {}),
+  };
+}
+
+// Admin tiers.
+
+export function nsSubject(namespaceSelector: LabelSelector = sel()): AdminSubject {
+  return { kind: 'namespaces', namespaceSelector };
+}
+
+export function podSubject(
+  podSelector: LabelSelector = sel(),
+  namespaceSelector: LabelSelector = sel(),
+): AdminSubject {
+  return { kind: 'pods', namespaceSelector, podSelector };
+}
+
+export function nodesPeer(nodeSelector: LabelSelector = sel()): AdminPeer {
+  return { kind: 'nodes', nodeSelector };
+}
+
+export function networksPeer(...networks: string[]): AdminPeer {
+  return { kind: 'networks', networks };
+}
+
+export function adminRule(
+  action: AdminAction,
+  peers: AdminPeer[],
+  ports?: AdminPort[],
+  name = '',
+): AdminRule {
+  return { name, action, peers, ...(ports !== undefined ? { ports } : {}) };
+}
+
+export function aport(port: number, protocol: Protocol = 'TCP', end?: number): AdminPort {
+  return end === undefined
+    ? { kind: 'number', protocol, port }
+    : { kind: 'range', protocol, start: port, end };
+}
+
+export interface AdminPolicyOpts {
+  kind?: AdminKind;
+  tier?: AdminTier;
+  priority?: number;
+  subject?: AdminSubject;
+  ingress?: AdminRule[];
+  egress?: AdminRule[];
+}
+
+/** A ClusterNetworkPolicy (Admin tier, priority 0, all pods) unless told otherwise. */
+export function cnp(name: string, o: AdminPolicyOpts = {}): AdminPolicy {
+  return {
+    kind: o.kind ?? 'ClusterNetworkPolicy',
+    name,
+    tier: o.tier ?? (o.kind === 'BaselineAdminNetworkPolicy' ? 'Baseline' : 'Admin'),
+    priority: o.priority ?? 0,
+    subject: o.subject ?? nsSubject(),
+    ingress: o.ingress ?? [],
+    egress: o.egress ?? [],
   };
 }

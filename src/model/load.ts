@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { InputError, type Problem } from '../errors.js';
 import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
 import { parseText, type MapTree, type Tree } from './parseYaml.js';
-import type { Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
+import type { AdminPolicy, Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
 import { addressConflicts } from './conflicts.js';
 import { assembleSnapshot } from './snapshot.js';
 import { denyStandIn } from './standin.js';
@@ -37,6 +37,7 @@ export interface Collector {
   readonly pods: PodEntry[];
   readonly nodes: Node[];
   readonly policies: NetworkPolicy[];
+  readonly adminPolicies: AdminPolicy[];
 }
 
 /** A decoded object, and how it joins the collection. */
@@ -150,7 +151,7 @@ export const KIND_NAMES = Object.keys(KINDS) as KindName[];
 class Loader {
   readonly problems: Problem[] = [];
   readonly warnings: string[] = [];
-  readonly collector: Collector = { namespaces: [], pods: [], nodes: [], policies: [] };
+  readonly collector: Collector = { namespaces: [], pods: [], nodes: [], policies: [], adminPolicies: [] };
   /** Skipped kinds in order of first appearance, with counts. */
   readonly skipped = new Map<string, number>();
   /** kind/ns/name -> FILE:LINE of its first definition. */

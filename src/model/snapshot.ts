@@ -1,12 +1,13 @@
 import { formatAddress, parseIP } from './cidr.js';
 import type { PodEntry } from './validate.js';
-import type { Namespace, NetworkPolicy, Node, Pod, Snapshot } from './types.js';
+import type { AdminPolicy, Namespace, NetworkPolicy, Node, Pod, Snapshot } from './types.js';
 
 export interface SnapshotParts {
   readonly namespaces: readonly Namespace[];
   readonly pods: readonly PodEntry[];
   readonly nodes: readonly Node[];
   readonly policies: readonly NetworkPolicy[];
+  readonly adminPolicies?: readonly AdminPolicy[];
 }
 
 function canonical(ip: string): string {
@@ -56,5 +57,12 @@ export function assembleSnapshot(parts: SnapshotParts): Snapshot {
     known.add(o.namespace);
     namespaces.push({ name: o.namespace, labels: { 'kubernetes.io/metadata.name': o.namespace } });
   }
-  return { namespaces, pods, nodes: [...parts.nodes], policies: [...parts.policies] };
+  const admin = parts.adminPolicies ?? [];
+  return {
+    namespaces,
+    pods,
+    nodes: [...parts.nodes],
+    policies: [...parts.policies],
+    ...(admin.length > 0 ? { adminPolicies: [...admin] } : {}),
+  };
 }

@@ -116,6 +116,68 @@ export interface NetworkPolicy {
   readonly origin?: Origin;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The admin tiers: ClusterNetworkPolicy (policy.networking.k8s.io v1beta1 and v1alpha2) and
+// AdminNetworkPolicy / BaselineAdminNetworkPolicy (v1alpha1), projected onto one shape.
+
+export type AdminKind = 'ClusterNetworkPolicy' | 'AdminNetworkPolicy' | 'BaselineAdminNetworkPolicy';
+
+/** "Policy tiers are evaluated in the following order: Admin tier, NetworkPolicy tier, Baseline tier". */
+export type AdminTier = 'Admin' | 'Baseline';
+
+/** CNP's actions; AdminNetworkPolicy's and BaselineAdminNetworkPolicy's "Allow" is Accept here. */
+export type AdminAction = 'Accept' | 'Deny' | 'Pass';
+
+/** Subject: "Exactly one field must be set"; "host-networked pods are not included". */
+export type AdminSubject =
+  | { readonly kind: 'namespaces'; readonly namespaceSelector: LabelSelector }
+  | {
+      readonly kind: 'pods';
+      readonly namespaceSelector: LabelSelector;
+      readonly podSelector: LabelSelector;
+    };
+
+/**
+ * A peer: exactly one field. `unknown` is a peer that set no field moat knows (a newer CRD): the
+ * API says to fail closed, "For Accept rules ... treat the rule as matching no traffic. For Deny
+ * and Pass rules ... treat the rule as a 'Deny all' rule".
+ */
+export type AdminPeer =
+  | AdminSubject
+  | { readonly kind: 'nodes'; readonly nodeSelector: LabelSelector }
+  | { readonly kind: 'networks'; readonly networks: readonly string[] }
+  | { readonly kind: 'domainNames'; readonly domainNames: readonly string[] }
+  | { readonly kind: 'unknown'; readonly fields: readonly string[] };
+
+/** A destination port: a number, an inclusive range, or a container port name (any protocol). */
+export type AdminPort =
+  | { readonly kind: 'number'; readonly protocol: Protocol; readonly port: number }
+  | { readonly kind: 'range'; readonly protocol: Protocol; readonly start: number; readonly end: number }
+  | { readonly kind: 'named'; readonly name: string };
+
+export interface AdminRule {
+  /** The rule's name ("" when unset). */
+  readonly name: string;
+  readonly action: AdminAction;
+  /** from/to: at least one peer. */
+  readonly peers: readonly AdminPeer[];
+  /** protocols/ports; undefined: "protocol-specific attributes will not be used to match traffic". */
+  readonly ports?: readonly AdminPort[];
+}
+
+export interface AdminPolicy {
+  readonly kind: AdminKind;
+  readonly name: string;
+  readonly tier: AdminTier;
+  /** 0..1000, lower first. A BaselineAdminNetworkPolicy (a singleton) has none: 0. */
+  readonly priority: number;
+  readonly subject: AdminSubject;
+  /** Rules in order: "a rule that appears at the top ... would take the highest precedence". */
+  readonly ingress: readonly AdminRule[];
+  readonly egress: readonly AdminRule[];
+  readonly origin?: Origin;
+}
+
 /**
  * A pod's network attachment on this node, as the container runtime's CNI library recorded it:
  * the host-side interfaces of the attachment and the addresses assigned to the pod. On a bridged
@@ -141,6 +203,8 @@ export interface Snapshot {
   readonly pods: readonly Pod[];
   readonly nodes: readonly Node[];
   readonly policies: readonly NetworkPolicy[];
+  /** ClusterNetworkPolicies, AdminNetworkPolicies and BaselineAdminNetworkPolicies (absent: none). */
+  readonly adminPolicies?: readonly AdminPolicy[];
   /** This node's pod attachments (the agent's view of its own node); absent in analysis. */
   readonly attachments?: readonly Attachment[];
 }
