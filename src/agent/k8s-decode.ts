@@ -16,8 +16,14 @@ export interface Resource {
   readonly path: string;
 }
 
-/** What the agent lists and watches: every kind of the registry, at its first served version. */
-export const RESOURCES: readonly Resource[] = KIND_NAMES.map((kind) => {
+/**
+ * What the agent lists and watches: every kind of the registry, at its first served version. Kinds
+ * served by a CRD (the admin tiers) are not watched yet: that waits for API discovery, so that a
+ * cluster without the CRDs is not an error.
+ */
+export const RESOURCES: readonly Resource[] = KIND_NAMES.filter(
+  (kind) => (KINDS[kind] as KindSpec).crd !== true,
+).map((kind) => {
   const spec = KINDS[kind];
   const apiVersion = spec.apiVersions[0]!;
   const root = apiVersion.includes('/') ? '/apis' : '/api';

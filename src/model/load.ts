@@ -10,6 +10,11 @@ import { addressConflicts } from './conflicts.js';
 import { assembleSnapshot } from './snapshot.js';
 import { denyStandIn } from './standin.js';
 import {
+  decodeAdminNetworkPolicy,
+  decodeBaselineAdminNetworkPolicy,
+  decodeClusterNetworkPolicy,
+} from './validateAdmin.js';
+import {
   checkFields,
   decodeMeta,
   decodeNamespace,
@@ -66,6 +71,11 @@ export interface KindSpec {
    * What the agent enforces for an object of this kind that has problems (the loader rejects it
    * instead): a fail-closed stand-in, or undefined to keep what decoded. Without it: as decoded.
    */
+  /**
+   * Served by a CustomResourceDefinition that a cluster may not have installed (the admin tiers):
+   * the loader reads it from files; the agent watches it only once API discovery finds it.
+   */
+  readonly crd?: boolean;
   readonly failClosed?: (
     decoded: unknown,
     rawSpec: unknown,
@@ -135,6 +145,36 @@ export const KINDS = {
       const p = denyStandIn(decoded as NetworkPolicy, rawSpec, semantic);
       return { object: p, collect: (c) => c.policies.push(p) };
     },
+  }),
+  ClusterNetworkPolicy: spec({
+    apiVersions: ['policy.networking.k8s.io/v1beta1', 'policy.networking.k8s.io/v1alpha2'],
+    resource: 'clusternetworkpolicies',
+    namespaced: false,
+    crd: true,
+    validateName: isDNS1123Subdomain,
+    topFields: TOP,
+    decode: decodeClusterNetworkPolicy,
+    collect: (c, x) => c.adminPolicies.push(x),
+  }),
+  AdminNetworkPolicy: spec({
+    apiVersions: ['policy.networking.k8s.io/v1alpha1'],
+    resource: 'adminnetworkpolicies',
+    namespaced: false,
+    crd: true,
+    validateName: isDNS1123Subdomain,
+    topFields: TOP,
+    decode: decodeAdminNetworkPolicy,
+    collect: (c, x) => c.adminPolicies.push(x),
+  }),
+  BaselineAdminNetworkPolicy: spec({
+    apiVersions: ['policy.networking.k8s.io/v1alpha1'],
+    resource: 'baselineadminnetworkpolicies',
+    namespaced: false,
+    crd: true,
+    validateName: isDNS1123Subdomain,
+    topFields: TOP,
+    decode: decodeBaselineAdminNetworkPolicy,
+    collect: (c, x) => c.adminPolicies.push(x),
   }),
 } as const satisfies Record<string, KindSpec>;
 
