@@ -20,6 +20,7 @@ import {
   type RuleMatch,
   type SnapshotIndex,
 } from './match.js';
+import { adminTier, baselineTier, type AdminDecision } from './admin.js';
 import { notSelecting, traceRule, type NetworkPolicyTrace, type PolicyTrace } from './trace.js';
 
 export * from './match.js';
@@ -31,6 +32,8 @@ export interface TierOutcome {
   readonly answer: TierAnswer;
   /** Human summary of why the tier answered so. */
   readonly detail: string;
+  /** The admin-tier rule that decided (Admin and Baseline tiers only). */
+  readonly admin?: AdminDecision;
 }
 
 export type SideReason =
@@ -86,6 +89,8 @@ export interface TierDecision {
   readonly matches?: readonly RuleMatch[];
   /** When ctx.trace: what the tier checked (the NetworkPolicy tier: every policy, rule, peer, port). */
   readonly trace?: NetworkPolicyTrace;
+  /** The admin-tier rule that decided: tier, kind, name, priority, rule index and name, action. */
+  readonly admin?: AdminDecision;
 }
 
 /**
@@ -97,6 +102,8 @@ export interface Tier {
   readonly name: string;
   /** 'admin' tiers come before NetworkPolicy; 'baseline' tiers after it. */
   readonly stage: 'admin' | 'networkpolicy' | 'baseline';
+  /** When present and false for the snapshot, the tier is left out of the chain (no outcome). */
+  applies?(index: SnapshotIndex): boolean;
   decide(ctx: SideContext): TierDecision;
 }
 
@@ -170,7 +177,11 @@ export const networkPolicyTier: Tier = {
   },
 };
 
-export const defaultTiers: readonly Tier[] = [networkPolicyTier];
+/**
+ * Admin tier, NetworkPolicy tier, Baseline tier. The admin tiers leave the chain (and the verdict's
+ * tiers list) untouched when the snapshot has no admin policies.
+ */
+export const defaultTiers: readonly Tier[] = [adminTier, networkPolicyTier, baselineTier];
 
 // ---------------------------------------------------------------------------------------------
 // The chain.
@@ -289,8 +300,14 @@ function decideSide(
   let skipToNetworkPolicy = false;
   for (const tier of tiers) {
     if (skipToNetworkPolicy && tier.stage === 'admin') continue;
+    if (tier.applies !== undefined && !tier.applies(index)) continue;
     const d = tier.decide(ctx);
-    outcomes.push({ tier: tier.name, answer: d.answer, detail: d.detail });
+    outcomes.push({
+      tier: tier.name,
+      answer: d.answer,
+      detail: d.detail,
+      ...(d.admin !== undefined ? { admin: d.admin } : {}),
+    });
     if (trace) traces.push({ tier: tier.name, stage: tier.stage, ...(d.trace ? { trace: d.trace } : {}) });
     if (tier.stage === 'networkpolicy') {
       isolatedBy = d.isolatedBy ?? [];
