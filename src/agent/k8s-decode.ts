@@ -21,14 +21,14 @@ export interface Resource {
  * served by a CRD (the admin tiers) are not watched yet: that waits for API discovery, so that a
  * cluster without the CRDs is not an error.
  */
-export const RESOURCES: readonly Resource[] = KIND_NAMES.filter(
-  (kind) => (KINDS[kind] as KindSpec).crd !== true,
-).map((kind) => {
-  const spec = KINDS[kind];
-  const apiVersion = spec.apiVersions[0]!;
-  const root = apiVersion.includes('/') ? '/apis' : '/api';
-  return { kind, apiVersion, path: `${root}/${apiVersion}/${spec.resource}` };
-});
+export const RESOURCES: readonly Resource[] = KIND_NAMES.filter((kind) => KINDS[kind].crd !== true).map(
+  (kind) => {
+    const spec = KINDS[kind];
+    const apiVersion = spec.apiVersions[0]!;
+    const root = apiVersion.includes('/') ? '/apis' : '/api';
+    return { kind, apiVersion, path: `${root}/${apiVersion}/${spec.resource}` };
+  },
+);
 
 /** The "file" of objects read from the API server, in origins and messages. */
 export const API_ORIGIN = 'kube-apiserver';
