@@ -44,13 +44,23 @@ interface KindRules {
   readonly maxRules: number;
   readonly maxPeers: number;
   readonly maxPorts: number;
-  /** Egress peer fields (ingress peers are namespaces and pods for every kind). */
+  /** spec fields besides subject, ingress and egress. */
+  readonly specFields: readonly ('tier' | 'priority')[];
+  /** Egress peer fields, in the order the CRD's named-port message lists them (ingress: namespaces, pods). */
   readonly egressPeers: readonly string[];
+  /** The DomainName pattern (v0.1.7 spells `[a-zA-z0-9]`, and the API server checks just that). */
+  readonly domainPattern: string;
   /** NamespacedPod: CNP requires only podSelector, v1alpha1 both selectors. */
   readonly podsRequired: readonly string[];
   /** CNP networks must be canonical: `cidr(self) == cidr(self).masked()`; v1alpha1 only `isCIDR`. */
   readonly canonicalNetworks: boolean;
 }
+
+// DomainName: "'*' may only be specified as a prefix" (CRD pattern; v0.1.7 spells [a-zA-z0-9]).
+const DOMAIN_CNP =
+  '^(\\*\\.)?([a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.)+[a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.?$';
+const DOMAIN_ANP =
+  '^(\\*\\.)?([a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.)+[a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.?$';
 
 const CNP: KindRules = {
   kind: 'ClusterNetworkPolicy',
@@ -58,7 +68,9 @@ const CNP: KindRules = {
   maxRules: 25,
   maxPeers: 25,
   maxPorts: 25,
-  egressPeers: ['namespaces', 'pods', 'nodes', 'networks', 'domainNames'],
+  specFields: ['tier', 'priority'],
+  egressPeers: ['namespaces', 'pods', 'networks', 'nodes', 'domainNames'],
+  domainPattern: DOMAIN_CNP,
   podsRequired: ['podSelector'],
   canonicalNetworks: true,
 };
@@ -68,7 +80,9 @@ const ANP: KindRules = {
   maxRules: 100,
   maxPeers: 100,
   maxPorts: 100,
-  egressPeers: ['namespaces', 'pods', 'nodes', 'networks', 'domainNames'],
+  specFields: ['priority'],
+  egressPeers: ['namespaces', 'pods', 'networks', 'nodes', 'domainNames'],
+  domainPattern: DOMAIN_ANP,
   podsRequired: ['namespaceSelector', 'podSelector'],
   canonicalNetworks: false,
 };
@@ -76,7 +90,8 @@ const BANP: KindRules = {
   ...ANP,
   kind: 'BaselineAdminNetworkPolicy',
   actions: ['Allow', 'Deny'],
-  egressPeers: ['namespaces', 'pods', 'nodes', 'networks'],
+  specFields: [],
+  egressPeers: ['namespaces', 'pods', 'networks', 'nodes'],
 };
 
 const TIERS: readonly AdminTier[] = ['Admin', 'Baseline'];
@@ -93,8 +108,7 @@ const crd = {
     `Invalid value: ${v}: ${path} in body should be less than or equal to ${max}`,
   min: (path: string, v: number, min: number) =>
     `Invalid value: ${v}: ${path} in body should be greater than or equal to ${min}`,
-  maxLength: (path: string, v: string, max: number) =>
-    `Too long: may not be more than ${max} bytes` + (v === '' ? ` (${path})` : ''),
+  maxLength: (max: number) => `Too long: may not be more than ${max} bytes`,
   pattern: (path: string, v: string, re: string) =>
     `Invalid value: ${JSON.stringify(v)}: ${path} in body should match '${re}'`,
   cel: (what: 'object' | 'string', message: string) => `Invalid value: "${what}": ${message}`,
@@ -191,12 +205,6 @@ function decodeSubject(r: Reporter, k: KindRules, spec: MapTree): AdminSubject |
   return undefined;
 }
 
-// DomainName: "'*' may only be specified as a prefix" (CRD pattern; v0.1.7 spells [a-zA-z0-9]).
-const DOMAIN_CNP =
-  '^(\\*\\.)?([a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.)+[a-zA-Z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.?$';
-const DOMAIN_ANP =
-  '^(\\*\\.)?([a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.)+[a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\\.?$';
-
 function decodePeer(
   r: Reporter,
   k: KindRules,
@@ -227,7 +235,7 @@ function decodePeer(
       const networks: string[] = [];
       for (const { v: text, t: it, p: ip } of setOfStrings(r, p, items)) {
         if (text.length > 43) {
-          r.add(ip, it.line, crd.maxLength(ip, text, 43));
+          r.add(ip, it.line, crd.maxLength(43));
           continue;
         }
         // CEL: isCIDR(self) [&& cidr(self) == cidr(self).masked()]
@@ -243,7 +251,7 @@ function decodePeer(
     }
     case 'domainNames': {
       const items = boundedList(r, p, v, 1, 25) ?? [];
-      const re = k.kind === 'ClusterNetworkPolicy' ? DOMAIN_CNP : DOMAIN_ANP;
+      const re = k.domainPattern;
       const domainNames: string[] = [];
       for (const { v: text, t: it, p: ip } of setOfStrings(r, p, items)) {
         if (!new RegExp(re).test(text)) r.add(ip, it.line, crd.pattern(ip, text, re));
@@ -365,7 +373,7 @@ function decodeRule(
   const portsKey = k.kind === 'ClusterNetworkPolicy' ? 'protocols' : 'ports';
   checkFields(r, path, m, ['name', 'action', peersKey, portsKey]);
   const name = expectStr(r, child(path, 'name'), get(m, 'name')) ?? '';
-  if (name.length > 100) r.add(child(path, 'name'), get(m, 'name')!.line, crd.maxLength('', '', 100));
+  if (name.length > 100) r.add(child(path, 'name'), get(m, 'name')!.line, crd.maxLength(100));
   const actionTree = required(r, m, path, 'action');
   const actionText = expectStr(r, child(path, 'action'), actionTree);
   let action: AdminAction | undefined;
@@ -402,8 +410,7 @@ function decodeRule(
   // CEL on egress rules: "networks/nodes/domainNames peer cannot be set with namedPorts since there
   // are no namedPorts for networks/nodes/domainNames" (BANP: networks/nodes).
   if (direction === 'egress' && ports?.some((p) => p.kind === 'named')) {
-    const hostile =
-      k.kind === 'BaselineAdminNetworkPolicy' ? ['networks', 'nodes'] : ['networks', 'nodes', 'domainNames'];
+    const hostile = k.egressPeers.filter((f) => f !== 'namespaces' && f !== 'pods');
     const has = peerItems.some((pt) => pt.t === 'map' && hostile.some((f) => get(pt, f) !== undefined));
     if (has) {
       r.add(
@@ -424,17 +431,9 @@ function decodeAdmin(k: KindRules, r: Reporter, root: MapTree, meta: Meta, file:
   const specTree = get(root, 'spec');
   if (specTree === undefined) r.add('spec', root.line, msg.required());
   const spec = expectMap(r, 'spec', specTree) ?? { t: 'map', line: root.line, entries: new Map() };
-  const cnp = k.kind === 'ClusterNetworkPolicy';
-  const fields = [
-    'subject',
-    'ingress',
-    'egress',
-    ...(cnp ? ['tier', 'priority'] : []),
-    ...(k.kind === 'AdminNetworkPolicy' ? ['priority'] : []),
-  ];
-  if (specTree !== undefined) checkFields(r, 'spec', spec, fields);
+  if (specTree !== undefined) checkFields(r, 'spec', spec, ['subject', 'ingress', 'egress', ...k.specFields]);
   let tier: AdminTier = k.kind === 'BaselineAdminNetworkPolicy' ? 'Baseline' : 'Admin';
-  if (cnp && specTree !== undefined) {
+  if (k.specFields.includes('tier') && specTree !== undefined) {
     const tt = required(r, spec, 'spec', 'tier');
     const tv = expectStr(r, 'spec.tier', tt);
     if (tv !== undefined) {
@@ -443,7 +442,7 @@ function decodeAdmin(k: KindRules, r: Reporter, root: MapTree, meta: Meta, file:
     }
   }
   let priority = 0;
-  if (k.kind !== 'BaselineAdminNetworkPolicy' && specTree !== undefined) {
+  if (k.specFields.includes('priority') && specTree !== undefined) {
     priority = intIn(r, 'spec.priority', required(r, spec, 'spec', 'priority'), 0, 1000) ?? 0;
   }
   if (k.kind === 'BaselineAdminNetworkPolicy' && meta.name !== '' && meta.name !== 'default') {

@@ -18,7 +18,14 @@ import type {
 } from '../model/types.js';
 import { podKey } from '../model/types.js';
 import type { SideContext, Tier, TierDecision } from './evaluate.js';
-import type { Direction, Endpoint, Flow, SnapshotIndex } from './match.js';
+import {
+  hasNamedPort,
+  podCacheKey,
+  type Direction,
+  type Endpoint,
+  type Flow,
+  type SnapshotIndex,
+} from './match.js';
 
 /** The rule that decided an admin-tier answer (TierDecision.admin, TierOutcome.admin). */
 export interface AdminDecision {
@@ -77,7 +84,7 @@ class AdminIndex {
 
   /** The tier's policies whose subject selects the pod, in order, with rules of that direction. */
   selecting(pod: Pod, tier: AdminTier, direction: Direction): readonly AdminPolicy[] {
-    const key = `${podKey(pod)}\u0000${JSON.stringify(pod.labels)}`;
+    const key = podCacheKey(pod);
     let hit = this.bySubject.get(key);
     if (!hit) {
       const pick = (t: AdminTier): SubjectPolicies => {
@@ -190,10 +197,7 @@ export function adminPortMatches(p: AdminPort, flow: Flow): boolean {
     case 'range':
       return p.protocol === flow.protocol && flow.port >= p.start && flow.port <= p.end;
     case 'named':
-      if (flow.dst.kind !== 'pod') return false;
-      return flow.dst.pod.ports.some(
-        (cp) => cp.name === p.name && cp.containerPort === flow.port && cp.protocol === flow.protocol,
-      );
+      return hasNamedPort(flow.dst, p.name, flow.protocol, flow.port);
   }
 }
 

@@ -72,7 +72,7 @@ export class SnapshotIndex {
 
   /** Indices of policies in the pod's namespace whose podSelector selects it, per direction. */
   policiesFor(pod: Pod): { ingress: number[]; egress: number[] } {
-    const key = `${podKey(pod)}\u0000${labelsKey(pod.labels)}`;
+    const key = podCacheKey(pod);
     let hit = this.selecting.get(key);
     if (!hit) {
       hit = { ingress: [], egress: [] };
@@ -118,6 +118,19 @@ function labelsKey(l: Labels): string {
     .sort()
     .map((k) => `${k}=${l[k] ?? ''}`)
     .join(',');
+}
+
+/** A key for per-pod caches: the pod and its labels (label order does not matter). */
+export function podCacheKey(pod: Pod): string {
+  return `${podKey(pod)}\u0000${labelsKey(pod.labels)}`;
+}
+
+/** Whether the destination is a pod with a containerPort of that name, protocol and number. */
+export function hasNamedPort(dst: Endpoint, name: string, protocol: Protocol, port: number): boolean {
+  if (dst.kind !== 'pod') return false;
+  return dst.pod.ports.some(
+    (cp) => cp.name === name && cp.protocol === protocol && cp.containerPort === port,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,10 +226,7 @@ export function portMatches(p: PolicyPort, protocol: Protocol, port: number, dst
   if (typeof p.port === 'number') {
     return p.endPort === undefined ? port === p.port : port >= p.port && port <= p.endPort;
   }
-  if (dst.kind !== 'pod') return false;
-  return dst.pod.ports.some(
-    (cp) => cp.name === p.port && cp.protocol === protocol && cp.containerPort === port,
-  );
+  return hasNamedPort(dst, p.port, protocol, port);
 }
 
 /** Returns the (peer, port) indices by which a rule admits the flow, or undefined. */
