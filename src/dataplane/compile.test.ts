@@ -1,9 +1,41 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { cport, ipPeer, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
+import {
+  adminRule,
+  aport,
+  cnp,
+  cport,
+  ipPeer,
+  netpol,
+  networksPeer,
+  node,
+  nodesPeer,
+  ns,
+  nsSubject,
+  pod,
+  podPeer,
+  podSubject,
+  pport,
+  rule,
+  sel,
+  snapshot,
+} from '../model/build.js';
 import { parseIP } from '../model/cidr.js';
-import type { Labels, NetworkPolicy, Peer, Pod, PolicyPort, Protocol, Snapshot } from '../model/types.js';
+import type {
+  AdminAction,
+  AdminKind,
+  AdminPeer,
+  AdminPolicy,
+  AdminPort,
+  Labels,
+  NetworkPolicy,
+  Peer,
+  Pod,
+  PolicyPort,
+  Protocol,
+  Snapshot,
+} from '../model/types.js';
 import { evaluate, type Endpoint } from '../policy/evaluate.js';
 import { compile, IncrementalCompiler } from './compile.js';
 import { conntrackTargets, diffRulesets } from './diff.js';
@@ -312,6 +344,64 @@ const arbPolicy = (i: number) =>
       }),
     );
 
+// Admin tiers: every kind, tier, action, peer type and port form.
+const arbAdminPeer: fc.Arbitrary<AdminPeer> = fc.oneof(
+  arbNsSelector.map((n) => nsSubject(n)),
+  fc.tuple(arbSelector, arbNsSelector).map(([p, n]) => podSubject(p, n)),
+  fc.constantFrom(
+    nodesPeer(),
+    nodesPeer(sel({ zone: 'a' })),
+    networksPeer('10.0.0.0/16'),
+    networksPeer('192.168.0.0/24', 'fd00::/16'),
+    networksPeer('0.0.0.0/0'),
+    networksPeer('10.0.1.9/32'),
+    { kind: 'domainNames', domainNames: ['example.com'] },
+    { kind: 'unknown', fields: ['future'] },
+  ),
+);
+const arbAdminPort: fc.Arbitrary<AdminPort> = fc.constantFrom(
+  aport(80),
+  aport(80, 'TCP', 443),
+  aport(53, 'UDP'),
+  aport(8080),
+  { kind: 'named', name: 'http' },
+  { kind: 'named', name: 'dns' },
+);
+const arbAdminRule = fc
+  .record({
+    action: fc.constantFrom<AdminAction>('Accept', 'Deny', 'Pass'),
+    peers: fc.array(arbAdminPeer, { minLength: 1, maxLength: 2 }),
+    ports: fc.option(fc.array(arbAdminPort, { minLength: 1, maxLength: 2 }), { nil: undefined }),
+  })
+  .map((r) => adminRule(r.action, r.peers, r.ports));
+const arbAdminPolicy = (i: number): fc.Arbitrary<AdminPolicy> =>
+  fc
+    .record({
+      kind: fc.constantFrom<[AdminKind, 'Admin' | 'Baseline']>(
+        ['ClusterNetworkPolicy', 'Admin'],
+        ['AdminNetworkPolicy', 'Admin'],
+        ['ClusterNetworkPolicy', 'Baseline'],
+        ['BaselineAdminNetworkPolicy', 'Baseline'],
+      ),
+      priority: fc.constantFrom(0, 1, 5),
+      subject: fc.oneof(
+        arbNsSelector.map((n) => nsSubject(n)),
+        fc.tuple(arbSelector, arbNsSelector).map(([p, n]) => podSubject(p, n)),
+      ),
+      ingress: fc.array(arbAdminRule, { maxLength: 2 }),
+      egress: fc.array(arbAdminRule, { maxLength: 2 }),
+    })
+    .map((r) =>
+      cnp(r.kind[0] === 'BaselineAdminNetworkPolicy' ? 'default' : `c${i}`, {
+        kind: r.kind[0],
+        tier: r.kind[1],
+        priority: r.priority,
+        subject: r.subject,
+        ingress: r.ingress,
+        egress: r.egress,
+      }),
+    );
+
 const arbSnapshot = fc
   .record({
     labels: fc.array(fc.constantFrom(...LABELS), { minLength: 5, maxLength: 5 }),
@@ -320,8 +410,12 @@ const arbSnapshot = fc
     policies: fc.tuple(arbPolicy(0), arbPolicy(1), arbPolicy(2)).chain((ps) => fc.subarray(ps)),
     // Sometimes two live pods share an address (a stale pod and its successor): fail-closed.
     dupe: fc.option(fc.tuple(fc.nat(4), fc.nat(4)), { freq: 4, nil: undefined }),
+    admin: fc.option(
+      fc.tuple(arbAdminPolicy(0), arbAdminPolicy(1), arbAdminPolicy(2)).chain((ps) => fc.subarray(ps)),
+      { freq: 3, nil: undefined },
+    ),
   })
-  .map(({ labels, nss, nodes, policies, dupe }) => {
+  .map(({ labels, nss, nodes, policies, dupe, admin }) => {
     const pods: Pod[] = labels.map((l, i) =>
       pod(nss[i]!, `pod${i}`, {
         labels: l,
@@ -339,7 +433,20 @@ const arbSnapshot = fc
       const [j, k] = dupe;
       pods[j] = { ...pods[j]!, ips: [pods[k]!.ips[0]!] };
     }
-    return base({ pods, policies });
+    // At most one BaselineAdminNetworkPolicy (it is named "default").
+    const adminPolicies = admin?.filter(
+      (p, i, all) => p.kind !== 'BaselineAdminNetworkPolicy' || all.findIndex((q) => q.kind === p.kind) === i,
+    );
+    return base({
+      pods,
+      policies,
+      // n1 is in zone a; n2 has an ExternalIP (a nodes peer matches it, the own-node rule does not).
+      nodes: [
+        { ...N1, labels: { zone: 'a' } },
+        { ...N2, externalAddresses: ['203.0.113.2'] },
+      ],
+      ...(adminPolicies !== undefined ? { adminPolicies } : {}),
+    });
   });
 
 describe('compile agrees with the reference evaluator', () => {
@@ -348,9 +455,15 @@ describe('compile agrees with the reference evaluator', () => {
       fc.property(arbSnapshot, fc.boolean(), (snap, police) => {
         const endpoints: Endpoint[] = [
           ...snap.pods.map((p): Endpoint => ({ kind: 'pod', pod: p })),
-          ...['192.168.0.1', '192.168.0.2', '10.0.1.9', '8.8.8.8', 'fd00::1', 'fd00:11::9'].map(
-            (ip): Endpoint => ({ kind: 'ip', ip }),
-          ),
+          ...[
+            '192.168.0.1',
+            '192.168.0.2',
+            '10.0.1.9',
+            '8.8.8.8',
+            'fd00::1',
+            'fd00:11::9',
+            '203.0.113.2',
+          ].map((ip): Endpoint => ({ kind: 'ip', ip })),
         ];
         for (const src of endpoints) {
           for (const dst of endpoints) {
@@ -420,6 +533,9 @@ describe('IncrementalCompiler', () => {
               namespaces: [ns('a', { team: st.teamA }), ns('b', { team: 'y' })],
               pods,
               policies: st.keepPolicies && prev !== undefined ? prev.policies : st.snap.policies,
+              ...((st.keepPolicies && prev !== undefined ? prev : st.snap).adminPolicies !== undefined
+                ? { adminPolicies: (st.keepPolicies && prev !== undefined ? prev : st.snap).adminPolicies! }
+                : {}),
             };
             const got = inc.compile(snap);
             const want = compile(snap, opts);

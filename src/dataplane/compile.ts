@@ -1,26 +1,16 @@
 // Snapshot -> Ruleset. Pure and deterministic: the same snapshot and options always give the same,
 // sorted Ruleset. The semantics are those of src/policy/evaluate.ts (the oracle); see
 // docs/dataplane.md for the layout and the reasons behind it.
-import { createHash } from 'node:crypto';
-import {
-  cidrWithin,
-  formatAddress,
-  formatCidr,
-  parseCidr,
-  parseIP,
-  type Cidr,
-  type Family,
-} from '../model/cidr.js';
+import { cidrWithin, parseCidr, type Family } from '../model/cidr.js';
 import { matchesSelector, selectorKey } from '../model/selector.js';
 import type {
-  LabelSelector,
+  AdminPolicy,
   Labels,
   NetworkPolicy,
   Peer,
   Pod,
   PolicyPort,
   PolicyRule,
-  Protocol,
   Snapshot,
 } from '../model/types.js';
 import {
@@ -32,6 +22,31 @@ import {
   type NftSet,
   type Ruleset,
 } from './model.js';
+import {
+  canonicalIP,
+  cidrText,
+  cmp,
+  comment,
+  FAM,
+  labelsKey,
+  nportDef,
+  nsLabelsOf,
+  policyKey,
+  PROTO,
+  shortHash,
+  type PeerDef,
+  type SetDef,
+} from './compile-common.js';
+import {
+  adminPolicyId,
+  adminSelects,
+  buildAdminPart,
+  NP_TIER_CHAIN,
+  nodeSetElements,
+  type AdminPart,
+  type NodeDef,
+} from './compile-admin.js';
+import { compareAdminPolicies } from '../policy/admin.js';
 import { setDeltaHint } from './delta.js';
 
 type Dir = 'ingress' | 'egress';
@@ -49,43 +64,6 @@ export const NODE_EGRESS_PRIORITY = 110;
 export const GUARD_PRIORITY = -300;
 /** The forward hook's guard (martians to local pods): first, before anyone's filter (0). */
 export const FORWARD_GUARD_PRIORITY = -300;
-
-const FAM = {
-  4: { ip: 'ip', addr: 'ipv4_addr', sfx: 'v4', nfproto: 'ipv4' },
-  6: { ip: 'ip6', addr: 'ipv6_addr', sfx: 'v6', nfproto: 'ipv6' },
-} as const;
-
-const PROTO: Record<Protocol, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
-
-export function shortHash(s: string): string {
-  return createHash('sha256').update(s).digest('hex').slice(0, 16);
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function canonicalIP(ip: string): { family: Family; text: string } | undefined {
-  const a = parseIP(ip);
-  return a ? { family: a.family, text: formatAddress(a) } : undefined;
-}
-
-function labelsKey(l: Labels): string {
-  return Object.keys(l)
-    .sort()
-    .map((k) => `${k}=${l[k] ?? ''}`)
-    .join(',');
-}
-
-/** nft comments are at most 128 bytes and must not contain a double quote. */
-function comment(s: string): string {
-  const clean = s.replace(/["\\\n]/g, "'");
-  return clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
-}
-
-function policyKey(p: { namespace: string; name: string }): string {
-  return `${p.namespace}/${p.name}`;
-}
 
 interface PodAddrs {
   readonly pod: Pod;
@@ -114,26 +92,6 @@ function famAddrs(p: PodAddrs, f: Family): readonly string[] {
 // O(changed pods x sets), not O(pods). Everything else (chains, dispatch maps, local-pod sets) is
 // recomputed each time from the policies and the local pods only.
 
-interface PeerDef {
-  readonly kind: 'peer';
-  readonly name: string;
-  readonly policyNs: string;
-  readonly nsSel?: LabelSelector;
-  readonly podSel?: LabelSelector;
-  readonly f: Family;
-  readonly comment: string;
-}
-
-interface NportDef {
-  readonly kind: 'nport';
-  readonly name: string;
-  readonly portName: string;
-  readonly f: Family;
-  readonly comment: string;
-}
-
-type SetDef = PeerDef | NportDef;
-
 interface SetState {
   readonly def: SetDef;
   /** Element key -> number of pods contributing it. */
@@ -148,10 +106,6 @@ interface PolicyPart {
   readonly comment: string;
   readonly counters: readonly NftCounter[];
   readonly sets: readonly SetDef[];
-}
-
-function nsLabelsOf(m: ReadonlyMap<string, Labels>, ns: string): Labels {
-  return m.get(ns) ?? { 'kubernetes.io/metadata.name': ns };
 }
 
 /**
@@ -249,12 +203,22 @@ function lowerBound(xs: readonly NftElement[], key: string): number {
 }
 
 /** Per-compile builder: policy chains, signature chains and the set definitions they need. */
+type AdminCache = WeakMap<AdminPolicy, { fkey: string; parts: Map<Dir, AdminPart | undefined> }>;
+
+/** The admin policies selecting a pod, per tier and direction (indexes into Pass.admin). */
+interface AdminSelection {
+  readonly Admin: Record<Dir, number[]>;
+  readonly Baseline: Record<Dir, number[]>;
+}
+
 class Pass {
   readonly chains = new Map<string, NftChain>();
   readonly counters = new Map<string, NftCounter>();
   readonly setDefs = new Map<string, SetDef>();
+  readonly nodeDefs = new Map<string, NodeDef>();
+  /** Admin-tier policies in the order they are consulted (compareAdminPolicies). */
+  readonly admin: readonly AdminPolicy[];
   private readonly policiesByNs = new Map<string, number[]>();
-  private readonly parts = new Map<string, PolicyPart | undefined>();
 
   constructor(
     readonly snapshot: Snapshot,
@@ -263,12 +227,87 @@ class Pass {
       NetworkPolicy,
       { fkey: string; parts: Map<Dir, PolicyPart | undefined> }
     >,
+    private readonly adminCache: AdminCache,
   ) {
     snapshot.policies.forEach((p, i) => {
       let list = this.policiesByNs.get(p.namespace);
       if (!list) this.policiesByNs.set(p.namespace, (list = []));
       list.push(i);
     });
+    this.admin = [...(snapshot.adminPolicies ?? [])].sort(compareAdminPolicies);
+  }
+
+  /** Admin and Baseline policies whose subject selects the pod and that have rules per direction. */
+  adminFor(
+    pod: Pod,
+    nsLabels: ReadonlyMap<string, Labels>,
+    cache: Map<string, AdminSelection>,
+  ): AdminSelection {
+    const key = `${pod.namespace}\u0000${labelsKey(pod.labels)}`;
+    let hit = cache.get(key);
+    if (!hit) {
+      const sel: AdminSelection = {
+        Admin: { ingress: [], egress: [] },
+        Baseline: { ingress: [], egress: [] },
+      };
+      this.admin.forEach((p, i) => {
+        if (!adminSelects(p.subject, pod, (ns) => nsLabelsOf(nsLabels, ns))) return;
+        if (p.ingress.length > 0) sel[p.tier].ingress.push(i);
+        if (p.egress.length > 0) sel[p.tier].egress.push(i);
+      });
+      cache.set(key, (hit = sel));
+    }
+    return hit;
+  }
+
+  /** The chain of one admin policy for one direction; undefined when it has no rules. */
+  adminChain(policy: AdminPolicy, dir: Dir): string | undefined {
+    const fkey = this.families.join(',');
+    let cached = this.adminCache.get(policy);
+    if (cached === undefined || cached.fkey !== fkey) {
+      cached = { fkey, parts: new Map() };
+      this.adminCache.set(policy, cached);
+    }
+    let part = cached.parts.get(dir);
+    if (!cached.parts.has(dir)) {
+      part = buildAdminPart(policy, dir, this.families);
+      cached.parts.set(dir, part);
+    }
+    if (part === undefined) return undefined;
+    if (!this.chains.has(part.name)) {
+      this.chains.set(part.name, { name: part.name, rules: part.rules, comment: part.comment });
+      for (const c of part.counters) this.addCounter(c);
+      for (const s of part.sets) if (!this.setDefs.has(s.name)) this.setDefs.set(s.name, s);
+      for (const s of part.nodeSets) if (!this.nodeDefs.has(s.name)) this.nodeDefs.set(s.name, s);
+    }
+    return part.name;
+  }
+
+  /**
+   * The chain of one admin signature (the tier's policies selecting a pod, in order): jump to each
+   * policy's chain; when none decided, the Admin tier goes on to the NetworkPolicy tier and the
+   * Baseline tier ends in the default allow. Every path ends in a verdict, so that a Pass (a goto
+   * from a policy chain) never falls back into this chain.
+   */
+  adminSignatureChain(idxs: readonly number[], tier: AdminPolicy['tier'], dir: Dir): string | undefined {
+    const jumps: string[] = [];
+    for (const i of idxs) {
+      const pc = this.adminChain(this.admin[i]!, dir);
+      if (pc !== undefined) jumps.push(pc);
+    }
+    if (jumps.length === 0) return undefined;
+    const ids = idxs.map((i) => adminPolicyId(this.admin[i]!));
+    const sh = shortHash(`${tier}\n${dir}\n${ids.join('\n')}`);
+    const name = `${tier === 'Admin' ? 'a' : 'b'}${dir === 'ingress' ? 'in' : 'out'}_${sh}`;
+    if (this.chains.has(name)) return name;
+    const rules = jumps.map((c) => `jump ${c}`);
+    rules.push(tier === 'Admin' ? `goto ${NP_TIER_CHAIN[dir]}` : 'accept');
+    this.chains.set(name, {
+      name,
+      rules,
+      comment: comment(`${tier} tier for ${dir}: ${ids.join(', ')}`),
+    });
+    return name;
   }
 
   /** Policies of the pod's namespace selecting it, per direction (evaluate.ts policiesFor). */
@@ -359,17 +398,6 @@ function peerDef(policyNs: string, peer: Peer & { kind: 'selector' }, f: Family)
     ...(peer.podSelector !== undefined ? { podSel: peer.podSelector } : {}),
     f,
     comment: comment(key),
-  };
-}
-
-function nportDef(portName: string, f: Family): NportDef {
-  const safe = /^[a-z0-9-]{1,15}$/.test(portName) ? portName : shortHash(portName);
-  return {
-    kind: 'nport',
-    name: `nport_${safe}_${FAM[f].sfx}`,
-    portName,
-    f,
-    comment: comment(`named port ${portName}`),
   };
 }
 
@@ -471,12 +499,6 @@ function buildPolicyPart(
     counters,
     sets: [...sets.values()].filter((s) => used.has(s.name)),
   };
-}
-
-function cidrText(c: Cidr): string {
-  return c.prefix === (c.family === 4 ? 32 : 128)
-    ? formatAddress({ family: c.family, value: c.base })
-    : formatCidr(c);
 }
 
 /** Pod traffic preamble: neighbour discovery, invalid packets, TCP that does not start with SYN. */
@@ -664,6 +686,7 @@ const FAST_PATH = 'ct state established,related accept';
  */
 export class IncrementalCompiler {
   private readonly addrCache = new WeakMap<Pod, PodAddrs>();
+  private readonly adminCache: AdminCache = new WeakMap();
   private readonly policyCache = new WeakMap<
     NetworkPolicy,
     { fkey: string; parts: Map<Dir, PolicyPart | undefined> }
@@ -838,11 +861,19 @@ export class IncrementalCompiler {
     }
 
     // Structure: local pods -> signatures -> policy chains -> the sets they need.
-    const pass = new Pass(snapshot, families, this.policyCache);
+    const pass = new Pass(snapshot, families, this.policyCache, this.adminCache);
     const cache = new Map<string, { ingress: number[]; egress: number[] }>();
+    const adminSel = new Map<string, AdminSelection>();
+    // With admin policies, the pod chains dispatch three times: Admin tier, NetworkPolicy tier
+    // (ingress_np/egress_np, where an admin Pass goes on), Baseline tier.
+    const tiered = pass.admin.length > 0;
     const vmaps: Record<Dir, Record<Family, NftElement[]>> = {
       ingress: { 4: [], 6: [] },
       egress: { 4: [], 6: [] },
+    };
+    const adminMaps: Record<'Admin' | 'Baseline', Record<Dir, Record<Family, NftElement[]>>> = {
+      Admin: { ingress: { 4: [], 6: [] }, egress: { 4: [], 6: [] } },
+      Baseline: { ingress: { 4: [], 6: [] }, egress: { 4: [], 6: [] } },
     };
     const selfPairs: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
     const local: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
@@ -858,6 +889,18 @@ export class IncrementalCompiler {
         ingress: pol.ingress.length > 0 ? pass.signatureChain(pol.ingress, 'ingress') : undefined,
         egress: pol.egress.length > 0 ? pass.signatureChain(pol.egress, 'egress') : undefined,
       };
+      const tierSig: Record<'Admin' | 'Baseline', Record<Dir, string | undefined>> = {
+        Admin: { ingress: undefined, egress: undefined },
+        Baseline: { ingress: undefined, egress: undefined },
+      };
+      if (tiered) {
+        const a = pass.adminFor(pod, nsLabels, adminSel);
+        for (const t of ['Admin', 'Baseline'] as const) {
+          for (const d of ['ingress', 'egress'] as const) {
+            if (a[t][d].length > 0) tierSig[t][d] = pass.adminSignatureChain(a[t][d], t, d);
+          }
+        }
+      }
       for (const f of families) {
         for (const a of famAddrs(pa, f)) {
           local[f].add(a);
@@ -868,6 +911,12 @@ export class IncrementalCompiler {
           for (const d of ['ingress', 'egress'] as const) {
             const chain = shared ? CONFLICT[d] : sig[d];
             if (chain !== undefined) vmaps[d][f].push({ key: a, value: `goto ${chain}` });
+            if (!tiered) continue;
+            // The address check comes first in every tier: a shared address meets no policy.
+            const ac = shared ? CONFLICT[d] : tierSig.Admin[d];
+            if (ac !== undefined) adminMaps.Admin[d][f].push({ key: a, value: `goto ${ac}` });
+            const bc = shared ? undefined : tierSig.Baseline[d];
+            if (bc !== undefined) adminMaps.Baseline[d][f].push({ key: a, value: `goto ${bc}` });
           }
         }
       }
@@ -931,6 +980,17 @@ export class IncrementalCompiler {
           elements: uniqueKeys(vmaps[d][f]),
           comment: `pod address -> ${d} isolation chain`,
         });
+        if (!tiered) continue;
+        for (const t of ['Admin', 'Baseline'] as const) {
+          emit({
+            name: `${d}_${t.toLowerCase()}_${sfx}`,
+            type: addr,
+            valueType: 'verdict',
+            flags: [],
+            elements: uniqueKeys(adminMaps[t][d][f]),
+            comment: `pod address -> ${d} ${t}-tier chain`,
+          });
+        }
       }
       // Only traffic from (egress) or to (ingress) a local pod enters moat's chains.
       egress.push(`${ip} saddr @local_${sfx} goto egress_pods`);
@@ -951,10 +1011,36 @@ export class IncrementalCompiler {
     // link-local one, NodeLocal DNSCache's 169.254.20.10), and only those: not a list of Node
     // addresses, where an ExternalIP (not on the node) would pass as the node.
     ingressPods.push('fib saddr type local accept');
-    for (const f of families) {
-      const { ip, sfx } = FAM[f];
-      ingressPods.push(`${ip} daddr vmap @ingress_${sfx}`);
-      egressPods.push(`${ip} saddr vmap @egress_${sfx}`);
+    if (!tiered) {
+      for (const f of families) {
+        const { ip, sfx } = FAM[f];
+        ingressPods.push(`${ip} daddr vmap @ingress_${sfx}`);
+        egressPods.push(`${ip} saddr vmap @egress_${sfx}`);
+      }
+    } else {
+      // "Policy tiers are evaluated in the following order: Admin tier, NetworkPolicy tier,
+      // Baseline tier". Every chain below ends in a verdict: an admin Pass is a goto to the
+      // NetworkPolicy tier's chain, and nothing may fall back into the Admin tier after it.
+      for (const d of ['ingress', 'egress'] as const) {
+        const pods = d === 'ingress' ? ingressPods : egressPods;
+        const np: string[] = [];
+        for (const f of families) {
+          const key = `${FAM[f].ip} ${d === 'ingress' ? 'daddr' : 'saddr'}`;
+          pods.push(`${key} vmap @${d}_admin_${FAM[f].sfx}`);
+          np.push(`${key} vmap @${d}_${FAM[f].sfx}`);
+        }
+        pods.push(`goto ${NP_TIER_CHAIN[d]}`);
+        for (const f of families) {
+          const key = `${FAM[f].ip} ${d === 'ingress' ? 'daddr' : 'saddr'}`;
+          np.push(`${key} vmap @${d}_baseline_${FAM[f].sfx}`);
+        }
+        np.push('accept');
+        pass.chains.set(NP_TIER_CHAIN[d], {
+          name: NP_TIER_CHAIN[d],
+          rules: np,
+          comment: `${d}: NetworkPolicy tier, then Baseline tier`,
+        });
+      }
     }
 
     // Pod-scanned sets: kept and updated from the pod delta, or rescanned.
@@ -972,6 +1058,19 @@ export class IncrementalCompiler {
       st2.set = emit(st2.set);
     }
     this.store = nextStore;
+    // Node sets: the selected nodes' addresses, and their hostNetwork pods' (few; rebuilt each time).
+    if (pass.nodeDefs.size > 0) {
+      const hostPods = snapshot.pods.filter((p) => p.hostNetwork);
+      for (const def of [...pass.nodeDefs.values()].sort((a, b) => cmp(a.name, b.name))) {
+        emit({
+          name: def.name,
+          type: FAM[def.f].addr,
+          flags: [],
+          elements: nodeSetElements(def, snapshot, hostPods).map((key) => ({ key })),
+          comment: def.comment,
+        });
+      }
+    }
 
     const globs = opts.podInterfaces ?? DEFAULT_POD_INTERFACES;
     const base: NftChain[] = [];

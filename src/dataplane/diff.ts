@@ -137,6 +137,9 @@ export interface ConntrackTarget {
   readonly address: string;
 }
 
+/** Admin policy chains (compile-admin.ts), whose Deny and Pass rules may stop admitting a flow. */
+const ADMIN_POLICY_CHAIN = /^a[ie]_/;
+
 function chainRefs(rule: string): string[] {
   const out: string[] = [];
   for (const m of rule.matchAll(/\b(?:jump|goto) (\S+)/g)) out.push(m[1]!);
@@ -153,7 +156,8 @@ function setRefs(rule: string): string[] {
  * Addresses whose established flows a change may have stopped allowing (conservative):
  * - a pod newly isolated, or dispatched to another isolation chain, or whose chain (or a policy
  *   chain it jumps to) changed rules: all its flows in that direction;
- * - an address removed from a peer or named-port set: all flows from/to that address.
+ * - an address removed from a peer or named-port set, or added to a set an admin Deny or Pass rule
+ *   matches: all flows from/to that address.
  * Ingress flows of a pod P are found by reply source P (also after service DNAT); egress flows by
  * original source P.
  */
@@ -175,6 +179,11 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
   // Existing chains whose rules (or the rules of chains they jump to) changed: every pod
   // dispatched to them is affected, not only pods whose map element changed.
   const anyDirty = to.chains.some((c) => fromChains.has(c.name) && isDirty(c.name));
+  const denySets = new Set<string>();
+  for (const c of to.chains) {
+    if (!ADMIN_POLICY_CHAIN.test(c.name)) continue;
+    for (const r of c.rules) if (!r.endsWith(' accept')) for (const n of setRefs(r)) denySets.add(n);
+  }
   const out = new Map<string, ConntrackTarget>();
   const push = (field: ConntrackTarget['field'], address: string) =>
     out.set(`${field} ${address}`, { field, address });
@@ -192,9 +201,12 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
       }
       continue;
     }
-    // An address removed from a peer or named-port set: all its flows.
+    // An address removed from a peer or named-port set: all its flows. Added to a set that an
+    // admin Deny or Pass rule matches: all its flows too (it may now be denied).
     if (old === undefined || old.valueType !== undefined) continue;
-    for (const key of setDelta(old, s).del) {
+    const { del, add } = setDelta(old, s);
+    const keys = denySets.has(s.name) ? [...del, ...add.map((e) => e.key)] : del;
+    for (const key of keys) {
       const addr = key.split(' . ')[0]!;
       push('src', addr);
       push('reply-src', addr);

@@ -1,6 +1,8 @@
 // The Ruleset: plain data describing one nftables table. The compiler produces it, the renderer
 // prints it, the applier diffs two of them. Everything is sorted so equal inputs print equally.
 
+import type { AdminAction, AdminKind, AdminTier } from '../model/types.js';
+
 export type NftHook = 'prerouting' | 'forward' | 'input' | 'postrouting';
 
 /** An element of a set or map; `key` and `value` are nft syntax ("10.0.0.1 . tcp . 80", "goto in_x"). */
@@ -36,7 +38,7 @@ export interface NftChain {
   readonly comment?: string;
 }
 
-export type CounterKind = 'accept' | 'drop' | 'guard';
+export type CounterKind = 'accept' | 'drop' | 'pass' | 'guard';
 
 /** What a named counter counts, so metrics can label it. */
 export interface CounterMeta {
@@ -51,6 +53,15 @@ export interface CounterMeta {
   readonly guard?: GuardReason;
   /** guard counters: the address family or frame type. */
   readonly family?: 'ipv4' | 'ipv6' | 'arp' | 'ether' | 'other';
+  /** Admin-tier rule counters (kind accept, drop or pass): the policy and rule that decided. */
+  readonly admin?: {
+    readonly kind: AdminKind;
+    readonly name: string;
+    readonly tier: AdminTier;
+    readonly rule: number;
+    readonly ruleName: string;
+    readonly action: AdminAction;
+  };
 }
 
 /**

@@ -1,0 +1,255 @@
+// The admin tiers in nftables: one chain per admin policy and direction, jumped to in priority
+// order from the chain of the pod's admin signature. Pure; see docs/dataplane.md ("Admin tiers").
+import { parseCidr, type Family } from '../model/cidr.js';
+import { matchesSelector, selectorKey } from '../model/selector.js';
+import type {
+  AdminPeer,
+  AdminPolicy,
+  AdminPort,
+  AdminRule,
+  LabelSelector,
+  Pod,
+  Snapshot,
+} from '../model/types.js';
+import type { NftCounter } from './model.js';
+import {
+  canonicalIP,
+  cidrText,
+  cmp,
+  comment,
+  FAM,
+  nportDef,
+  PROTO,
+  shortHash,
+  type PeerDef,
+  type SetDef,
+} from './compile-common.js';
+
+type Dir = 'ingress' | 'egress';
+
+/** Where a Pass of the Admin tier continues: the NetworkPolicy tier, then the Baseline tier. */
+export const NP_TIER_CHAIN: Record<Dir, string> = { ingress: 'ingress_np', egress: 'egress_np' };
+
+/** A set of node addresses (InternalIP and ExternalIP) and of hostNetwork pods on those nodes. */
+export interface NodeDef {
+  readonly name: string;
+  readonly selector: LabelSelector;
+  readonly f: Family;
+  readonly comment: string;
+}
+
+/** One admin policy's chain for one direction, with what it needs (cached per policy object). */
+export interface AdminPart {
+  readonly name: string;
+  readonly rules: readonly string[];
+  readonly comment: string;
+  readonly counters: readonly NftCounter[];
+  readonly sets: readonly SetDef[];
+  readonly nodeSets: readonly NodeDef[];
+}
+
+export function adminPolicyId(p: AdminPolicy): string {
+  return `${p.kind}/${p.name}`;
+}
+
+/**
+ * Subject selection ("host-networked pods are not included"): the pod's namespace labels against
+ * the namespaceSelector, and for `pods` its labels against the podSelector.
+ */
+export function adminSelects(
+  subject: AdminPolicy['subject'],
+  pod: Pod,
+  nsLabels: (ns: string) => Readonly<Record<string, string>>,
+): boolean {
+  if (pod.hostNetwork) return false;
+  if (!matchesSelector(subject.namespaceSelector, nsLabels(pod.namespace))) return false;
+  return subject.kind === 'namespaces' || matchesSelector(subject.podSelector, pod.labels);
+}
+
+/**
+ * A namespaces or pods peer is the same set as a NetworkPolicy peer with a namespaceSelector (and a
+ * podSelector for pods): non-hostNetwork pods in the selected namespaces. The key is the one
+ * NetworkPolicy peers use, so equal peers share one set across all three APIs.
+ */
+function selectorPeerDef(nsSel: LabelSelector, podSel: LabelSelector | undefined, f: Family): PeerDef {
+  const key = `nssel=${selectorKey(nsSel)}|pod=${podSel === undefined ? '' : selectorKey(podSel)}`;
+  return {
+    kind: 'peer',
+    name: `peer_${shortHash(key)}_${FAM[f].sfx}`,
+    policyNs: '',
+    nsSel,
+    ...(podSel !== undefined ? { podSel } : {}),
+    f,
+    comment: comment(key),
+  };
+}
+
+function nodeDef(selector: LabelSelector, f: Family): NodeDef {
+  const key = `nodes=${selectorKey(selector)}`;
+  return { name: `node_${shortHash(key)}_${FAM[f].sfx}`, selector, f, comment: comment(key) };
+}
+
+/** The elements of a node set: the selected nodes' addresses and their hostNetwork pods'. */
+export function nodeSetElements(def: NodeDef, snapshot: Snapshot, hostPods: readonly Pod[]): string[] {
+  const names = new Set<string>();
+  const out = new Set<string>();
+  const add = (ip: string) => {
+    const c = canonicalIP(ip);
+    if (c !== undefined && c.family === def.f) out.add(c.text);
+  };
+  for (const n of snapshot.nodes) {
+    if (!matchesSelector(def.selector, n.labels)) continue;
+    names.add(n.name);
+    for (const a of [...n.addresses, ...(n.externalAddresses ?? [])]) add(a);
+  }
+  for (const p of hostPods) if (p.nodeName !== undefined && names.has(p.nodeName)) p.ips.forEach(add);
+  return [...out].sort(cmp);
+}
+
+/** A peer as match fragments for one family (any one matches); [] never matches. */
+function peerMatches(
+  peer: AdminPeer,
+  dir: Dir,
+  f: Family,
+  sets: Map<string, SetDef>,
+  nodeSets: Map<string, NodeDef>,
+): string[] {
+  const field = `${FAM[f].ip} ${dir === 'ingress' ? 'saddr' : 'daddr'}`;
+  switch (peer.kind) {
+    case 'namespaces':
+    case 'pods': {
+      const d = selectorPeerDef(
+        peer.namespaceSelector,
+        peer.kind === 'pods' ? peer.podSelector : undefined,
+        f,
+      );
+      sets.set(d.name, d);
+      return [`${field} @${d.name}`];
+    }
+    case 'nodes': {
+      const d = nodeDef(peer.nodeSelector, f);
+      nodeSets.set(d.name, d);
+      return [`${field} @${d.name}`];
+    }
+    case 'networks': {
+      // "Networks defines a way to select peers via CIDR blocks": any address, pods included.
+      const out: string[] = [];
+      for (const text of peer.networks) {
+        const c = parseCidr(text);
+        if (typeof c === 'string' || c.family !== f) continue;
+        out.push(c.prefix === 0 ? `meta nfproto ${FAM[f].nfproto}` : `${field} ${cidrText(c)}`);
+      }
+      return [...new Set(out)];
+    }
+    case 'domainNames':
+      // Not enforced (docs/dataplane.md): an Accept on a domain name admits nothing.
+      return [];
+    case 'unknown':
+      return []; // handled by the rule (fail closed)
+  }
+}
+
+/** A port as a match fragment; '' matches every port and protocol. */
+function portMatch(port: AdminPort | undefined, f: Family, sets: Map<string, SetDef>): string {
+  if (port === undefined) return '';
+  switch (port.kind) {
+    case 'number':
+      return `${PROTO[port.protocol]} dport ${port.port}`;
+    case 'range':
+      return `${PROTO[port.protocol]} dport ${port.start}-${port.end}`;
+    case 'named': {
+      // The destination pod's container port of that name, whatever its protocol (the set's key
+      // carries the protocol); the destination is the packet's daddr on either side.
+      const d = nportDef(port.name, f);
+      sets.set(d.name, d);
+      return `${FAM[f].ip} daddr . meta l4proto . th dport @${d.name}`;
+    }
+  }
+}
+
+function verdictOf(rule: AdminRule, policy: AdminPolicy, dir: Dir): string {
+  switch (rule.action) {
+    case 'Accept':
+      return 'accept';
+    case 'Deny':
+      return 'drop';
+    case 'Pass':
+      // Admin: "Pass: Skips all further ANP rules and delegates to the NetworkPolicy tier".
+      // Baseline: nothing follows the Baseline tier but the default allow.
+      return policy.tier === 'Admin' ? `goto ${NP_TIER_CHAIN[dir]}` : 'accept';
+  }
+}
+
+/**
+ * The chain of one admin policy for one direction: its rules in order ("a rule that appears at the
+ * top ... would take the highest precedence"), each ending in its action, so the first rule that
+ * matches decides. Undefined when the policy has no rules for the direction.
+ */
+export function buildAdminPart(
+  policy: AdminPolicy,
+  dir: Dir,
+  families: readonly Family[],
+): AdminPart | undefined {
+  const list = dir === 'ingress' ? policy.ingress : policy.egress;
+  if (list.length === 0) return undefined;
+  const ph = shortHash(adminPolicyId(policy));
+  const name = `${dir === 'ingress' ? 'ai' : 'ae'}_${ph}`;
+  const rules: string[] = [];
+  const counters: NftCounter[] = [];
+  const sets = new Map<string, SetDef>();
+  const nodeSets = new Map<string, NodeDef>();
+  for (let ri = 0; ri < list.length; ri++) {
+    const r = list[ri]!;
+    const counter = `r_${ph}_${dir === 'ingress' ? 'i' : 'e'}${ri}`;
+    const meta = (action: AdminRule['action']): NftCounter => ({
+      name: counter,
+      meta: {
+        kind: action === 'Accept' ? 'accept' : action === 'Deny' ? 'drop' : 'pass',
+        direction: dir,
+        admin: {
+          kind: policy.kind,
+          name: policy.name,
+          tier: policy.tier,
+          rule: ri,
+          ruleName: r.name,
+          action,
+        },
+      },
+    });
+    if (r.peers.some((p) => p.kind === 'unknown')) {
+      // "For Accept rules ... treat the rule as matching no traffic. For Deny and Pass rules ...
+      // treat the rule as a 'Deny all' rule": nothing after it is reachable.
+      if (r.action === 'Accept') continue;
+      counters.push(meta('Deny'));
+      rules.push(`counter name ${counter} drop`);
+      break;
+    }
+    const verdict = verdictOf(r, policy, dir);
+    const lines: string[] = [];
+    for (const f of families) {
+      for (const peer of r.peers) {
+        for (const pm of peerMatches(peer, dir, f, sets, nodeSets)) {
+          for (const port of r.ports ?? [undefined]) {
+            const qm = portMatch(port, f, sets);
+            lines.push([pm, qm, `counter name ${counter}`, verdict].filter((s) => s !== '').join(' '));
+          }
+        }
+      }
+    }
+    if (lines.length === 0) continue;
+    counters.push(meta(r.action));
+    const seen = new Set<string>();
+    for (const l of lines) if (!seen.has(l) && seen.add(l)) rules.push(l);
+  }
+  if (rules.length === 0) return undefined;
+  const used = new Set<string>();
+  for (const r of rules) for (const m of r.matchAll(/@(\S+)/g)) used.add(m[1]!);
+  return {
+    name,
+    rules,
+    comment: comment(`${policy.tier} tier: ${adminPolicyId(policy)} ${dir}`),
+    counters,
+    sets: [...sets.values()].filter((s) => used.has(s.name)),
+    nodeSets: [...nodeSets.values()].filter((s) => used.has(s.name)),
+  };
+}
