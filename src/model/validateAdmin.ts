@@ -3,8 +3,9 @@
 // policy.networking.k8s.io/v1beta1 and v1alpha2 (v0.3.0, identical schemas), AdminNetworkPolicy and
 // BaselineAdminNetworkPolicy v1alpha1 (v0.1.7). moat accepts the experimental channel (a superset of
 // standard: nodes, domainNames, destinationNamedPort). Where the CRD leaves a field unchecked that moat
-// must evaluate (label selector operators and keys, ANP port protocols), moat is stricter: it cannot
-// enforce what it cannot read.
+// must evaluate (label selector operators and keys, ANP port protocols, ANP port ranges with start
+// >= end), moat is stricter: it cannot enforce what it cannot read. Checked against a real API server
+// with the CRDs, those differences listed, in test/k8s/admin-validate-compare.test.ts.
 import { parseCidr, formatCidr } from './cidr.js';
 import type { MapTree, Tree } from './parseYaml.js';
 import type {
