@@ -24,7 +24,32 @@ const cases: [string, string, string[]][] = [
   [
     'ingress peer nodes not allowed',
     cnp(base + '  ingress:\n    - action: Deny\n      from: [{ nodes: {} }]\n'),
-    ['spec.ingress[0].from[0].nodes'],
+    // Unknown, and (pruned, as the API server does before the schema) an empty peer.
+    ['spec.ingress[0].from[0].nodes', 'spec.ingress[0].from[0]'],
+  ],
+  [
+    'an unknown field beside a peer is not a second peer field',
+    cnp(base + '  ingress:\n    - action: Deny\n      from: [{ namespaces: {}, bar: 1 }]\n'),
+    ['spec.ingress[0].from[0].bar'],
+  ],
+  [
+    'range start < end is checked beside the bounds',
+    cnp(
+      base +
+        '  egress:\n    - action: Deny\n      to: [{ namespaces: {} }]\n      protocols: [{ tcp: { destinationPort: { range: { start: 70000, end: 5 } } } }]\n',
+    ),
+    [
+      'spec.egress[0].protocols[0].tcp.destinationPort.range.start',
+      'spec.egress[0].protocols[0].tcp.destinationPort.range',
+    ],
+  ],
+  [
+    'the named-port rule sees a named port in an invalid protocol entry',
+    cnp(
+      base +
+        '  egress:\n    - action: Deny\n      to: [{ networks: [10.0.0.0/8] }]\n      protocols: [{ destinationNamedPort: http, udp: {} }]\n',
+    ),
+    ['spec.egress[0]', 'spec.egress[0].protocols[0]'],
   ],
   ['egress nodes ok', cnp(base + '  egress:\n    - action: Deny\n      to: [{ nodes: {} }]\n'), []],
   ['from required', cnp(base + '  ingress:\n    - action: Deny\n'), ['spec.ingress[0].from']],

@@ -3,8 +3,9 @@
 // policy.networking.k8s.io/v1beta1 and v1alpha2 (v0.3.0, identical schemas), AdminNetworkPolicy and
 // BaselineAdminNetworkPolicy v1alpha1 (v0.1.7). moat accepts the experimental channel (a superset of
 // standard: nodes, domainNames, destinationNamedPort). Where the CRD leaves a field unchecked that moat
-// must evaluate (label selector operators and keys, ANP port protocols), moat is stricter: it cannot
-// enforce what it cannot read.
+// must evaluate (label selector operators and keys, ANP port protocols, ANP port ranges with start
+// >= end), moat is stricter: it cannot enforce what it cannot read. Checked against a real API server
+// with the CRDs, those differences listed, in test/k8s/admin-validate-compare.test.ts.
 import { parseCidr, formatCidr } from './cidr.js';
 import type { MapTree, Tree } from './parseYaml.js';
 import type {
@@ -119,9 +120,12 @@ function present(m: MapTree): string[] {
   return [...m.entries].filter(([, v]) => v.t !== 'null').map(([k]) => k);
 }
 
-/** minProperties=1, maxProperties=1: exactly one field. Returns the field, or undefined. */
-function exactlyOne(r: Reporter, path: string, m: MapTree): string | undefined {
-  const set = present(m);
+/**
+ * minProperties=1, maxProperties=1: exactly one of `fields`. Returns the field, or undefined. Other
+ * (unknown) fields do not count: the API server prunes them before it checks the schema.
+ */
+function exactlyOne(r: Reporter, path: string, m: MapTree, fields: readonly string[]): string | undefined {
+  const set = present(m).filter((k) => fields.includes(k));
   if (set.length === 0) {
     r.add(path, m.line, crd.minProps(path, 0));
     return undefined;
@@ -196,7 +200,7 @@ function decodeSubject(r: Reporter, k: KindRules, spec: MapTree): AdminSubject |
   const m = expectMap(r, path, required(r, spec, 'spec', 'subject'));
   if (!m) return undefined;
   checkFields(r, path, m, ['namespaces', 'pods']);
-  const f = exactlyOne(r, path, m);
+  const f = exactlyOne(r, path, m, ['namespaces', 'pods']);
   if (f === 'namespaces') {
     const s = decodeSelector(r, child(path, f), get(m, f));
     return s ? { kind: 'namespaces', namespaceSelector: s } : undefined;
@@ -215,8 +219,8 @@ function decodePeer(
   const m = expectMap(r, path, t);
   if (!m) return undefined;
   checkFields(r, path, m, fields);
-  const f = exactlyOne(r, path, m);
-  if (f === undefined || !fields.includes(f)) return undefined;
+  const f = exactlyOne(r, path, m, fields);
+  if (f === undefined) return undefined;
   const p = child(path, f);
   const v = get(m, f)!;
   switch (f) {
@@ -285,8 +289,9 @@ function decodeRange(r: Reporter, path: string, m: MapTree): { start: number; en
 function decodeCnpProtocol(r: Reporter, path: string, t: Tree): AdminPort | undefined {
   const m = expectMap(r, path, t);
   if (!m) return undefined;
-  checkFields(r, path, m, ['tcp', 'udp', 'sctp', 'destinationNamedPort']);
-  const f = exactlyOne(r, path, m);
+  const fields = ['tcp', 'udp', 'sctp', 'destinationNamedPort'];
+  checkFields(r, path, m, fields);
+  const f = exactlyOne(r, path, m, fields);
   if (f === undefined) return undefined;
   const p = child(path, f);
   if (f === 'destinationNamedPort') {
@@ -300,13 +305,14 @@ function decodeCnpProtocol(r: Reporter, path: string, t: Tree): AdminPort | unde
   const dpPath = child(p, 'destinationPort');
   const dp = get(pm, 'destinationPort');
   if (dp === undefined) {
-    r.add(p, pm.line, crd.minProps(p, present(pm).length));
+    // minProperties=1; unknown fields are pruned first, so there are none.
+    r.add(p, pm.line, crd.minProps(p, 0));
     return undefined;
   }
   const dm = expectMap(r, dpPath, dp);
   if (!dm) return undefined;
   checkFields(r, dpPath, dm, ['number', 'range']);
-  const which = exactlyOne(r, dpPath, dm);
+  const which = exactlyOne(r, dpPath, dm, ['number', 'range']);
   if (which === 'number') {
     const port = intIn(r, child(dpPath, 'number'), get(dm, 'number'), 1, 65535);
     return port === undefined ? undefined : { kind: 'number', protocol, port };
@@ -317,12 +323,14 @@ function decodeCnpProtocol(r: Reporter, path: string, t: Tree): AdminPort | unde
     if (!rm) return undefined;
     checkFields(r, rp, rm, ['start', 'end']);
     const range = decodeRange(r, rp, rm);
-    if (!range) return undefined;
-    // CEL: self.start < self.end
-    if (range.start >= range.end) {
+    // CEL: self.start < self.end, evaluated on the values as given (also out of bounds, as the API
+    // server does: a bound error does not stop the rule).
+    const [s, e] = [get(rm, 'start'), get(rm, 'end')];
+    if (s?.t === 'num' && e?.t === 'num' && Number.isInteger(s.v) && Number.isInteger(e.v) && s.v >= e.v) {
       r.add(rp, rm.line, crd.cel('object', 'Start port must be less than End port'));
       return undefined;
     }
+    if (!range) return undefined;
     return { kind: 'range', protocol, ...range };
   }
   return undefined;
@@ -332,8 +340,9 @@ function decodeCnpProtocol(r: Reporter, path: string, t: Tree): AdminPort | unde
 function decodeAnpPort(r: Reporter, path: string, t: Tree): AdminPort | undefined {
   const m = expectMap(r, path, t);
   if (!m) return undefined;
-  checkFields(r, path, m, ['portNumber', 'namedPort', 'portRange']);
-  const f = exactlyOne(r, path, m);
+  const fields = ['portNumber', 'namedPort', 'portRange'];
+  checkFields(r, path, m, fields);
+  const f = exactlyOne(r, path, m, fields);
   if (f === undefined) return undefined;
   const p = child(path, f);
   if (f === 'namedPort') {
@@ -409,7 +418,12 @@ function decodeRule(
   }
   // CEL on egress rules: "networks/nodes/domainNames peer cannot be set with namedPorts since there
   // are no namedPorts for networks/nodes/domainNames" (BANP: networks/nodes).
-  if (direction === 'egress' && ports?.some((p) => p.kind === 'named')) {
+  // Evaluated on the object as given, as CEL does (`has(...)` on the raw fields), so that a peer
+  // or port with problems of its own still counts.
+  const namedKey = k.kind === 'ClusterNetworkPolicy' ? 'destinationNamedPort' : 'namedPort';
+  const namedPorts =
+    portsTree?.t === 'seq' && portsTree.items.some((pt) => pt.t === 'map' && get(pt, namedKey) !== undefined);
+  if (direction === 'egress' && namedPorts) {
     const hostile = k.egressPeers.filter((f) => f !== 'namespaces' && f !== 'pods');
     const has = peerItems.some((pt) => pt.t === 'map' && hostile.some((f) => get(pt, f) !== undefined));
     if (has) {

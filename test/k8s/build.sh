@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds a pinned kube-apiserver and etcd from the Go module proxy into
 # ~/.cache/moat/k8s/<K8S_VERSION>/bin (shared by every clone on the machine), reusing them when
-# already built.
+# already built; copies the pinned sigs.k8s.io/network-policy-api CRDs from the Go module cache
+# into ~/.cache/moat/k8s/crds/network-policy-api/<version>/{standard,experimental}.
 # Usage: bash test/k8s/build.sh [--force]
 set -euo pipefail
 
@@ -10,12 +11,41 @@ REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=test/k8s/versions.env
 . "$HERE/versions.env"
 
-CACHE="${MOAT_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/moat/k8s}/$K8S_VERSION"
+ROOT="${MOAT_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/moat/k8s}"
+CACHE="$ROOT/$K8S_VERSION"
 BIN="$CACHE/bin"
 WORK="$CACHE/work"
 STAMP="$BIN/.stamp"
-# The stamp ties the binaries to the exact wrapper module they came from.
-WANT=$(cat "$HERE/versions.env" "$HERE/wrapper/go.mod" | sha256sum | cut -d' ' -f1)
+# The stamp ties the binaries to the exact wrapper module they came from (and not to the CRD
+# versions, which need no rebuild).
+WANT=$({ grep -E '^(K8S|ETCD)_VERSION=' "$HERE/versions.env"; cat "$HERE/wrapper/go.mod"; } | sha256sum | cut -d' ' -f1)
+
+# The CRDs: `go mod download` fetches (and checks against go.sum's database) the module; only its
+# config/crd YAML is kept. Keyed by module version, so a bump in versions.env fetches anew.
+fetch_crds() { # fetch_crds <version>
+  local v=$1 dst="$ROOT/crds/network-policy-api/$1" tmp dir
+  if [[ "${FORCE:-}" != 1 && -f "$dst/.stamp" ]]; then return 0; fi
+  command -v go >/dev/null || { echo "build.sh: go is not installed" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  # Outside any module (a bare temp dir), so no go.mod is consulted or changed.
+  dir=$(cd "$tmp" && GOFLAGS= go mod download -json "sigs.k8s.io/network-policy-api@$v" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  rmdir "$tmp"
+  [[ -n "$dir" && -d "$dir/config/crd" ]] || { echo "build.sh: network-policy-api@$v has no config/crd" >&2; exit 1; }
+  rm -rf "$dst.tmp"
+  for ch in standard experimental; do
+    mkdir -p "$dst.tmp/$ch"
+    cp "$dir/config/crd/$ch"/policy.networking.k8s.io_*.yaml "$dst.tmp/$ch/"
+  done
+  chmod -R u+w "$dst.tmp"
+  echo "$v" >"$dst.tmp/.stamp"
+  rm -rf "$dst" && mv "$dst.tmp" "$dst"
+  echo "network-policy-api $v CRDs in $dst"
+}
+FORCE=$([[ "${1:-}" == "--force" ]] && echo 1 || true)
+mkdir -p "$ROOT/crds/network-policy-api"
+fetch_crds "$NETPOL_API_CNP_VERSION"
+fetch_crds "$NETPOL_API_ANP_VERSION"
 
 if [[ "${1:-}" != "--force" && -x "$BIN/kube-apiserver" && -x "$BIN/etcd" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   echo "k8s test binaries up to date in $BIN"

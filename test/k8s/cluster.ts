@@ -51,6 +51,10 @@ interface Layout {
   readonly scripts: string;
   readonly bin: string;
   readonly k8sVersion: string;
+  /** The cache root (~/.cache/moat/k8s or $MOAT_K8S_CACHE). */
+  readonly cache: string;
+  /** versions.env */
+  readonly versions: Readonly<Record<string, string>>;
 }
 
 /** Finds test/k8s (the scripts) from this file, whether run from src or dist. */
@@ -65,7 +69,7 @@ function layout(): Layout {
       const home = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
       const cache = process.env.MOAT_K8S_CACHE ?? join(home, 'moat', 'k8s');
       const bin = process.env.MOAT_K8S_BIN ?? join(cache, k8sVersion, 'bin');
-      return { scripts, bin, k8sVersion };
+      return { scripts, bin, k8sVersion, cache, versions };
     }
     const up = dirname(dir);
     if (up === dir) throw new Error('test/k8s/up.sh not found above ' + fileURLToPath(import.meta.url));
@@ -112,6 +116,31 @@ export function clusterSkipReason(): string | undefined {
   const tools = ['kubectl', 'openssl', 'curl'].filter((t) => !onPath(t));
   if (tools.length > 0) return `${tools.join(', ')} not installed`;
   return undefined;
+}
+
+/** A network-policy-api release's CRDs, as test/k8s/build.sh copies them from the Go module cache. */
+export interface NetpolApiCrds {
+  readonly version: string;
+  /** Directories holding policy.networking.k8s.io_*.yaml of each channel. */
+  readonly standard: string;
+  readonly experimental: string;
+}
+
+/**
+ * The CRDs of the release pinned as `key` in versions.env (NETPOL_API_CNP_VERSION,
+ * NETPOL_API_ANP_VERSION), or why they are not there.
+ */
+export function netpolApiCrds(
+  key: 'NETPOL_API_CNP_VERSION' | 'NETPOL_API_ANP_VERSION',
+): NetpolApiCrds | string {
+  const l = layout();
+  const version = l.versions[key];
+  if (version === undefined) return `${l.scripts}/versions.env: no ${key}`;
+  const dir = join(l.cache, 'crds', 'network-policy-api', version);
+  if (!existsSync(join(dir, '.stamp'))) {
+    return `network-policy-api ${version} CRDs not in ${dir}: run \`bash test/k8s/build.sh\` first`;
+  }
+  return { version, standard: join(dir, 'standard'), experimental: join(dir, 'experimental') };
 }
 
 function run(
