@@ -803,3 +803,38 @@ test('discovery answering 404 for a moment (an API server starting) drops nothin
     await h.close();
   }
 });
+
+test('an invalid ClusterNetworkPolicy is enforced fail-closed, logged with its field', async () => {
+  const h = await harness({}, fast(), (s) => {
+    seed(s);
+    s.installCrd('clusternetworkpolicies');
+  });
+  try {
+    await waitFor(() => h.applier.applied.length > 0, 'synced');
+    assert.equal(admits(h.applier.last, 'shop/client', 'shop/web'), true);
+    // The CRD does not check selector operators, so the API server stores this; moat cannot read
+    // the peer. Dropping the rule would leave client -> web open; it must stay denied.
+    h.server.put(
+      cnpObj('deny-web', {
+        subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } },
+        ingress: [
+          {
+            action: 'Deny',
+            from: [{ namespaces: { matchExpressions: [{ key: 'team', operator: 'Near', values: ['x'] }] } }],
+          },
+        ],
+      }),
+    );
+    await waitFor(() => !admits(h.applier.last, 'shop/client', 'shop/web'), 'denied by the stand-in');
+    assert.equal(admits(h.applier.last, 'shop/web', 'shop/client'), true, 'other pods unaffected');
+    assert.match(
+      h.log.text(),
+      /invalid ClusterNetworkPolicy: enforced fail-closed.*"object":"deny-web".*spec\.ingress\[0\]\.from\[0\]\.namespaces/,
+    );
+    assert.match(await h.agent.metrics.text(), /^moat_invalid_objects\{kind="ClusterNetworkPolicy"\} 1$/m);
+    h.server.put(denyWebCnp());
+    await waitFor(() => h.log.text().includes('ClusterNetworkPolicy is valid again'), 'fixed');
+  } finally {
+    await h.close();
+  }
+});
