@@ -15,8 +15,8 @@ import { addressConflicts } from '../model/conflicts.js';
 import type { Snapshot } from '../model/types.js';
 import { CniAttachments, DEFAULT_CNI_RESULTS_DIR, withAttachments } from './attachments.js';
 import { parseIpRoutes, unguardedPods, type Unguarded } from './guard-check.js';
-import { K8sSource } from './k8s-source.js';
-import { RESOURCES } from './k8s-decode.js';
+import { K8sSource, type KindStatus } from './k8s-source.js';
+import { WATCHABLE } from './k8s-decode.js';
 import { errorField, silentLog, type Log } from './log.js';
 import { AgentMetrics, readNftCounters } from './metrics.js';
 import { Reconciler, type Applied, type Applier, type SnapshotSource } from './reconcile.js';
@@ -53,6 +53,10 @@ export interface AgentOptions {
   readonly log?: Log;
   /** Full resync period. Default 5 min. */
   readonly resyncMs?: number;
+  /** API discovery period of the CRD kinds (the admin tiers); 0: only at start. Default 30 s. */
+  readonly discoveryIntervalMs?: number;
+  /** A kind discovery stops finding is dropped when a discovery this much later agrees. Default 5 s. */
+  readonly discoveryConfirmMs?: number;
   /** Drift check period. Default 30 s. */
   readonly driftIntervalMs?: number;
   /** Coalescing window of the reconcile loop. Default 10 ms. */
@@ -131,15 +135,17 @@ export class Agent {
       log: this.log,
       ...(opts.resyncMs !== undefined ? { resyncMs: opts.resyncMs } : {}),
       ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
+      ...(opts.discoveryIntervalMs !== undefined ? { discoveryIntervalMs: opts.discoveryIntervalMs } : {}),
+      ...(opts.discoveryConfirmMs !== undefined ? { discoveryConfirmMs: opts.discoveryConfirmMs } : {}),
       onWatchError: (kind) => this.metrics.watchError(kind),
       onList: (kind) => this.metrics.listed(kind),
     });
     this.metrics = new AgentMetrics({
       ruleset: () => this.applier.kernelView,
       counters: () => (this.applier.kernelView ? readNftCounters(runner, table) : Promise.resolve(undefined)),
-      objects: () => Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.count(r.kind)])),
+      objects: () => Object.fromEntries(WATCHABLE.map((r) => [r.kind, this.source.state.count(r.kind)])),
       invalid: () =>
-        Object.fromEntries(RESOURCES.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),
+        Object.fromEntries(WATCHABLE.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),
       conflicts: () => this.conflicts.size,
       unguarded: () => this.unguarded.size,
       attachments: () => this.attachments?.current?.length,
@@ -331,33 +337,46 @@ export class Agent {
           : { ok: false, detail: `event loop stalled for ${lag} ms` };
       },
       ready: () => {
-        if (this.firstSyncAt === undefined) {
-          return {
-            ok: false,
-            detail: this.source.synced
-              ? 'first sync in progress'
-              : 'waiting for the first list of every resource',
-          };
-        }
-        const broken = this.source.brokenWatches();
-        if (broken.length > 0) {
-          return {
-            ok: false,
-            detail: `not seeing changes (last state still enforced): ${broken.map((b) => `${b.kind}: ${b.error}`).join('; ')}`,
-          };
-        }
-        const limit = this.opts.readyFailAfterMs ?? 60_000;
-        if (this.failingSince !== undefined && Date.now() - this.failingSince >= limit) {
-          return {
-            ok: false,
-            detail: `applies failing for ${Date.now() - this.failingSince} ms: ${this.lastError}`,
-          };
-        }
+        const r = this.readiness();
         return {
-          ok: true,
-          detail: `generation ${this.reconciler.generation}, last sync ${Date.now() - (this.lastSyncAt ?? 0)} ms ago`,
+          ok: r.ok,
+          detail: `${r.detail}\n${kindLines(this.source.kinds(), this.source.discoveryError)}`,
         };
       },
+    };
+  }
+
+  private readiness(): { ok: boolean; detail: string } {
+    if (this.firstSyncAt === undefined) {
+      const waiting = this.source.kinds().some((k) => k.state === 'unknown')
+        ? 'waiting for API discovery and the first list of every resource'
+        : 'waiting for the first list of every resource';
+      return { ok: false, detail: this.source.synced ? 'first sync in progress' : waiting };
+    }
+    const broken = this.source.brokenWatches();
+    if (broken.length > 0) {
+      return {
+        ok: false,
+        detail: `not seeing changes (last state still enforced): ${broken.map((b) => `${b.kind}: ${b.error}`).join('; ')}`,
+      };
+    }
+    const listing = this.source.kinds().filter((k) => k.state === 'listing');
+    if (listing.length > 0) {
+      return {
+        ok: false,
+        detail: `newly served, not enforced until listed: ${listing.map((k) => k.kind).join(', ')}`,
+      };
+    }
+    const limit = this.opts.readyFailAfterMs ?? 60_000;
+    if (this.failingSince !== undefined && Date.now() - this.failingSince >= limit) {
+      return {
+        ok: false,
+        detail: `applies failing for ${Date.now() - this.failingSince} ms: ${this.lastError}`,
+      };
+    }
+    return {
+      ok: true,
+      detail: `generation ${this.reconciler.generation}, last sync ${Date.now() - (this.lastSyncAt ?? 0)} ms ago`,
     };
   }
 
@@ -405,4 +424,28 @@ export class Agent {
   private async closeServers(): Promise<void> {
     await Promise.all(this.servers.map((s) => s.close()));
   }
+}
+
+/**
+ * The kinds, one line per state (for /readyz), e.g.
+ *   enforced: Namespace, Pod, Node, NetworkPolicy, ClusterNetworkPolicy (policy.networking.k8s.io/v1beta1)
+ *   not served: AdminNetworkPolicy, BaselineAdminNetworkPolicy
+ * A CRD kind carries the version watched; "not served" means its CRD is not installed.
+ */
+export function kindLines(
+  kinds: readonly KindStatus[],
+  discoveryError?: { since: number; error: string },
+  now = Date.now(),
+): string {
+  const lines: string[] = [];
+  for (const state of ['enforced', 'listing', 'not served', 'unknown'] as const) {
+    const of = kinds.filter((k) => k.state === state);
+    if (of.length === 0) continue;
+    const names = of.map((k) => (k.discovered && k.apiVersion ? `${k.kind} (${k.apiVersion})` : k.kind));
+    lines.push(`${state === 'unknown' ? 'not discovered yet' : state}: ${names.join(', ')}`);
+  }
+  if (discoveryError) {
+    lines.push(`discovery failing for ${now - discoveryError.since} ms: ${discoveryError.error}`);
+  }
+  return lines.join('\n');
 }

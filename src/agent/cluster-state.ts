@@ -45,6 +45,19 @@ export class ClusterState {
     return this.map(kind).delete(key);
   }
 
+  /** Drops every object of a kind (its CRD was removed); true when there were any. */
+  deleteKind(kind: WatchedKind): boolean {
+    for (const k of [...this.invalid.keys()]) if (k.startsWith(`${kind}/`)) this.invalid.delete(k);
+    const had = this.map(kind).size > 0;
+    this.objects.delete(kind);
+    return had;
+  }
+
+  /** The keys held of a kind. */
+  keys(kind: WatchedKind): string[] {
+    return [...this.map(kind).keys()];
+  }
+
   count(kind: WatchedKind): number {
     return this.map(kind).size;
   }

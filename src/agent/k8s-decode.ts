@@ -16,18 +16,48 @@ export interface Resource {
   readonly path: string;
 }
 
+/** The API path of a resource at one group version: `/api[s]/<apiVersion>/<resource>`. */
+export function resourceAt(kind: WatchedKind, apiVersion: string): Resource {
+  const root = apiVersion.includes('/') ? '/apis' : '/api';
+  return { kind, apiVersion, path: `${root}/${apiVersion}/${KINDS[kind].resource}` };
+}
+
+/** What the agent can watch of one kind: its API group, resource and versions in order of preference. */
+export interface Watchable {
+  readonly kind: WatchedKind;
+  /** "" for the core group. */
+  readonly group: string;
+  readonly resource: string;
+  /** The registry's order: the first one served is watched (ClusterNetworkPolicy: v1beta1, then v1alpha2). */
+  readonly apiVersions: readonly string[];
+  /** Served by a CRD: watched only when API discovery finds it (k8s-source.ts). */
+  readonly discovered: boolean;
+}
+
+function groupOf(apiVersion: string): string {
+  const i = apiVersion.indexOf('/');
+  return i < 0 ? '' : apiVersion.slice(0, i);
+}
+
+/** Every kind of the registry, as the agent may watch it (the ClusterRole grants exactly these). */
+export const WATCHABLE: readonly Watchable[] = KIND_NAMES.map((kind) => {
+  const spec = KINDS[kind];
+  return {
+    kind,
+    group: groupOf(spec.apiVersions[0]!),
+    resource: spec.resource,
+    apiVersions: spec.apiVersions,
+    discovered: spec.crd === true,
+  };
+});
+
 /**
- * What the agent lists and watches: every kind of the registry, at its first served version. Kinds
- * served by a CRD (the admin tiers) are not watched yet: that waits for API discovery, so that a
- * cluster without the CRDs is not an error.
+ * What the agent always lists and watches: the built-in kinds, at their first version. Kinds served
+ * by a CRD (the admin tiers) are watched only once API discovery finds them, so that a cluster
+ * without the CRDs is not an error.
  */
-export const RESOURCES: readonly Resource[] = KIND_NAMES.filter((kind) => KINDS[kind].crd !== true).map(
-  (kind) => {
-    const spec = KINDS[kind];
-    const apiVersion = spec.apiVersions[0]!;
-    const root = apiVersion.includes('/') ? '/apis' : '/api';
-    return { kind, apiVersion, path: `${root}/${apiVersion}/${spec.resource}` };
-  },
+export const RESOURCES: readonly Resource[] = WATCHABLE.filter((w) => !w.discovered).map((w) =>
+  resourceAt(w.kind, w.apiVersions[0]!),
 );
 
 /** The "file" of objects read from the API server, in origins and messages. */
@@ -72,14 +102,14 @@ export function objectKey(kind: WatchedKind, raw: unknown): string {
  * Decodes one API object with the loader's code. Only the metadata moat reads is passed on (a
  * metadata field added by a later API version must not make objects invalid); spec and status go
  * through the loader's strict checks, so a NetworkPolicy field moat does not know is a problem.
+ * `apiVersion`: the version it was read at (default: the kind's first).
  */
-export function decodeApiObject(kind: WatchedKind, raw: unknown): Decoded {
+export function decodeApiObject(kind: WatchedKind, raw: unknown, apiVersion?: string): Decoded {
   const spec: KindSpec = KINDS[kind];
-  const res = RESOURCES.find((r) => r.kind === kind);
   const o = record(raw) ?? {};
   const md = record(o.metadata) ?? {};
   const projected = {
-    apiVersion: res?.apiVersion,
+    apiVersion: apiVersion ?? spec.apiVersions[0],
     kind,
     // deletionTimestamp: a terminating pod yields an address that a new pod was given (snapshot.ts).
     metadata: {

@@ -222,7 +222,7 @@ export class AgentMetrics {
     });
     new Gauge({
       name: 'moat_invalid_objects',
-      help: 'Objects that failed validation, by kind (invalid NetworkPolicies are enforced as deny-only)',
+      help: 'Objects that failed validation, by kind (enforced fail-closed: NetworkPolicies deny-only, admin policies Deny all from the broken rule on)',
       labelNames: ['kind'],
       registers,
       collect() {

@@ -8,7 +8,7 @@ import { parseText, type MapTree, type Tree } from './parseYaml.js';
 import type { AdminPolicy, Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
 import { addressConflicts } from './conflicts.js';
 import { assembleSnapshot } from './snapshot.js';
-import { denyStandIn } from './standin.js';
+import { adminStandIn, denyStandIn } from './standin.js';
 import {
   decodeAdminNetworkPolicy,
   decodeBaselineAdminNetworkPolicy,
@@ -85,6 +85,19 @@ export interface KindSpec {
 
 const TOP = ['apiVersion', 'kind', 'metadata', 'spec', 'status'];
 
+/** The admin kinds' stand-in (adminStandIn): never wider than the stored object. */
+function adminFailClosed(
+  decoded: unknown,
+  rawSpec: unknown,
+  problems: readonly Problem[],
+): Decoding | undefined {
+  // Problems only in metadata (labels, BANP's name) do not change what the policy means.
+  const semantic = problems.filter((x) => !x.field.startsWith('metadata.'));
+  if (semantic.length === 0) return undefined;
+  const ps = adminStandIn(decoded as AdminPolicy, rawSpec, semantic);
+  return { object: ps, collect: (c) => c.adminPolicies.push(...ps) };
+}
+
 function spec<T>(
   s: Omit<KindSpec, 'decode'> & {
     decode: (r: Reporter, root: MapTree, meta: Meta, file: string) => T;
@@ -155,6 +168,7 @@ export const KINDS = {
     topFields: TOP,
     decode: decodeClusterNetworkPolicy,
     collect: (c, x) => c.adminPolicies.push(x),
+    failClosed: adminFailClosed,
   }),
   AdminNetworkPolicy: spec({
     apiVersions: ['policy.networking.k8s.io/v1alpha1'],
@@ -165,6 +179,7 @@ export const KINDS = {
     topFields: TOP,
     decode: decodeAdminNetworkPolicy,
     collect: (c, x) => c.adminPolicies.push(x),
+    failClosed: adminFailClosed,
   }),
   BaselineAdminNetworkPolicy: spec({
     apiVersions: ['policy.networking.k8s.io/v1alpha1'],
@@ -175,6 +190,7 @@ export const KINDS = {
     topFields: TOP,
     decode: decodeBaselineAdminNetworkPolicy,
     collect: (c, x) => c.adminPolicies.push(x),
+    failClosed: adminFailClosed,
   }),
 } as const satisfies Record<string, KindSpec>;
 

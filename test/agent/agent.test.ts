@@ -9,7 +9,18 @@ import type { NetworkPolicy } from '../../src/model/types.js';
 import { policyPackets, parseNftCounters } from '../../src/agent/metrics.js';
 import { parseDuration } from '../../src/cli/commands/agent.js';
 import { parseListenAddress } from '../../src/agent/server.js';
-import { FakeApiServer, nodeObj, nsObj, podObj, policyObj, type FakeOptions } from './fake-apiserver.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import type { Snapshot } from '../../src/model/types.js';
+import {
+  CRD_GROUP,
+  cnpObj,
+  FakeApiServer,
+  nodeObj,
+  nsObj,
+  podObj,
+  policyObj,
+  type FakeOptions,
+} from './fake-apiserver.js';
 import { kubeconfigFor, MemoryLog, passes, RecordingApplier, sleep, waitFor } from './util.js';
 
 const NODE = 'n1';
@@ -547,6 +558,282 @@ test('two live pods with one address: logged, counted, enforced fail-closed', as
     await waitFor(() => h.agent.applier.conflicts?.size === 0, 'the conflict is over');
     await waitFor(() => h.reach(shared, WEB), 'the client twin is a client again');
     assert.match(await h.agent.metrics.text(), /^moat_address_conflicts 0$/m);
+  } finally {
+    await h.close();
+  }
+});
+
+// ---- the admin tiers' kinds, found by API discovery ----
+
+const CRD_KINDS = ['ClusterNetworkPolicy', 'AdminNetworkPolicy', 'BaselineAdminNetworkPolicy'];
+
+/** Does the snapshot (by the reference evaluator) allow ns/src -> ns/dst:80/TCP? */
+function admits(s: Snapshot | undefined, src: string, dst: string): boolean {
+  const pod = (key: string) => {
+    const p = s?.pods.find((x) => `${x.namespace}/${x.name}` === key);
+    if (!p) throw new Error(`no pod ${key} in the snapshot`);
+    return p;
+  };
+  return evaluate(s!, {
+    src: { kind: 'pod', pod: pod(src) },
+    dst: { kind: 'pod', pod: pod(dst) },
+    protocol: 'TCP',
+    port: 80,
+  }).allowed;
+}
+
+/** Admin tier: web admits nobody (every namespace's pods denied). */
+const denyWebCnp = () =>
+  cnpObj('deny-web', {
+    subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } },
+    ingress: [{ name: 'nobody', action: 'Deny', from: [{ namespaces: {} }] }],
+  });
+
+const cnpNames = (s: Snapshot | undefined) => (s?.adminPolicies ?? []).map((p) => `${p.kind}/${p.name}`);
+
+async function readyz(h: Harness): Promise<{ status: number; text: string }> {
+  const r = await fetch(`http://127.0.0.1:${h.agent.healthAddress!.port}/readyz`);
+  return { status: r.status, text: await r.text() };
+}
+
+const fast = (more: Partial<AgentOptions> = {}): Partial<AgentOptions> => ({
+  healthAddr: parseListenAddress('--health-addr', '127.0.0.1:0'),
+  discoveryIntervalMs: 20,
+  discoveryConfirmMs: 100,
+  ...more,
+});
+
+test('admin CRDs not installed: ready, NetworkPolicy enforced, one log line per kind, /readyz says so', async () => {
+  const h = await harness({}, fast());
+  try {
+    h.server.put(denyWeb());
+    await h.until(CLIENT, WEB, false, 'NetworkPolicy enforced');
+    await waitFor(() => h.agent.ready, 'ready without the CRDs');
+    // Several discovery rounds later: still one line per kind, and no list of an absent resource.
+    await waitFor(
+      () => h.server.requests.filter((r) => r.path === `/apis/${CRD_GROUP}`).length >= 5,
+      'discovery repeated',
+    );
+    for (const kind of CRD_KINDS) {
+      const lines = h.log.lines.filter((l) => l.fields.kind === kind);
+      assert.equal(lines.length, 1, `${kind}: ${JSON.stringify(lines)}`);
+      assert.match(lines[0]!.msg, /not served by the API server \(CRD not installed\): not enforced/);
+    }
+    assert.equal(
+      h.server.requests.some((r) => r.path.includes('networkpolicies') && r.path.includes(CRD_GROUP)),
+      false,
+      'nothing listed or watched of the CRD group',
+    );
+    const r = await readyz(h);
+    assert.equal(r.status, 200);
+    assert.match(r.text, /^ok: generation \d+/);
+    assert.match(r.text, /^enforced: Namespace, Pod, Node, NetworkPolicy$/m);
+    assert.match(
+      r.text,
+      /^not served: ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy$/m,
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+test('a CRD installed later is watched without a restart; removed, its policies leave the snapshot', async () => {
+  const h = await harness({}, fast());
+  try {
+    await h.until(CLIENT, WEB, true, 'synced, open');
+    await waitFor(() => h.agent.ready, 'ready');
+    h.server.installCrd('clusternetworkpolicies');
+    h.server.put(denyWebCnp());
+    await waitFor(() => !admits(h.applier.last, 'shop/client', 'shop/web'), 'the CNP is enforced');
+    assert.deepEqual(cnpNames(h.applier.last), ['ClusterNetworkPolicy/deny-web']);
+    assert.ok(
+      h.server.requests.some(
+        (r) => r.watch && r.path === `/apis/${CRD_GROUP}/v1beta1/clusternetworkpolicies` && r.status === 200,
+      ),
+      'watched at v1beta1',
+    );
+    assert.equal(
+      h.log.lines.filter((l) => /ClusterNetworkPolicy now served: watching/.test(l.msg)).length,
+      1,
+    );
+    await waitFor(() => h.agent.ready, 'ready with the CRD');
+    assert.match(
+      (await readyz(h)).text,
+      /^enforced: Namespace, Pod, Node, NetworkPolicy, ClusterNetworkPolicy \(policy\.networking\.k8s\.io\/v1beta1\)$/m,
+    );
+    // Changes are seen: the policy goes, comes back.
+    h.server.delete('ClusterNetworkPolicy', '', 'deny-web');
+    await waitFor(() => admits(h.applier.last, 'shop/client', 'shop/web'), 'CNP deleted: open');
+    h.server.put(denyWebCnp());
+    await waitFor(() => !admits(h.applier.last, 'shop/client', 'shop/web'), 'CNP back');
+
+    h.server.removeCrd('clusternetworkpolicies');
+    await waitFor(() => admits(h.applier.last, 'shop/client', 'shop/web'), 'CRD removed: open again');
+    await waitFor(
+      () => h.log.lines.some((l) => /ClusterNetworkPolicy no longer served/.test(l.msg)),
+      'logged',
+    );
+    await waitFor(() => h.agent.ready, 'ready again');
+    assert.match((await readyz(h)).text, /^not served: ClusterNetworkPolicy, AdminNetworkPolicy/m);
+    assert.equal(h.agent.source.state.count('ClusterNetworkPolicy'), 0);
+    // Installed once more, with an object already there: listed and enforced again.
+    h.server.installCrd('clusternetworkpolicies');
+    h.server.put(denyWebCnp());
+    await waitFor(() => !admits(h.applier.last, 'shop/client', 'shop/web'), 'reinstalled CRD enforced');
+  } finally {
+    await h.close();
+  }
+});
+
+test('a CRD served at start: the first apply waits for its list and has its policies', async () => {
+  const h = await harness({}, fast(), (s) => {
+    seed(s);
+    s.installCrd('clusternetworkpolicies');
+    s.installCrd('baselineadminnetworkpolicies');
+    s.put(denyWebCnp());
+    // Slower than every built-in kind: a first apply without it would open web up.
+    s.listDelayMs.set('clusternetworkpolicies', 300);
+  });
+  try {
+    await waitFor(() => h.applier.applied.length > 0, 'first apply');
+    assert.deepEqual(cnpNames(h.applier.applied[0]), ['ClusterNetworkPolicy/deny-web']);
+    assert.equal(admits(h.applier.applied[0], 'shop/client', 'shop/web'), false);
+    await waitFor(() => h.agent.ready, 'ready');
+    const text = (await readyz(h)).text;
+    assert.match(text, /ClusterNetworkPolicy \(policy\.networking\.k8s\.io\/v1beta1\)/);
+    assert.match(text, /BaselineAdminNetworkPolicy \(policy\.networking\.k8s\.io\/v1alpha1\)/);
+    assert.match(text, /^not served: AdminNetworkPolicy$/m);
+  } finally {
+    await h.close();
+  }
+});
+
+test('ClusterNetworkPolicy: v1beta1 preferred; from v1alpha2 to v1beta1 without a gap', async () => {
+  const v1alpha2 = `${CRD_GROUP}/v1alpha2`;
+  const h = await harness({}, fast(), (s) => {
+    seed(s);
+    s.installCrd('clusternetworkpolicies', [v1alpha2]);
+    s.put(denyWebCnp());
+  });
+  try {
+    await waitFor(() => h.applier.applied.length > 0 && h.agent.ready, 'synced');
+    const path = (v: string) => `/apis/${v}/clusternetworkpolicies`;
+    assert.ok(h.server.requests.some((r) => r.path === path(v1alpha2) && r.watch));
+    assert.match((await readyz(h)).text, /ClusterNetworkPolicy \(policy\.networking\.k8s\.io\/v1alpha2\)/);
+    h.server.listDelayMs.set('clusternetworkpolicies', 300);
+    h.server.put(cnpObj('other', { ...(denyWebCnp().spec as object), priority: 20 }));
+    await waitFor(() => cnpNames(h.applier.last).length === 2, 'two CNPs');
+    const before = h.applier.applied.length;
+    h.server.installCrd('clusternetworkpolicies', [`${CRD_GROUP}/v1beta1`, v1alpha2]);
+    await waitFor(() => h.server.listsAsked.includes(path(`${CRD_GROUP}/v1beta1`)), 'listing v1beta1');
+    // Meanwhile: a change elsewhere is applied with both policies; one policy is deleted, which
+    // only the new list can tell (the old watch is stopped).
+    h.server.put(podObj('shop', 'extra', { ip: '10.244.0.40', nodeName: NODE }));
+    h.server.delete('ClusterNetworkPolicy', '', 'other');
+    await waitFor(() => h.applier.applied.length > before, 'the pod change was applied meanwhile');
+    assert.deepEqual(cnpNames(h.applier.last), [
+      'ClusterNetworkPolicy/deny-web',
+      'ClusterNetworkPolicy/other',
+    ]);
+    await waitFor(() => h.agent.ready, 'ready at v1beta1');
+    await waitFor(() => cnpNames(h.applier.last).length === 1, 'the new list dropped the deleted one');
+    for (const s of h.applier.applied) assert.ok(cnpNames(s).includes('ClusterNetworkPolicy/deny-web'));
+    assert.ok(h.server.requests.some((r) => r.path === path(`${CRD_GROUP}/v1beta1`) && r.watch));
+    assert.match((await readyz(h)).text, /ClusterNetworkPolicy \(policy\.networking\.k8s\.io\/v1beta1\)/);
+  } finally {
+    await h.close();
+  }
+});
+
+test('discovery failing at start: nothing applied until it answers', async () => {
+  const server = await FakeApiServer.start();
+  seed(server);
+  server.discoveryFails = 503;
+  const kc = await kubeconfigFor(server);
+  const applier = new RecordingApplier(NODE);
+  const log = new MemoryLog();
+  const agent = await Agent.start({
+    kubeConfig: kc.kc,
+    nodeName: NODE,
+    applier,
+    log,
+    driftIntervalMs: 0,
+    retryMs: 20,
+    discoveryIntervalMs: 20,
+  });
+  try {
+    await waitFor(() => agent.source.listCount('NetworkPolicy') > 0, 'the built-in kinds are listed');
+    await waitFor(
+      () => server.requests.filter((r) => r.path === `/apis/${CRD_GROUP}`).length >= 3,
+      'discovery retried',
+    );
+    // The previous agent's table may hold admin policies: no apply may go without knowing.
+    assert.equal(applier.applied.length, 0);
+    assert.equal(agent.ready, false);
+    assert.equal(log.lines.filter((l) => l.msg.startsWith('API discovery failed')).length, 1, log.text());
+    server.discoveryFails = undefined;
+    await waitFor(() => applier.applied.length > 0, 'applied once discovery answered');
+    await waitFor(() => agent.ready, 'ready');
+    assert.match(log.text(), /API discovery works again/);
+  } finally {
+    await agent.stop();
+    await server.stop();
+    await kc.done();
+  }
+});
+
+test('discovery answering 404 for a moment (an API server starting) drops nothing', async () => {
+  const h = await harness({}, fast({ discoveryConfirmMs: 400 }), (s) => {
+    seed(s);
+    s.installCrd('clusternetworkpolicies');
+    s.put(denyWebCnp());
+  });
+  try {
+    await waitFor(() => h.applier.applied.length > 0 && h.agent.ready, 'synced');
+    const rounds = () => h.server.requests.filter((r) => r.path === `/apis/${CRD_GROUP}`).length;
+    const n = rounds();
+    h.server.discoveryFails = 404;
+    await waitFor(() => rounds() >= n + 2, 'discovery saw 404');
+    h.server.discoveryFails = undefined;
+    await sleep(600); // past the confirmation: a later round found it again
+    for (const s of h.applier.applied) assert.deepEqual(cnpNames(s), ['ClusterNetworkPolicy/deny-web']);
+    assert.equal(h.log.lines.filter((l) => /no longer served/.test(l.msg)).length, 0);
+    assert.equal(h.agent.source.listCount('ClusterNetworkPolicy'), 1, 'never relisted');
+  } finally {
+    await h.close();
+  }
+});
+
+test('an invalid ClusterNetworkPolicy is enforced fail-closed, logged with its field', async () => {
+  const h = await harness({}, fast(), (s) => {
+    seed(s);
+    s.installCrd('clusternetworkpolicies');
+  });
+  try {
+    await waitFor(() => h.applier.applied.length > 0, 'synced');
+    assert.equal(admits(h.applier.last, 'shop/client', 'shop/web'), true);
+    // The CRD does not check selector operators, so the API server stores this; moat cannot read
+    // the peer. Dropping the rule would leave client -> web open; it must stay denied.
+    h.server.put(
+      cnpObj('deny-web', {
+        subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } },
+        ingress: [
+          {
+            action: 'Deny',
+            from: [{ namespaces: { matchExpressions: [{ key: 'team', operator: 'Near', values: ['x'] }] } }],
+          },
+        ],
+      }),
+    );
+    await waitFor(() => !admits(h.applier.last, 'shop/client', 'shop/web'), 'denied by the stand-in');
+    assert.equal(admits(h.applier.last, 'shop/web', 'shop/client'), true, 'other pods unaffected');
+    assert.match(
+      h.log.text(),
+      /invalid ClusterNetworkPolicy: enforced fail-closed.*"object":"deny-web".*spec\.ingress\[0\]\.from\[0\]\.namespaces/,
+    );
+    assert.match(await h.agent.metrics.text(), /^moat_invalid_objects\{kind="ClusterNetworkPolicy"\} 1$/m);
+    h.server.put(denyWebCnp());
+    await waitFor(() => h.log.text().includes('ClusterNetworkPolicy is valid again'), 'fixed');
   } finally {
     await h.close();
   }

@@ -1,32 +1,57 @@
 // A Kubernetes API test server (node:http) for the agent: list and watch of Namespaces, Pods,
 // Nodes and NetworkPolicies with resourceVersions, bookmarks, paging, bearer-token auth, and
-// "410 Gone" for a watch from a compacted resourceVersion. Driven by the real client library
-// through a kubeconfig pointing at it.
+// "410 Gone" for a watch from a compacted resourceVersion; the admin tiers' kinds once their CRD is
+// installed (installCrd), with the discovery documents (/apis/GROUP, /apis/GROUP/VERSION) saying
+// so. Driven by the real client library through a kubeconfig pointing at it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 
-export type Resource = 'namespaces' | 'pods' | 'nodes' | 'networkpolicies';
+export type Resource =
+  | 'namespaces'
+  | 'pods'
+  | 'nodes'
+  | 'networkpolicies'
+  | 'clusternetworkpolicies'
+  | 'adminnetworkpolicies'
+  | 'baselineadminnetworkpolicies';
 
 interface Kind {
   readonly kind: string;
-  readonly apiVersion: string;
+  /** The versions it can be served at (a CRD: when installed with them), first the default. */
+  readonly apiVersions: readonly string[];
   readonly namespaced: boolean;
+  readonly crd?: boolean;
 }
 
+export const CRD_GROUP = 'policy.networking.k8s.io';
+
 const KINDS: Record<Resource, Kind> = {
-  namespaces: { kind: 'Namespace', apiVersion: 'v1', namespaced: false },
-  pods: { kind: 'Pod', apiVersion: 'v1', namespaced: true },
-  nodes: { kind: 'Node', apiVersion: 'v1', namespaced: false },
-  networkpolicies: { kind: 'NetworkPolicy', apiVersion: 'networking.k8s.io/v1', namespaced: true },
+  namespaces: { kind: 'Namespace', apiVersions: ['v1'], namespaced: false },
+  pods: { kind: 'Pod', apiVersions: ['v1'], namespaced: true },
+  nodes: { kind: 'Node', apiVersions: ['v1'], namespaced: false },
+  networkpolicies: { kind: 'NetworkPolicy', apiVersions: ['networking.k8s.io/v1'], namespaced: true },
+  clusternetworkpolicies: {
+    kind: 'ClusterNetworkPolicy',
+    apiVersions: [`${CRD_GROUP}/v1beta1`, `${CRD_GROUP}/v1alpha2`],
+    namespaced: false,
+    crd: true,
+  },
+  adminnetworkpolicies: {
+    kind: 'AdminNetworkPolicy',
+    apiVersions: [`${CRD_GROUP}/v1alpha1`],
+    namespaced: false,
+    crd: true,
+  },
+  baselineadminnetworkpolicies: {
+    kind: 'BaselineAdminNetworkPolicy',
+    apiVersions: [`${CRD_GROUP}/v1alpha1`],
+    namespaced: false,
+    crd: true,
+  },
 };
 
-const PATHS: Record<string, Resource> = {
-  '/api/v1/namespaces': 'namespaces',
-  '/api/v1/pods': 'pods',
-  '/api/v1/nodes': 'nodes',
-  '/apis/networking.k8s.io/v1/networkpolicies': 'networkpolicies',
-};
+const RESOURCE_NAMES = Object.keys(KINDS) as Resource[];
 
 export type Obj = Record<string, unknown> & { metadata: Record<string, unknown> };
 
@@ -39,11 +64,13 @@ interface WatchEvent {
 
 interface Watcher {
   readonly resource: Resource;
+  readonly apiVersion: string;
   readonly res: ServerResponse;
   readonly bookmarks: boolean;
 }
 
 export interface RequestRecord {
+  readonly path: string;
   readonly resource: Resource | undefined;
   readonly watch: boolean;
   readonly query: Record<string, string>;
@@ -58,7 +85,7 @@ export interface FakeOptions {
 }
 
 function resourceOf(kind: string): Resource {
-  const r = (Object.keys(KINDS) as Resource[]).find((k) => KINDS[k].kind === kind);
+  const r = RESOURCE_NAMES.find((k) => KINDS[k].kind === kind);
   if (!r) throw new Error(`fake apiserver: kind ${kind} not served`);
   return r;
 }
@@ -76,9 +103,9 @@ export class FakeApiServer {
   readonly token = 'moat-test-token';
   private rv = 100;
   private compactedRV = 0;
-  private readonly objects = new Map<Resource, Map<string, Obj>>(
-    (Object.keys(KINDS) as Resource[]).map((r) => [r, new Map()]),
-  );
+  private readonly objects = new Map<Resource, Map<string, Obj>>(RESOURCE_NAMES.map((r) => [r, new Map()]));
+  /** Installed CRDs: the versions each serves. */
+  private readonly crds = new Map<Resource, readonly string[]>();
   private events: WatchEvent[] = [];
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
@@ -87,12 +114,16 @@ export class FakeApiServer {
   private server: Server | undefined;
   private bookmarkTimer: NodeJS.Timeout | undefined;
   readonly requests: RequestRecord[] = [];
+  /** Paths of the lists asked for, as they arrive (requests records them when answered). */
+  readonly listsAsked: string[] = [];
   /** Resources whose requests fail with 503 (a sick API server). */
   readonly failing = new Set<Resource>();
   /** Resources whose watches are refused with 403 (RBAC allows list but not watch). */
   readonly forbiddenWatch = new Set<Resource>();
   /** Extra time before a list of these resources is answered (a slow, large API server). */
   readonly listDelayMs = new Map<Resource, number>();
+  /** Discovery requests fail with 503 (a sick API server), or 404 (one starting, CRDs not loaded). */
+  discoveryFails: 503 | 404 | undefined;
   port = 0;
 
   private constructor(private readonly opts: FakeOptions) {}
@@ -167,6 +198,9 @@ export class FakeApiServer {
   /** Creates or replaces an object (by kind, namespace, name); returns its new resourceVersion. */
   put(o: Obj): number {
     const resource = resourceOf(String(o.kind));
+    if (KINDS[resource].crd && !this.crds.has(resource)) {
+      throw new Error(`fake apiserver: no CRD for ${String(o.kind)} installed`);
+    }
     const m = this.objects.get(resource)!;
     const key = keyOf(o);
     const old = m.get(key);
@@ -179,7 +213,9 @@ export class FakeApiServer {
         ...o.metadata,
         resourceVersion: String(this.rv),
         // Present on every real object; moat must not trip over fields it does not read.
-        managedFields: [{ manager: 'kubectl', operation: 'Update', apiVersion: KINDS[resource].apiVersion }],
+        managedFields: [
+          { manager: 'kubectl', operation: 'Update', apiVersion: KINDS[resource].apiVersions[0] },
+        ],
       },
     };
     m.set(key, stored);
@@ -213,6 +249,29 @@ export class FakeApiServer {
     return [...this.objects.entries()].flatMap(([r, m]) => [...m.values()].map((o) => this.withKind(r, o)));
   }
 
+  /** Installs the CRD of a kind, serving these versions (default: all of them). */
+  installCrd(resource: Resource, versions: readonly string[] = KINDS[resource].apiVersions): void {
+    if (!KINDS[resource].crd) throw new Error(`fake apiserver: ${resource} is built in`);
+    this.crds.set(resource, versions);
+  }
+
+  /**
+   * Removes a CRD as kube-apiserver does: its objects are deleted first (watchers see DELETED),
+   * then its watches end and its paths and discovery documents are gone.
+   */
+  removeCrd(resource: Resource): void {
+    for (const o of [...this.objects.get(resource)!.values()]) {
+      const ns = typeof o.metadata.namespace === 'string' ? o.metadata.namespace : '';
+      this.delete(KINDS[resource].kind, ns, String(o.metadata.name));
+    }
+    this.crds.delete(resource);
+    for (const w of [...this.watchers]) {
+      if (w.resource !== resource) continue;
+      w.res.end();
+      this.watchers.delete(w);
+    }
+  }
+
   /** Forgets the event history: a watch from an older resourceVersion gets "410 Gone". */
   compact(): void {
     this.compactedRV = this.rv;
@@ -223,10 +282,13 @@ export class FakeApiServer {
   bookmark(): void {
     for (const w of this.watchers) {
       if (!w.bookmarks) continue;
-      const k = KINDS[w.resource];
       this.send(w, {
         type: 'BOOKMARK',
-        object: { kind: k.kind, apiVersion: k.apiVersion, metadata: { resourceVersion: String(this.rv) } },
+        object: {
+          kind: KINDS[w.resource].kind,
+          apiVersion: w.apiVersion,
+          metadata: { resourceVersion: String(this.rv) },
+        },
       });
     }
   }
@@ -245,12 +307,66 @@ export class FakeApiServer {
     this.events.push(e);
     for (const w of this.watchers) {
       if (w.resource === e.resource)
-        this.send(w, { type: e.type, object: this.withKind(e.resource, e.object) });
+        this.send(w, { type: e.type, object: this.withKind(e.resource, e.object, w.apiVersion) });
     }
   }
 
-  private withKind(resource: Resource, o: Obj): Obj {
-    return { kind: KINDS[resource].kind, apiVersion: KINDS[resource].apiVersion, ...o };
+  private withKind(resource: Resource, o: Obj, apiVersion = KINDS[resource].apiVersions[0]!): Obj {
+    return { kind: KINDS[resource].kind, ...o, apiVersion };
+  }
+
+  /** The versions a resource is served at now (a CRD not installed: none). */
+  private servedVersions(resource: Resource): readonly string[] {
+    return KINDS[resource].crd ? (this.crds.get(resource) ?? []) : KINDS[resource].apiVersions;
+  }
+
+  /** `/api[s]/VERSION/RESOURCE` of a served resource. */
+  private route(pathname: string): { resource: Resource; apiVersion: string } | undefined {
+    for (const resource of RESOURCE_NAMES) {
+      for (const apiVersion of this.servedVersions(resource)) {
+        const root = apiVersion.includes('/') ? '/apis' : '/api';
+        if (pathname === `${root}/${apiVersion}/${resource}`) return { resource, apiVersion };
+      }
+    }
+    return undefined;
+  }
+
+  /** The discovery documents of the CRD group: APIGroup and APIResourceList. */
+  private discovery(pathname: string): Obj | undefined {
+    const crds = RESOURCE_NAMES.filter((r) => KINDS[r].crd && this.crds.has(r));
+    const versions = [...new Set(crds.flatMap((r) => this.servedVersions(r)))].sort();
+    if (pathname === `/apis/${CRD_GROUP}` && versions.length > 0) {
+      const list = versions.map((groupVersion) => ({ groupVersion, version: groupVersion.split('/')[1] }));
+      return {
+        kind: 'APIGroup',
+        apiVersion: 'v1',
+        name: CRD_GROUP,
+        versions: list,
+        preferredVersion: list[0],
+        metadata: {},
+      };
+    }
+    const gv = versions.find((v) => pathname === `/apis/${v}`);
+    if (gv === undefined) return undefined;
+    const resources = crds
+      .filter((r) => this.servedVersions(r).includes(gv))
+      .flatMap((r) => [
+        {
+          name: r,
+          singularName: '',
+          namespaced: false,
+          kind: KINDS[r].kind,
+          verbs: ['delete', 'deletecollection', 'get', 'list', 'patch', 'create', 'update', 'watch'],
+        },
+        {
+          name: `${r}/status`,
+          singularName: '',
+          namespaced: false,
+          kind: KINDS[r].kind,
+          verbs: ['get', 'patch', 'update'],
+        },
+      ]);
+    return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: gv, resources, metadata: {} };
   }
 
   private send(w: Watcher, event: unknown): void {
@@ -262,10 +378,11 @@ export class FakeApiServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams.entries());
-    const resource = PATHS[url.pathname];
+    const route = this.route(url.pathname);
+    const resource = route?.resource;
     const watch = query.watch === 'true' || query.watch === '1';
     const reply = (code: number, body: unknown): void => {
-      this.requests.push({ resource, watch, query, status: code });
+      this.requests.push({ path: url.pathname, resource, watch, query, status: code });
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
@@ -273,7 +390,18 @@ export class FakeApiServer {
       reply(401, status(401, 'Unauthorized', 'Unauthorized'));
       return;
     }
-    if (req.method !== 'GET' || resource === undefined) {
+    if (req.method === 'GET' && url.pathname.startsWith(`/apis/${CRD_GROUP}`) && route === undefined) {
+      if (this.discoveryFails === 503) {
+        reply(503, status(503, 'ServiceUnavailable', 'the server is currently unable to handle the request'));
+        return;
+      }
+      const doc = this.discoveryFails === 404 ? undefined : this.discovery(url.pathname);
+      if (doc) {
+        reply(200, doc);
+        return;
+      }
+    }
+    if (req.method !== 'GET' || route === undefined || resource === undefined) {
       reply(404, status(404, 'NotFound', `the server could not find the requested resource`));
       return;
     }
@@ -285,16 +413,19 @@ export class FakeApiServer {
       reply(403, status(403, 'Forbidden', `cannot watch resource "${resource}"`));
       return;
     }
-    if (watch) this.watch(resource, query, res);
+    const apiVersion = route.apiVersion;
+    if (!watch) this.listsAsked.push(url.pathname);
+    if (watch) this.watch(resource, apiVersion, query, res, url.pathname);
     else {
       const delay = this.listDelayMs.get(resource) ?? 0;
-      if (delay > 0) setTimeout(() => this.list(resource, query, reply), delay);
-      else this.list(resource, query, reply);
+      if (delay > 0) setTimeout(() => this.list(resource, apiVersion, query, reply), delay);
+      else this.list(resource, apiVersion, query, reply);
     }
   }
 
   private list(
     resource: Resource,
+    apiVersion: string,
     query: Record<string, string>,
     reply: (c: number, b: unknown) => void,
   ): void {
@@ -330,13 +461,19 @@ export class FakeApiServer {
       this.pages.set(id, items);
       metadata.continue = `${id}:${offset + limit}`;
     }
-    reply(200, { kind: `${k.kind}List`, apiVersion: k.apiVersion, metadata, items: page });
+    reply(200, { kind: `${k.kind}List`, apiVersion, metadata, items: page });
   }
 
-  private watch(resource: Resource, query: Record<string, string>, res: ServerResponse): void {
+  private watch(
+    resource: Resource,
+    apiVersion: string,
+    query: Record<string, string>,
+    res: ServerResponse,
+    path: string,
+  ): void {
     const rvText = query.resourceVersion ?? '';
     const from = rvText === '' || rvText === '0' ? undefined : Number(rvText);
-    const record = (code: number) => this.requests.push({ resource, watch: true, query, status: code });
+    const record = (code: number) => this.requests.push({ path, resource, watch: true, query, status: code });
     if (from !== undefined && from < this.compactedRV) {
       const gone = status(410, 'Expired', `too old resource version: ${from} (${this.compactedRV})`);
       record(410);
@@ -353,16 +490,16 @@ export class FakeApiServer {
     record(200);
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
-    const w: Watcher = { resource, res, bookmarks: query.allowWatchBookmarks === 'true' };
+    const w: Watcher = { resource, apiVersion, res, bookmarks: query.allowWatchBookmarks === 'true' };
     if (from === undefined) {
       // "Start at any": synthetic ADDED events for everything there is.
       for (const o of this.objects.get(resource)!.values()) {
-        this.send(w, { type: 'ADDED', object: this.withKind(resource, o) });
+        this.send(w, { type: 'ADDED', object: this.withKind(resource, o, apiVersion) });
       }
     } else {
       for (const e of this.events) {
         if (e.resource === resource && e.rv > from) {
-          this.send(w, { type: e.type, object: this.withKind(resource, e.object) });
+          this.send(w, { type: e.type, object: this.withKind(resource, e.object, apiVersion) });
         }
       }
     }
@@ -432,4 +569,14 @@ export function nodeObj(name: string, addresses: string[], podCIDRs: string[] = 
 
 export function policyObj(namespace: string, name: string, spec: Record<string, unknown>): Obj {
   return { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace }, spec };
+}
+
+/** A ClusterNetworkPolicy (v1beta1): `spec` as given, `tier` and `priority` defaulted to Admin, 10. */
+export function cnpObj(name: string, spec: Record<string, unknown>): Obj {
+  return {
+    apiVersion: `${CRD_GROUP}/v1beta1`,
+    kind: 'ClusterNetworkPolicy',
+    metadata: { name },
+    spec: { tier: 'Admin', priority: 10, ...spec },
+  };
 }

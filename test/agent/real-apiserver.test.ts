@@ -1,16 +1,37 @@
 // The agent against a real kube-apiserver (test/k8s: etcd + kube-apiserver on loopback, https),
 // through the real client library, authenticated only by a token of the DaemonSet's ServiceAccount
-// (deploy/overlays/plain RBAC applied). Skips until test/k8s/build.sh has run.
+// (deploy/overlays/plain RBAC applied). Skips until test/k8s/build.sh has run. The
+// ClusterNetworkPolicy CRD (network-policy-api v0.3.0) is installed while the agent runs, survives
+// an API server restart, and is removed again.
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent } from '../../src/agent/agent.js';
 import { installRbac, serviceAccountKubeconfig } from '../k8s/access.js';
 import { clusterSkipReason, startCluster, type Cluster } from '../k8s/cluster.js';
-import { passes, RecordingApplier, waitFor } from './util.js';
+import { clusterNetworkPolicyCrd } from '../k8s/crds.js';
+import { evaluate } from '../../src/policy/evaluate.js';
+import type { Snapshot } from '../../src/model/types.js';
+import { MemoryLog, passes, RecordingApplier, waitFor } from './util.js';
 
 const NODE = 'moat-n1';
 const WEB = '10.244.0.10';
 const CLIENT = '10.244.0.11';
+
+/** Does the snapshot (by the reference evaluator) allow src -> dst:80/TCP? */
+function admits(s: Snapshot, src: string, dst: string): boolean {
+  const pod = (key: string) => {
+    const p = s.pods.find((x) => `${x.namespace}/${x.name}` === key);
+    if (!p) throw new Error(`no pod ${key}`);
+    return p;
+  };
+  return evaluate(s, {
+    src: { kind: 'pod', pod: pod(src) },
+    dst: { kind: 'pod', pod: pod(dst) },
+    protocol: 'TCP',
+    port: 80,
+  }).allowed;
+}
 
 const skip = (() => {
   try {
@@ -66,12 +87,16 @@ test(
       const kc = new KubeConfig();
       kc.loadFromFile((await serviceAccountKubeconfig(c, await installRbac(c))).path);
       const applier = new RecordingApplier(NODE);
+      const log = new MemoryLog();
       agent = await Agent.start({
+        log,
         kubeConfig: kc,
         nodeName: NODE,
         applier,
         driftIntervalMs: 0,
         retryMs: 100,
+        discoveryIntervalMs: 200,
+        discoveryConfirmMs: 3000,
       });
       const a = agent;
       const until = (want: boolean, what: string) =>
@@ -114,8 +139,68 @@ test(
       await until(false, 'converged after the restart');
       await kubectl(c, ['delete', '-n', 'shop', 'networkpolicy', 'web']);
       await until(true, 'policy deleted -> open');
+
+      // The ClusterNetworkPolicy CRD, installed while the agent runs: watched without a restart.
+      const kind = (k: string) => a.source.kinds().find((x) => x.kind === k);
+      assert.equal(kind('ClusterNetworkPolicy')?.state, 'not served');
+      await kubectl(c, ['apply', '--server-side', '-f', await clusterNetworkPolicyCrd()]);
+      await kubectl(c, [
+        'wait',
+        '--for=condition=Established',
+        '--timeout=60s',
+        'crd/clusternetworkpolicies.policy.networking.k8s.io',
+      ]);
+      await kubectl(
+        c,
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'policy.networking.k8s.io/v1beta1',
+          kind: 'ClusterNetworkPolicy',
+          metadata: { name: 'deny-web' },
+          spec: {
+            tier: 'Admin',
+            priority: 10,
+            subject: { pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'web' } } } },
+            ingress: [{ name: 'nobody', action: 'Deny', from: [{ namespaces: {} }] }],
+          },
+        }),
+      );
+      const denied = (s: Snapshot | undefined) => s !== undefined && !admits(s, 'shop/client', 'shop/web');
+      await waitFor(() => denied(applier.last), 'the CNP is enforced', 30_000);
+      assert.deepEqual(kind('ClusterNetworkPolicy'), {
+        kind: 'ClusterNetworkPolicy',
+        state: 'enforced',
+        apiVersion: 'policy.networking.k8s.io/v1beta1',
+        discovered: true,
+      });
+      // An API server restart (CRDs load after it listens) must not drop it from any apply.
+      const from = applier.applied.length - 1;
+      await c.restartApiserver();
+      await kubectl(c, ['label', '-n', 'shop', 'pod', 'client', 'after=restart']);
+      await waitFor(
+        () => applier.last?.pods.some((p) => p.labels.after === 'restart') === true,
+        'a change after the restart applied',
+        30_000,
+      );
+      await new Promise((r) => setTimeout(r, 4000)); // past the discovery confirmation
+      for (const s of applier.applied.slice(from)) assert.ok(denied(s), 'every apply has the CNP');
+
+      // The CRD removed: its objects go, the kind is not served, the agent is ready again.
+      await kubectl(c, ['delete', 'crd', 'clusternetworkpolicies.policy.networking.k8s.io', '--wait=true']);
+      await waitFor(() => !denied(applier.last), 'CRD removed -> open', 30_000);
+      await waitFor(() => kind('ClusterNetworkPolicy')?.state === 'not served', 'not served', 30_000);
+      await waitFor(() => a.ready, 'ready after the CRD went', 30_000);
       t.diagnostic(
-        `lists per kind: ${['Namespace', 'Pod', 'Node', 'NetworkPolicy'].map((k) => `${k} ${a.source.listCount(k as 'Pod')}`).join(', ')}`,
+        `lists per kind: ${['Namespace', 'Pod', 'Node', 'NetworkPolicy', 'ClusterNetworkPolicy'].map((k) => `${k} ${a.source.listCount(k as 'Pod')}`).join(', ')}`,
+      );
+      const count = (re: RegExp) => log.lines.filter((l) => re.test(l.msg)).length;
+      t.diagnostic(
+        `discovery: ${count(/not found by discovery/)} unconfirmed absences, ${count(/no longer served/)} removal, ${count(/now served/)} appearance`,
+      );
+      assert.equal(
+        count(/ClusterNetworkPolicy no longer served/),
+        1,
+        'dropped once: when the CRD was deleted',
       );
     } finally {
       await agent?.stop();

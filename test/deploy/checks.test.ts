@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { at, checkRender, checkSame, checkSameContainer, EXPECTED_RESOURCES, type Obj } from './checks.js';
-import { RESOURCES } from '../../src/agent/k8s-decode.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { RESOURCES, resourceAt, WATCHABLE } from '../../src/agent/k8s-decode.js';
 import { kindSchemas } from './k8s-schemas.js';
 
 // A minimal rendering that has every property; each case below breaks one.
@@ -266,11 +270,38 @@ test('k8s-schemas: one strict, self-contained schema per kind, int-or-string and
   assert.deepEqual(at(thing, 'properties', 'labels', 'additionalProperties'), { type: 'string' });
 });
 
-test('the ClusterRole the checks expect grants every resource the agent watches (the kinds registry)', () => {
-  const watched = RESOURCES.map((r) => {
-    const group = r.apiVersion.includes('/') ? r.apiVersion.split('/')[0] : '';
-    return `${group}/${r.path.split('/').at(-1) ?? ''}`;
-  });
-  assert.ok(watched.length >= 4, `watched: ${watched.join(', ')}`);
-  for (const w of watched) assert.ok(EXPECTED_RESOURCES.includes(w), `${w} is watched but not granted`);
+test('the ClusterRole the checks expect is exactly what the agent can watch (the kinds registry)', () => {
+  const watched = new Set(
+    [
+      ...RESOURCES.map((r) => r.path),
+      ...WATCHABLE.flatMap((w) => w.apiVersions.map((v) => resourceAt(w.kind, v).path)),
+    ].map((path) => {
+      // /api/v1/pods -> "/pods"; /apis/GROUP/VERSION/RESOURCE -> "GROUP/RESOURCE"
+      const parts = path.split('/');
+      return parts[1] === 'api' ? `/${parts[3]}` : `${parts[2]}/${parts[4]}`;
+    }),
+  );
+  assert.ok(watched.size >= 7, `watched: ${[...watched].join(', ')}`);
+  assert.deepEqual([...EXPECTED_RESOURCES].sort(), [...watched].sort());
+});
+
+test('deploy/base and the Helm chart grant exactly what the agent can watch, list and watch only', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const base = parse(readFileSync(join(root, 'deploy/base/clusterrole/clusterrole.yaml'), 'utf8')) as Obj;
+  // The chart's template has Go templating in its metadata only; its rules are plain YAML.
+  const tpl = readFileSync(join(root, 'deploy/helm/moat/templates/clusterrole.yaml'), 'utf8');
+  const chart = {
+    kind: 'ClusterRole',
+    metadata: { name: 'moat' },
+    ...(parse(tpl.slice(tpl.indexOf('rules:'))) as Obj),
+  };
+  for (const [what, role] of [
+    ['deploy/base', base],
+    ['helm', chart],
+  ] as const) {
+    const failed = checkRender(what, 'rbac', [role]).filter(
+      (r) => !r.ok && r.check.startsWith('ClusterRole '),
+    );
+    assert.deepEqual(failed, [], what);
+  }
 });

@@ -1,6 +1,7 @@
 // Security and shape properties every rendering of moat's deployment must have, whoever renders it
 // (kustomize overlays, the Helm chart, the flannel sidecar patch). Pure: objects in, results out.
 import { isDeepStrictEqual } from 'node:util';
+import { WATCHABLE } from '../../src/agent/k8s-decode.js';
 
 export type Obj = Record<string, unknown>;
 
@@ -14,16 +15,12 @@ export interface Result {
 /** What a rendering is: the whole agent, the flannel overlay's RBAC, or flannel's patched DaemonSet. */
 export type Role = 'agent' | 'rbac' | 'sidecar';
 
-/** The only (apiGroup, resource) pairs the agent may read, and the only verbs it gets. */
-export const EXPECTED_RESOURCES: readonly string[] = [
-  '/namespaces',
-  '/nodes',
-  '/pods',
-  'networking.k8s.io/networkpolicies',
-  'policy.networking.k8s.io/adminnetworkpolicies',
-  'policy.networking.k8s.io/baselineadminnetworkpolicies',
-  'policy.networking.k8s.io/clusternetworkpolicies',
-];
+/**
+ * The only (apiGroup, resource) pairs the agent may read: exactly the kinds it can watch (the kinds
+ * registry), the admin tiers' CRDs included, which it watches while discovery finds them served.
+ * Discovery itself needs no rule: system:discovery allows it to every authenticated user.
+ */
+export const EXPECTED_RESOURCES: readonly string[] = WATCHABLE.map((w) => `${w.group}/${w.resource}`).sort();
 export const EXPECTED_VERBS: readonly string[] = ['list', 'watch'];
 
 function isObj(v: unknown): v is Obj {
@@ -100,7 +97,7 @@ function checkClusterRole(c: Collector, role: Obj): void {
   }
   const got = [...pairs].sort();
   c.expect(
-    `ClusterRole ${name(role)} covers exactly pods, namespaces, nodes, networkpolicies and the admin tiers`,
+    `ClusterRole ${name(role)} covers exactly the resources the agent can watch`,
     isDeepStrictEqual(got, [...EXPECTED_RESOURCES].sort()),
     `got ${JSON.stringify(got)}`,
   );

@@ -19,6 +19,7 @@ interface AgentFlags {
   healthAddr: string;
   logLevel: string;
   resync: string;
+  discoveryInterval: string;
   driftInterval: string;
   coalesce: string;
   readyTimeout: string;
@@ -76,7 +77,7 @@ export function registerAgent(program: Command): void {
   program
     .command('agent')
     .description(
-      'run the node agent: watch Pods, Namespaces, Nodes and NetworkPolicies and enforce this node in nftables',
+      'run the node agent: watch Pods, Namespaces, Nodes, NetworkPolicies and the admin tiers (where served) and enforce this node in nftables',
     )
     .option('--node-name <name>', 'this node (default: $NODE_NAME)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: the in-cluster service account)')
@@ -97,6 +98,11 @@ export function registerAgent(program: Command): void {
         .default('info'),
     )
     .option('--resync <duration>', 'full resync period (0: off)', '5m')
+    .option(
+      '--discovery-interval <duration>',
+      'how often API discovery looks for the admin-tier CRDs, so one installed later is watched (0: only at start)',
+      '30s',
+    )
     .option('--drift-interval <duration>', 'kernel drift check period (0: off)', '30s')
     .option('--coalesce <duration>', 'reconcile coalescing window', '10ms')
     .option('--ready-timeout <duration>', 'not ready once applies have failed for this long', '60s')
@@ -136,6 +142,7 @@ export function registerAgent(program: Command): void {
         healthAddr: parseListenAddress('--health-addr', f.healthAddr),
         log,
         resyncMs: parseDuration('--resync', f.resync),
+        discoveryIntervalMs: parseDuration('--discovery-interval', f.discoveryInterval),
         driftIntervalMs: parseDuration('--drift-interval', f.driftInterval),
         coalesceMs: parseDuration('--coalesce', f.coalesce),
         readyFailAfterMs: parseDuration('--ready-timeout', f.readyTimeout),
