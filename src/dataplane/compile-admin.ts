@@ -49,7 +49,7 @@ export interface AdminPart {
 }
 
 export function adminPolicyId(p: AdminPolicy): string {
-  return `${p.kind}/${p.name}`;
+  return `${p.tier}/${p.kind}/${p.name}`;
 }
 
 /**

@@ -3,13 +3,13 @@
 // (deploy/overlays/plain RBAC applied). Skips until test/k8s/build.sh has run. The
 // ClusterNetworkPolicy CRD (network-policy-api v0.3.0) is installed while the agent runs, survives
 // an API server restart, and is removed again.
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent } from '../../src/agent/agent.js';
 import { installRbac, serviceAccountKubeconfig } from '../k8s/access.js';
-import { clusterSkipReason, startCluster, type Cluster } from '../k8s/cluster.js';
-import { clusterNetworkPolicyCrd } from '../k8s/crds.js';
+import { clusterSkipReason, netpolApiCrds, startCluster, type Cluster } from '../k8s/cluster.js';
 import { evaluate } from '../../src/policy/evaluate.js';
 import type { Snapshot } from '../../src/model/types.js';
 import { MemoryLog, passes, RecordingApplier, waitFor } from './util.js';
@@ -143,7 +143,10 @@ test(
       // The ClusterNetworkPolicy CRD, installed while the agent runs: watched without a restart.
       const kind = (k: string) => a.source.kinds().find((x) => x.kind === k);
       assert.equal(kind('ClusterNetworkPolicy')?.state, 'not served');
-      await kubectl(c, ['apply', '--server-side', '-f', await clusterNetworkPolicyCrd()]);
+      const crds = netpolApiCrds('NETPOL_API_CNP_VERSION');
+      assert.ok(typeof crds !== 'string', crds as string);
+      const cnpCrd = join(crds.standard, 'policy.networking.k8s.io_clusternetworkpolicies.yaml');
+      await kubectl(c, ['apply', '--server-side', '-f', cnpCrd]);
       await kubectl(c, [
         'wait',
         '--for=condition=Established',
