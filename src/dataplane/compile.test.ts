@@ -285,6 +285,118 @@ describe('compile', () => {
   }
 });
 
+describe('compile: the admin tiers', () => {
+  const chain = (rs: ReturnType<typeof compile>, name: string) => rs.chains.find((c) => c.name === name);
+  const tenant = cnp('tenants', {
+    priority: 10,
+    subject: nsSubject(sel({ team: 'x' })),
+    ingress: [
+      adminRule('Pass', [nsSubject(sel({ team: 'x' }))], undefined, 'same-team'),
+      adminRule('Deny', [nsSubject()], [aport(8080), { kind: 'named', name: 'pg' }], 'others'),
+    ],
+    egress: [adminRule('Accept', [nodesPeer()], [aport(10250, 'TCP', 10259)])],
+  });
+  const baseline = cnp('default', {
+    kind: 'BaselineAdminNetworkPolicy',
+    ingress: [adminRule('Deny', [nsSubject()])],
+  });
+
+  it('leaves the layout of a cluster without admin policies unchanged', () => {
+    const rs = compile(base({ policies: [netpol('a', 'deny')] }), { table: 'moat' });
+    assert.equal(chain(rs, 'ingress_np'), undefined);
+    assert.ok(!rs.sets.some((s) => s.name.includes('admin') || s.name.includes('baseline')));
+  });
+
+  it('dispatches Admin, then NetworkPolicy, then Baseline, every path ending in a verdict', () => {
+    const rs = compile(base({ adminPolicies: [baseline, tenant] }), { table: 'moat' });
+    const pods = chain(rs, 'ingress_pods')!.rules;
+    assert.deepEqual(pods.slice(-3), [
+      'ip daddr vmap @ingress_admin_v4',
+      'ip6 daddr vmap @ingress_admin_v6',
+      'goto ingress_np',
+    ]);
+    assert.deepEqual(chain(rs, 'ingress_np')!.rules, [
+      'ip daddr vmap @ingress_v4',
+      'ip6 daddr vmap @ingress_v6',
+      'ip daddr vmap @ingress_baseline_v4',
+      'ip6 daddr vmap @ingress_baseline_v6',
+      'accept',
+    ]);
+    // a/web and a/db (team x) are the tenant's subjects; b/cli only the baseline's.
+    const admin = rs.sets.find((s) => s.name === 'ingress_admin_v4')!;
+    assert.deepEqual(
+      admin.elements.map((e) => e.key),
+      ['10.0.0.1', '10.0.0.2'],
+    );
+    const sig = chain(rs, admin.elements[0]!.value!.replace('goto ', ''))!;
+    assert.equal(sig.rules.at(-1), 'goto ingress_np');
+    const pol = chain(rs, sig.rules[0]!.replace('jump ', ''))!;
+    const v4 = pol.rules.filter((r) => r.startsWith('ip '));
+    // Pass goes on to the NetworkPolicy tier; Deny drops, per port form; rules keep their order.
+    assert.match(v4[0]!, /^ip saddr @peer_\w+_v4 counter name r_\w+_i0 goto ingress_np$/);
+    assert.match(v4[1]!, /^ip saddr @peer_\w+_v4 tcp dport 8080 counter name r_\w+_i1 drop$/);
+    assert.match(
+      v4[2]!,
+      /^ip saddr @peer_\w+_v4 ip daddr \. meta l4proto \. th dport @nport_pg_v4 counter name r_\w+_i1 drop$/,
+    );
+    const bsig = rs.sets.find((s) => s.name === 'ingress_baseline_v4')!;
+    assert.equal(bsig.elements.length, 3);
+    assert.equal(chain(rs, bsig.elements[0]!.value!.replace('goto ', ''))!.rules.at(-1), 'accept');
+    // Egress: the nodes peer is a set of node addresses (InternalIP, ExternalIP, hostNetwork pods).
+    const out = rs.chains.find((c) => c.name.startsWith('ae_'))!;
+    assert.match(out.rules[0]!, /^ip daddr @node_\w+_v4 tcp dport 10250-10259 counter name r_\w+_e0 accept$/);
+    const nodes = rs.sets.find((s) => s.name.startsWith('node_') && s.name.endsWith('_v4'))!;
+    assert.deepEqual(
+      nodes.elements.map((e) => e.key),
+      ['192.168.0.1', '192.168.0.2'],
+    );
+    const meta = rs.counters.find((c) => c.meta.admin?.rule === 1 && c.meta.direction === 'ingress')!.meta;
+    assert.deepEqual(meta.admin, {
+      kind: 'ClusterNetworkPolicy',
+      name: 'tenants',
+      tier: 'Admin',
+      rule: 1,
+      ruleName: 'others',
+      action: 'Deny',
+    });
+    assert.equal(meta.kind, 'drop');
+  });
+
+  it('fails closed on an unknown peer, and admits nothing for domain names', () => {
+    const cases: { action: AdminAction; peer: AdminPeer; want: string[] }[] = [
+      { action: 'Deny', peer: { kind: 'unknown', fields: ['x'] }, want: ['counter name r_H_e0 drop'] },
+      { action: 'Pass', peer: { kind: 'unknown', fields: ['x'] }, want: ['counter name r_H_e0 drop'] },
+      { action: 'Accept', peer: { kind: 'unknown', fields: ['x'] }, want: [] },
+      { action: 'Accept', peer: { kind: 'domainNames', domainNames: ['example.com'] }, want: [] },
+    ];
+    for (const c of cases) {
+      const p = cnp('c', { egress: [adminRule(c.action, [c.peer])] });
+      const rs = compile(base({ adminPolicies: [p] }), { table: 'moat' });
+      const ch = rs.chains.find((x) => x.name.startsWith('ae_'));
+      assert.deepEqual(
+        (ch?.rules ?? []).map((r) => r.replace(/r_\w+_e0/, 'r_H_e0')),
+        c.want,
+        `${c.action} ${c.peer.kind}`,
+      );
+      // A policy with no rules left is no chain, and no pod is dispatched to it.
+      if (c.want.length === 0)
+        assert.equal(rs.sets.find((s) => s.name === 'egress_admin_v4')!.elements.length, 0);
+    }
+  });
+
+  it('never makes hostNetwork pods subjects', () => {
+    const rs = compile(
+      base({ adminPolicies: [cnp('all', { ingress: [adminRule('Deny', [nsSubject()])] })] }),
+      {
+        table: 'moat',
+      },
+    );
+    const keys = rs.sets.find((s) => s.name === 'ingress_admin_v4')!.elements.map((e) => e.key);
+    assert.ok(!keys.includes('192.168.0.2'));
+    assert.equal(keys.length, 3);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Property: the compiled ruleset and the reference evaluator agree on every flow.
 
