@@ -335,8 +335,8 @@ export function subjectReason(index: SnapshotIndex, subject: AdminSubject, pod: 
   if (pod.hostNetwork) return `${podKey(pod)} uses the host network: "host-networked pods are not included"`;
   const nsLabels = index.namespaceLabels(pod.namespace);
   if (!matchesSelector(subject.namespaceSelector, nsLabels)) {
-    const misses = selectorMisses(subject.namespaceSelector, nsLabels, `namespace ${pod.namespace}`);
-    return `namespaceSelector ${formatSelector(subject.namespaceSelector)} does not select namespace ${pod.namespace}: ${misses.join('; ')}`;
+    const misses = selectorMisses(subject.namespaceSelector, nsLabels, 'it');
+    return `namespace ${pod.namespace} fails ${misses.join('; ')}`;
   }
   if (subject.kind === 'pods') {
     return `podSelector ${formatSelector(subject.podSelector)} does not match labels ${formatLabels(pod.labels)}`;
@@ -526,10 +526,16 @@ function decideTierTraced(tier: AdminTier, ctx: SideContext): TierDecision {
     const head = { kind: policy.kind, name: policy.name, priority: policy.priority, tier: policy.tier };
     if (decided !== undefined) {
       const by = decided.admin!;
+      const how =
+        by.action !== 'Pass'
+          ? `decided first (${by.action})`
+          : tier === 'Admin'
+            ? 'passed the flow to the NetworkPolicy tier'
+            : 'passed (Pass skips the rest of the Baseline tier)';
       policies.push({
         ...head,
         status: 'not-consulted',
-        reason: `${by.kind} ${by.name} rule ${by.rule} decided first (${by.action})`,
+        reason: `${by.kind} ${by.name} ${direction} rule ${by.rule} ${how}`,
         rules: [],
       });
       continue;
