@@ -357,7 +357,7 @@ const adminFlows: { name: string; f: Flow; check: (e: Explanation, text: string)
         text,
         /\[Admin\] 2 policies \(lower priority first; at equal priority ClusterNetworkPolicy before AdminNetworkPolicy, then by name\):/,
       );
-      assert.match(text, /      deny-other-tenants \(ingress\[1\]\) Deny: matches → Deny\n/);
+      assert.match(text, / {6}deny-other-tenants \(ingress\[1\]\) Deny: matches → Deny\n/);
       assert.match(
         text,
         /AdminNetworkPolicy a-first-by-name \(priority 10\): not consulted: ClusterNetworkPolicy tenant-isolation ingress rule 1 decided first \(Deny\)/,
@@ -383,7 +383,7 @@ const adminFlows: { name: string; f: Flow; check: (e: Explanation, text: string)
       assert.equal(e.ingress.policies[0]!.policy.name, 'default-deny');
       assert.match(
         text,
-        /  \[NetworkPolicy\] isolated by ta\/default-deny, no rule matched:\n  NetworkPolicy ta\/default-deny:\n    no ingress rules: isolates only/,
+        / {2}\[NetworkPolicy\] isolated by ta\/default-deny, no rule matched:\n {2}NetworkPolicy ta\/default-deny:\n {4}no ingress rules: isolates only/,
       );
       assert.match(text, /passed the flow to the NetworkPolicy tier/);
     },
@@ -498,7 +498,7 @@ test('explain: an unknown peer makes a Deny rule Deny all, and an Accept rule in
     /rule ingress\[0\]: Deny \(an unknown peer makes the rule Deny all\) → DENIED/,
   );
   const text = formatExplanation(e);
-  assert.match(text, /        from\[1\] is a peer moat does not know/);
+  assert.match(text, / {8}from\[1\] is a peer moat does not know/);
   assert.match(text, /ingress\[0\] Deny: matches → Deny \(Deny all: an unknown peer\)/);
 });
 
