@@ -16,16 +16,48 @@ import {
   type PolicyRef,
   type SideReason,
   type SideTrace,
+  type TierAnswer,
   type Verdict,
 } from '../policy/evaluate.js';
+import {
+  hasAdminPolicies,
+  type AdminDecision,
+  type AdminPolicyTrace,
+  type AdminRuleTrace,
+} from '../policy/admin.js';
 import { describeEndpoint, dirType, type NonSelecting, type PolicyTrace } from '../policy/trace.js';
 
 export type { NonSelecting, PeerCheck, PolicyTrace, PortCheck, RuleTrace } from '../policy/trace.js';
+export type {
+  AdminDecision,
+  AdminPeerCheck,
+  AdminPolicyTrace,
+  AdminPortCheck,
+  AdminRuleTrace,
+} from '../policy/admin.js';
 
 export interface RuleRef {
   readonly policy: PolicyRef;
   readonly direction: Direction;
   readonly rule: number;
+}
+
+/**
+ * One tier of the chain as the side walked it (`moat explain` with admin policies in the input).
+ * Admin and Baseline tiers carry the deciding rule (tier, kind, name, priority, rule index, rule
+ * name, action) and every policy of the tier in the order consulted: lower priority first; at equal
+ * priorities (undefined upstream) ClusterNetworkPolicy before AdminNetworkPolicy or
+ * BaselineAdminNetworkPolicy, then by name.
+ */
+export interface TierStep {
+  readonly tier: string;
+  readonly answer: TierAnswer;
+  /** The step in words, e.g. "ClusterNetworkPolicy tenant-isolation rule deny (ingress[2]): Deny". */
+  readonly summary: string;
+  /** Admin and Baseline tiers: the rule that decided (absent when none did). */
+  readonly decision?: AdminDecision;
+  /** Admin and Baseline tiers: every policy of the tier, selecting or not, rules up to the decision. */
+  readonly policies?: readonly AdminPolicyTrace[];
 }
 
 export interface SideExplanation {
@@ -42,6 +74,11 @@ export interface SideExplanation {
   readonly notSelecting: readonly NonSelecting[];
   /** When this side denies: the rule that came closest (absent when no policy has a rule). */
   readonly closest?: RuleRef & { readonly reasons: readonly string[] };
+  /**
+   * Only when the input has admin policies: the tiers consulted, in chain order (Admin, NetworkPolicy,
+   * Baseline); the summary then walks them ("[Admin] ... Pass → [NetworkPolicy] ... → DENIED").
+   */
+  readonly tiers?: readonly TierStep[];
 }
 
 /**
@@ -80,7 +117,100 @@ const ruleName = (
 
 const refText = (p: PolicyRef): string => `${p.namespace}/${p.name}`;
 
-function explainSide(verdict: Verdict, trace: SideTrace, direction: Direction, flow: Flow): SideExplanation {
+/** The name of an admin rule: "name (ingress[2])", or "ingress[2]" when unnamed. */
+export const adminRuleLabel = (direction: Direction, rule: number, name: string): string =>
+  name !== '' ? `${name} (${direction}[${rule}])` : `${direction}[${rule}]`;
+
+function adminStepSummary(
+  step: SideTrace['tiers'][number],
+  outcome: Verdict['egress']['tiers'][number],
+  direction: Direction,
+  subject: string,
+): string {
+  const d = outcome.admin;
+  if (d !== undefined) {
+    const t = step.adminTrace?.policies
+      .find((p) => p.kind === d.kind && p.name === d.name)
+      ?.rules.find((r) => r.rule === d.rule);
+    const denyAll = t?.denyAll === true ? ' (an unknown peer makes the rule Deny all)' : '';
+    const pass =
+      d.action === 'Pass'
+        ? d.tier === 'Admin'
+          ? ' (to the NetworkPolicy tier)'
+          : ' (skips the rest of the Baseline tier)'
+        : '';
+    return `${d.kind} ${d.name} rule ${adminRuleLabel(direction, d.rule, d.ruleName)}: ${d.action}${denyAll}${pass}`;
+  }
+  const checked = (step.adminTrace?.policies ?? []).filter((p) => p.status === 'checked').length;
+  return checked === 0
+    ? `no policy selects ${subject} with ${direction} rules`
+    : `no rule matched (${checked} ${checked === 1 ? 'policy' : 'policies'} checked)`;
+}
+
+/** The tiers walked, and the summary that walks them (input with admin policies only). */
+function walkTiers(
+  verdict: Verdict,
+  trace: SideTrace,
+  direction: Direction,
+  np: SideExplanation,
+): Pick<SideExplanation, 'summary' | 'tiers'> {
+  const side = verdict[direction];
+  const subject = side.subject ?? '';
+  const steps: TierStep[] = trace.tiers.map((step, k) => {
+    const outcome = side.tiers[k]!;
+    if (step.stage === 'networkpolicy') {
+      return { tier: step.tier, answer: outcome.answer, summary: networkPolicyStep(side, np, direction) };
+    }
+    return {
+      tier: step.tier,
+      answer: outcome.answer,
+      summary: adminStepSummary(step, outcome, direction, subject),
+      ...(outcome.admin !== undefined ? { decision: outcome.admin } : {}),
+      policies: step.adminTrace?.policies ?? [],
+    };
+  });
+  const end = side.allowed
+    ? side.reason === 'not-isolated'
+      ? 'allowed (no tier decided)'
+      : 'allowed'
+    : 'DENIED';
+  const summary = [...steps.map((s) => `[${s.tier}] ${s.summary}`), end].join(' → ');
+  return { summary, tiers: steps };
+}
+
+function networkPolicyStep(side: Verdict['egress'], np: SideExplanation, direction: Direction): string {
+  if (side.isolatedBy.length === 0) {
+    return `not isolated (no NetworkPolicy with policyTypes ${dirType(direction)} selects ${side.subject ?? ''})`;
+  }
+  const isolated = `isolated by ${side.isolatedBy.map(refText).join(', ')}`;
+  if (side.matches.length > 0) {
+    const admitted = np.policies.flatMap((pa) =>
+      pa.rules.filter((r) => r.matched).map((r) => `${refText(pa.policy)} ${ruleName(direction, r)}`),
+    );
+    return `${isolated}, allowed by ${admitted.join('; ')}`;
+  }
+  return `${isolated}, no rule matched`;
+}
+
+function explainSide(
+  verdict: Verdict,
+  trace: SideTrace,
+  direction: Direction,
+  flow: Flow,
+  admin: boolean,
+): SideExplanation {
+  const e = explainSideNP(verdict, trace, direction, flow, admin);
+  if (!admin || trace.tiers.length === 0) return e;
+  return { ...e, ...walkTiers(verdict, trace, direction, e) };
+}
+
+function explainSideNP(
+  verdict: Verdict,
+  trace: SideTrace,
+  direction: Direction,
+  flow: Flow,
+  admin: boolean,
+): SideExplanation {
   const side = verdict[direction];
   const self = direction === 'egress' ? flow.src : flow.dst;
   const otherEnd = direction === 'egress' ? flow.dst : flow.src;
@@ -97,7 +227,9 @@ function explainSide(verdict: Verdict, trace: SideTrace, direction: Direction, f
       const summary =
         self.kind === 'ip'
           ? `the ${role} ${self.ip} is not a pod: no ${direction} policy applies`
-          : `${podKey(self.pod)} uses the host network: "hostNetwork pods are not selected by NetworkPolicy"`;
+          : `${podKey(self.pod)} uses the host network: "hostNetwork pods are not selected by NetworkPolicy"${
+              admin ? ` and admin policies' subjects: "host-networked pods are not included"` : ''
+            }`;
       return { ...base, ...empty, summary };
     }
     case 'self':
@@ -178,6 +310,8 @@ function explainSide(verdict: Verdict, trace: SideTrace, direction: Direction, f
 /** Explains one flow. `verdict` is exactly evaluate(snapshot, flow, opts). */
 export function explain(snapshot: Snapshot, flow: Flow, opts: EvaluateOptions = {}): Explanation {
   const { verdict, trace } = evaluateTraced(snapshot, flow, opts);
+  // Without admin policies the output is exactly what it was before the admin tiers existed.
+  const admin = hasAdminPolicies(snapshot);
   return {
     flow: {
       src: describeEndpoint(flow.src),
@@ -187,8 +321,8 @@ export function explain(snapshot: Snapshot, flow: Flow, opts: EvaluateOptions = 
       family: flowFamily(flow),
     },
     verdict,
-    egress: explainSide(verdict, trace.egress, 'egress', flow),
-    ingress: explainSide(verdict, trace.ingress, 'ingress', flow),
+    egress: explainSide(verdict, trace.egress, 'egress', flow, admin),
+    ingress: explainSide(verdict, trace.ingress, 'ingress', flow, admin),
   };
 }
 
@@ -261,9 +395,8 @@ export function resolveFlow(snapshot: Snapshot, a: FlowArgs): Flow {
 // ---------------------------------------------------------------------------------------------
 // Text.
 
-function formatSide(s: SideExplanation, who: string): string[] {
-  const title = s.direction === 'egress' ? 'Egress' : 'Ingress';
-  const out = [`${title} of ${who}: ${s.allowed ? 'allowed' : 'DENIED'} (${s.reason})`, `  ${s.summary}`];
+function networkPolicyLines(s: SideExplanation): string[] {
+  const out: string[] = [];
   const peerWord = s.direction === 'ingress' ? 'from' : 'to';
   for (const pa of s.policies) {
     out.push(`  NetworkPolicy ${refText(pa.policy)}:`);
@@ -290,6 +423,70 @@ function formatSide(s: SideExplanation, who: string): string[] {
   }
   for (const n of s.notSelecting)
     out.push(`  (NetworkPolicy ${refText(n.policy)} does not apply: ${n.reason})`);
+  return out;
+}
+
+function adminRuleLines(direction: Direction, r: AdminRuleTrace): string[] {
+  const peerWord = direction === 'ingress' ? 'from' : 'to';
+  const verdict = r.matched
+    ? `matches → ${r.applied ?? r.action}${r.denyAll === true ? ' (Deny all: an unknown peer)' : ''}`
+    : 'no match';
+  const out = [`      ${adminRuleLabel(direction, r.rule, r.name)} ${r.action}: ${verdict}`];
+  for (const p of r.peers) {
+    out.push(`        ${peerWord}[${p.index}] ${p.peer}: ${p.matched ? 'matches' : `no: ${p.reason ?? ''}`}`);
+  }
+  if (r.ports === undefined) out.push(`        ports: all`);
+  for (const p of r.ports ?? []) {
+    out.push(`        ports[${p.index}] ${p.port}: ${p.matched ? 'matches' : `no: ${p.reason ?? ''}`}`);
+  }
+  // A rule whose peers and ports fit but that does not match: an Accept made inert by an unknown peer.
+  const fits = r.peers.some((p) => p.matched) && (r.ports?.some((p) => p.matched) ?? true);
+  if (!r.matched && fits) for (const why of r.reasons) out.push(`        ${why}`);
+  return out;
+}
+
+/** Equal priorities are undefined upstream; compareAdminPolicies' order, in words. */
+const ORDER: Readonly<Record<string, string>> = {
+  Admin:
+    'lower priority first; at equal priority ClusterNetworkPolicy before AdminNetworkPolicy, then by name',
+  Baseline:
+    'lower priority first; at equal priority ClusterNetworkPolicy before BaselineAdminNetworkPolicy, then by name',
+};
+
+function adminTierLines(s: SideExplanation, t: TierStep, subject: string): string[] {
+  const ps = t.policies ?? [];
+  const out = [
+    `  [${t.tier}] ${ps.length} ${ps.length === 1 ? 'policy' : 'policies'} (${ORDER[t.tier] ?? ''}):`,
+  ];
+  for (const p of ps) {
+    const head = `    ${p.kind} ${p.name} (priority ${p.priority})`;
+    switch (p.status) {
+      case 'not-selecting':
+        out.push(`${head}: does not select ${subject}: ${p.reason ?? ''}`);
+        break;
+      case 'no-rules':
+        out.push(`${head}: selects ${subject}, ${p.reason ?? ''}`);
+        break;
+      case 'not-consulted':
+        out.push(`${head}: not consulted: ${p.reason ?? ''}`);
+        break;
+      case 'checked':
+        out.push(`${head}: selects ${subject}`);
+        for (const r of p.rules) out.push(...adminRuleLines(s.direction, r));
+        break;
+    }
+  }
+  return out;
+}
+
+function formatSide(s: SideExplanation, who: string): string[] {
+  const title = s.direction === 'egress' ? 'Egress' : 'Ingress';
+  const out = [`${title} of ${who}: ${s.allowed ? 'allowed' : 'DENIED'} (${s.reason})`, `  ${s.summary}`];
+  if (s.tiers === undefined) return [...out, ...networkPolicyLines(s)];
+  for (const t of s.tiers) {
+    if (t.policies !== undefined) out.push(...adminTierLines(s, t, s.subject ?? ''));
+    else out.push(`  [${t.tier}] ${t.summary}:`, ...networkPolicyLines(s));
+  }
   return out;
 }
 

@@ -1,6 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cport, ipPeer, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
+import {
+  adminRule,
+  aport,
+  cnp,
+  cport,
+  ipPeer,
+  netpol,
+  networksPeer,
+  node,
+  nodesPeer,
+  ns,
+  nsSubject,
+  pod,
+  podPeer,
+  podSubject,
+  pport,
+  rule,
+  sel,
+  snapshot,
+} from '../model/build.js';
 import type { Pod, Snapshot } from '../model/types.js';
 import { evaluate } from '../policy/evaluate.js';
 import {
@@ -125,6 +144,61 @@ const cases: { name: string; s: Snapshot; classes?: number }[] = [
       policies: [netpol('x', 'web', { ingress: [rule([podPeer(sel({ app: 'w' }))], [pport('http')])] })],
     }),
     classes: 3,
+  },
+  // The admin tiers: a class may only hold pods that every tier treats alike.
+  {
+    name: 'admin policies that treat twins alike keep them in one class',
+    s: snapshot({
+      namespaces,
+      pods: [twin('a', '10.0.0.1'), twin('b', '10.0.0.2', 'n2'), twin('c', '10.0.0.3')],
+      adminPolicies: [
+        cnp('deny', { egress: [adminRule('Deny', [networksPeer('10.0.0.0/24')], [aport(80)])] }),
+        cnp('base', { tier: 'Baseline', ingress: [adminRule('Deny', [nsSubject()])] }),
+      ],
+    }),
+    classes: 1,
+  },
+  {
+    name: 'a networks peer splits twins by address',
+    s: snapshot({
+      namespaces,
+      pods: [twin('a', '10.0.0.1'), twin('b', '10.0.1.2'), twin('c', '10.0.0.3')],
+      adminPolicies: [cnp('deny', { egress: [adminRule('Deny', [networksPeer('10.0.1.0/24')])] })],
+    }),
+    classes: 2,
+  },
+  {
+    name: 'a nodes peer splits hostNetwork pods by node',
+    s: snapshot({
+      namespaces,
+      nodes: [{ ...nodes[0]!, labels: { pool: 'infra' } }, nodes[1]!],
+      pods: [
+        twin('a', '10.0.0.1'),
+        hostAgent('agent-1', '192.168.0.1', 'n1'),
+        hostAgent('agent-2', '192.168.0.2', 'n2'),
+      ],
+      adminPolicies: [
+        cnp('infra', { egress: [adminRule('Deny', [nodesPeer(sel({ pool: 'infra' }))], [aport(9100)])] }),
+      ],
+    }),
+    classes: 3,
+  },
+  {
+    name: "an admin subject splits pods no NetworkPolicy tells apart (by their namespace's labels)",
+    s: snapshot({
+      namespaces,
+      pods: [
+        twin('a', '10.0.0.1'),
+        pod('y', 'b', { labels: { app: 'w' }, ips: ['10.0.0.2'], ports: [cport(80, 'TCP', 'http')] }),
+      ],
+      adminPolicies: [
+        cnp('web', {
+          subject: nsSubject(sel({ team: 'web' })),
+          ingress: [adminRule('Deny', [podSubject(sel({ app: 'w' }))], [{ kind: 'named', name: 'http' }])],
+        }),
+      ],
+    }),
+    classes: 2,
   },
 ];
 

@@ -13,14 +13,21 @@
 // class representatives are chosen on different nodes, and the same-node pairs are evaluated apart
 // (once per pair of classes and probe) and override the class answer.
 //
+// Admin tiers (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy): the key also
+// records which admin policies' subjects select the pod, and which admin peers match it: namespaces
+// and pods peers by selection, networks peers by address (per family), nodes peers by address (per
+// family) and, for a hostNetwork pod, by its node (so here the node does enter the key, as the
+// membership bits of the nodes peers). Named ports are already in the key.
+//
 // Address family: the flow between two pods uses the evaluator's default, the family of the
 // source's first IP (IPv4 for IPv4-only and for dual-stack pods listed IPv4 first).
 import { formatAddress, parseIP, type Address } from '../model/cidr.js';
 import { conflictedAddresses } from '../model/conflicts.js';
 import { selectorKey } from '../model/selector.js';
-import type { Peer, Pod, Protocol, Snapshot } from '../model/types.js';
+import type { AdminPeer, Peer, Pod, Protocol, Snapshot } from '../model/types.js';
 import { PROTOCOLS, podKey } from '../model/types.js';
-import { evaluate, indexOf, peerMatches, type Flow } from '../policy/evaluate.js';
+import { adminPeerMatches, subjectSelects } from '../policy/admin.js';
+import { evaluate, indexOf, peerMatches, type Flow, type SnapshotIndex } from '../policy/evaluate.js';
 
 export interface Probe {
   readonly port: number;
@@ -122,6 +129,48 @@ function distinctPeers(snapshot: Snapshot): { namespace: string; peer: Peer }[] 
   return [...seen.values()];
 }
 
+/** The distinct peers of all admin policies' rules that a pod may match (not domainNames, unknown). */
+function distinctAdminPeers(snapshot: Snapshot): AdminPeer[] {
+  const seen = new Map<string, AdminPeer>();
+  for (const pol of snapshot.adminPolicies ?? []) {
+    for (const r of [...pol.ingress, ...pol.egress]) {
+      for (const peer of r.peers) {
+        if (peer.kind === 'domainNames' || peer.kind === 'unknown') continue;
+        const k =
+          peer.kind === 'networks'
+            ? `net|${peer.networks.join(',')}`
+            : peer.kind === 'nodes'
+              ? `node|${selectorKey(peer.nodeSelector)}`
+              : `${peer.kind}|${selectorKey(peer.namespaceSelector)}|${
+                  peer.kind === 'pods' ? selectorKey(peer.podSelector) : ''
+                }`;
+        if (!seen.has(k)) seen.set(k, peer);
+      }
+    }
+  }
+  return [...seen.values()];
+}
+
+/** What the admin tiers read of a pod: subject selection and peer membership (see the header). */
+function adminKey(index: SnapshotIndex, peers: readonly AdminPeer[], p: Pod): string {
+  const policies = index.snapshot.adminPolicies ?? [];
+  if (policies.length === 0) return '';
+  const e = { kind: 'pod', pod: p } as const;
+  let out = '';
+  for (const pol of policies) out += subjectSelects(index, pol.subject, p) ? '1' : '0';
+  out += '|';
+  for (const peer of peers) {
+    if (peer.kind === 'namespaces' || peer.kind === 'pods') {
+      out += adminPeerMatches(index, peer, e, undefined) ? '1' : '0';
+    } else {
+      // networks and nodes: per family (the flow's); nodes also by node for hostNetwork pods.
+      out += adminPeerMatches(index, peer, e, addressOf(p, 4)) ? '1' : '0';
+      out += adminPeerMatches(index, peer, e, addressOf(p, 6)) ? '1' : '0';
+    }
+  }
+  return out;
+}
+
 /**
  * Class key per pod: what evaluate() may read of a pod in a pod-to-pod flow, except its name and
  * node. Rather than the namespace and labels themselves, it records what they decide: which
@@ -132,6 +181,7 @@ function distinctPeers(snapshot: Snapshot): { namespace: string; peer: Peer }[] 
 export function classKeys(snapshot: Snapshot, pods: readonly Pod[]): string[] {
   const index = indexOf(snapshot);
   const peers = distinctPeers(snapshot);
+  const adminPeers = distinctAdminPeers(snapshot);
   // A pod at an address another live pod shares is judged fail-closed (per family).
   const shared = conflictedAddresses(snapshot);
   const isShared = (a: Address | undefined): string =>
@@ -162,6 +212,7 @@ export function classKeys(snapshot: Snapshot, pods: readonly Pod[]): string[] {
       bits(p, addressOf(p, 4), 'ipBlock'),
       bits(p, addressOf(p, 6), 'ipBlock'),
       shared.size === 0 ? '' : `${isShared(addressOf(p, 4))}${isShared(addressOf(p, 6))}`,
+      adminKey(index, adminPeers, p),
     ].join('\u0000');
   });
 }

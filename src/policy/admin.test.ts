@@ -20,7 +20,7 @@ import {
 } from '../model/build.js';
 import type { AdminPolicy, NetworkPolicy, Node } from '../model/types.js';
 import { compareAdminPolicies } from './admin.js';
-import { evaluate, type Endpoint, type Flow } from './evaluate.js';
+import { evaluate, evaluateTraced, type Endpoint, type Flow } from './evaluate.js';
 
 const a = pod('x', 'a', {
   labels: { app: 'a' },
@@ -328,6 +328,19 @@ for (const c of cases) {
     });
     const v = evaluate(s, c.flow);
     assert.equal(v.allowed, c.allowed);
+    // The traced evaluation (explain) decides alike, and its matched rule is the deciding one.
+    const t = evaluateTraced(s, c.flow);
+    assert.deepEqual(t.verdict, v);
+    for (const dir of ['egress', 'ingress'] as const) {
+      for (const tier of t.trace[dir].tiers) {
+        if (tier.adminTrace === undefined) continue;
+        const by = v[dir].tiers.find((o) => o.tier === tier.tier)?.admin;
+        const hit = tier.adminTrace.policies.flatMap((p) =>
+          p.rules.filter((r) => r.matched).map((r) => `${p.name}/${r.rule}/${r.applied}`),
+        );
+        assert.deepEqual(hit, by ? [`${by.name}/${by.rule}/${by.action}`] : [], `${dir} ${tier.tier}`);
+      }
+    }
     if (c.side !== undefined) {
       const side = v[c.side];
       const last = side.tiers[side.tiers.length - 1];

@@ -1,6 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cport, ipPeer, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
+import {
+  adminRule,
+  aport,
+  cnp,
+  cport,
+  ipPeer,
+  netpol,
+  networksPeer,
+  node,
+  nodesPeer,
+  ns,
+  nsSubject,
+  pod,
+  podPeer,
+  podSubject,
+  pport,
+  rule,
+  sel,
+  snapshot,
+} from '../model/build.js';
 import { evaluate, evaluateTraced, type Endpoint, type Flow } from './evaluate.js';
 import type { Pod, Protocol, Snapshot } from '../model/types.js';
 
@@ -179,6 +198,77 @@ const cases: { name: string; s: Snapshot; f: Flow; allowed: boolean; reason?: st
     allowed: false,
     reason: 'no-rule-matched',
   },
+  // The admin tiers: the traced verdict must be the same, and the trace must name the same rule.
+  {
+    name: 'admin Deny before an allowing NetworkPolicy',
+    s: snapshot({
+      ...base,
+      policies: [netpol('x', 'open', { podSelector: sel({ pod: 'a' }), ingress: [rule()] })],
+      adminPolicies: [
+        cnp('other', {
+          priority: 1,
+          subject: podSubject(sel({ pod: 'z' })),
+          ingress: [adminRule('Accept', [nsSubject()])],
+        }),
+        cnp('iso', {
+          priority: 2,
+          ingress: [
+            adminRule('Accept', [networksPeer('10.9.0.0/16')]),
+            adminRule('Deny', [nsSubject()], undefined, 'deny'),
+          ],
+        }),
+      ],
+    }),
+    f: flow(P(c), P(a)),
+    allowed: false,
+    reason: 'admin-deny',
+  },
+  {
+    name: 'admin Pass, then NetworkPolicy isolation denies',
+    s: snapshot({
+      ...base,
+      policies: [netpol('x', 'deny', {})],
+      adminPolicies: [
+        cnp('pass', { ingress: [adminRule('Pass', [nsSubject(sel({ team: 'web' }))], [aport(80)])] }),
+        cnp('later', { priority: 3, ingress: [adminRule('Accept', [nsSubject()])] }),
+      ],
+    }),
+    f: flow(P(c), P(a)),
+    allowed: false,
+    reason: 'no-rule-matched',
+  },
+  {
+    name: 'baseline Deny for a pod no NetworkPolicy isolates',
+    s: snapshot({
+      ...base,
+      adminPolicies: [
+        cnp('pass', { egress: [adminRule('Pass', [podSubject(sel({ pod: 'q' }))])] }),
+        cnp('default', {
+          kind: 'BaselineAdminNetworkPolicy',
+          egress: [
+            adminRule('Deny', [nodesPeer()], [{ kind: 'named', name: 'http' }]),
+            adminRule('Deny', [networksPeer('10.0.0.0/8')]),
+          ],
+        }),
+      ],
+    }),
+    f: flow(P(b), IP('10.0.5.5')),
+    allowed: false,
+    reason: 'baseline-deny',
+  },
+  {
+    name: 'an unknown peer makes a Deny rule Deny all; an Accept with one matches nothing',
+    s: snapshot({
+      ...base,
+      adminPolicies: [
+        cnp('acc', { egress: [adminRule('Accept', [{ kind: 'unknown', fields: ['future'] }])] }),
+        cnp('deny', { priority: 1, egress: [adminRule('Deny', [{ kind: 'unknown', fields: ['future'] }])] }),
+      ],
+    }),
+    f: flow(P(b), IP('10.9.9.9')),
+    allowed: false,
+    reason: 'admin-deny',
+  },
 ];
 
 for (const tc of cases) {
@@ -209,6 +299,22 @@ for (const tc of cases) {
         v[dir].isolatedBy,
         `${dir}: traced policies are the isolating ones`,
       );
+      // Admin tiers: the one rule the trace shows as matched is the rule that decided.
+      for (const tier of t.trace[dir].tiers) {
+        if (tier.stage === 'networkpolicy') continue;
+        const outcome = v[dir].tiers.find((o) => o.tier === tier.tier);
+        const hit = (tier.adminTrace?.policies ?? []).flatMap((p) =>
+          p.status !== 'checked'
+            ? []
+            : p.rules.filter((r) => r.matched).map((r) => `${p.name}/${r.rule}/${r.applied}`),
+        );
+        const by = outcome?.admin;
+        assert.deepEqual(
+          hit,
+          by ? [`${by.name}/${by.rule}/${by.action}`] : [],
+          `${dir} ${tier.tier}: traced rule`,
+        );
+      }
     }
   });
 }

@@ -20,7 +20,7 @@ import {
   type RuleMatch,
   type SnapshotIndex,
 } from './match.js';
-import { adminTier, baselineTier, type AdminDecision } from './admin.js';
+import { adminTier, baselineTier, type AdminDecision, type AdminTierTrace } from './admin.js';
 import { notSelecting, traceRule, type NetworkPolicyTrace, type PolicyTrace } from './trace.js';
 
 export * from './match.js';
@@ -89,6 +89,8 @@ export interface TierDecision {
   readonly matches?: readonly RuleMatch[];
   /** When ctx.trace: what the tier checked (the NetworkPolicy tier: every policy, rule, peer, port). */
   readonly trace?: NetworkPolicyTrace;
+  /** When ctx.trace, admin tiers: every policy in order, selecting or not, rules up to the decision. */
+  readonly adminTrace?: AdminTierTrace;
   /** The admin-tier rule that decided: tier, kind, name, priority, rule index and name, action. */
   readonly admin?: AdminDecision;
 }
@@ -239,6 +241,8 @@ export interface SideTrace {
     readonly tier: string;
     readonly stage: Tier['stage'];
     readonly trace?: NetworkPolicyTrace;
+    /** Admin and Baseline tiers: what they checked (see AdminTierTrace). */
+    readonly adminTrace?: AdminTierTrace;
   }[];
 }
 
@@ -308,7 +312,14 @@ function decideSide(
       detail: d.detail,
       ...(d.admin !== undefined ? { admin: d.admin } : {}),
     });
-    if (trace) traces.push({ tier: tier.name, stage: tier.stage, ...(d.trace ? { trace: d.trace } : {}) });
+    if (trace) {
+      traces.push({
+        tier: tier.name,
+        stage: tier.stage,
+        ...(d.trace ? { trace: d.trace } : {}),
+        ...(d.adminTrace ? { adminTrace: d.adminTrace } : {}),
+      });
+    }
     if (tier.stage === 'networkpolicy') {
       isolatedBy = d.isolatedBy ?? [];
       matches = d.matches ?? [];

@@ -125,7 +125,7 @@ function describeRequirement(r: Requirement): string {
 }
 
 /** The terms of a selector the labels fail, e.g. "team=web, namespace y has none". */
-function selectorMisses(s: LabelSelector, labels: Labels, what: string): string[] {
+export function selectorMisses(s: LabelSelector, labels: Labels, what: string): string[] {
   const out: string[] = [];
   const has = (k: string): string =>
     Object.prototype.hasOwnProperty.call(labels, k)

@@ -66,3 +66,43 @@ test('moat explain: usage errors name the culprit', () => {
     assert.match(r.stderr, re);
   }
 });
+
+test('moat explain on examples/tenants: the tiers in order, text and JSON', () => {
+  const base = ['explain', '-f', 'examples/tenants'];
+  const deny = moat([...base, '--from', 'tenant-b/web', '--to', 'tenant-a/web', '--port', '80']);
+  assert.equal(deny.code, 0, deny.stderr);
+  assert.ok(
+    deny.stdout
+      .split('\n')
+      .includes(
+        '  [Admin] ClusterNetworkPolicy tenant-a rule deny-other-tenants (ingress[1]): Deny → DENIED',
+      ),
+    deny.stdout,
+  );
+  const pass = moat([...base, '--from', 'tenant-a/db', '--to', 'tenant-a/web', '--port', '80', '-o', 'json']);
+  assert.equal(pass.code, 0, pass.stderr);
+  const e = JSON.parse(pass.stdout) as Explanation;
+  assert.equal(
+    e.ingress.summary,
+    '[Admin] ClusterNetworkPolicy tenant-a rule same-tenant (ingress[0]): Pass (to the NetworkPolicy tier) → [NetworkPolicy] isolated by tenant-a/default-deny, no rule matched → DENIED',
+  );
+  assert.deepEqual(
+    e.ingress.tiers!.map((t) => [
+      t.tier,
+      t.answer,
+      t.decision?.kind,
+      t.decision?.name,
+      t.decision?.rule,
+      t.decision?.ruleName,
+    ]),
+    [
+      ['Admin', 'Pass', 'ClusterNetworkPolicy', 'tenant-a', 0, 'same-tenant'],
+      ['NetworkPolicy', 'Deny', undefined, undefined, undefined, undefined],
+    ],
+  );
+  const baseline = moat([...base, '--from', 'tenant-b/web', '--to', 'tenant-b/api', '--port', 'http-api']);
+  assert.match(
+    baseline.stdout,
+    / → \[Baseline\] ClusterNetworkPolicy tenant-default-deny rule default-deny \(ingress\[0\]\): Deny → DENIED\n/,
+  );
+});

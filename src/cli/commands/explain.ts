@@ -1,6 +1,7 @@
 // `moat explain -f PATH --from ns/pod|IP --to ns/pod|IP --port 80|name [--protocol TCP] [-o text|json]`:
 // the evaluator's verdict for one flow in words, egress (of the source) and ingress (of the
-// destination), policy by policy and rule by rule. JSON: see Explanation in src/analysis/explain.ts.
+// destination), policy by policy and rule by rule; with admin policies in the input, tier by tier
+// (Admin, NetworkPolicy, Baseline). JSON: see Explanation in src/analysis/explain.ts.
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { explain, formatExplanation, resolveFlow } from '../../analysis/explain.js';

@@ -75,3 +75,18 @@ test('moat matrix: usage and input errors', () => {
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
 });
+
+test('moat matrix on examples/tenants: admin tiers, NetworkPolicies and the baseline together', () => {
+  const r = moat(['matrix', '-f', 'examples/tenants', '--port', '9090', '-o', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  const allowed = (JSON.parse(r.stdout) as MatrixJson).probes[0]!.allowed;
+  const from = (p: string) => allowed[p]!;
+  // The AdminNetworkPolicy admits Prometheus to the pods that name a port metrics.
+  assert.equal(from('monitoring/prometheus')['tenant-b/api'], true);
+  // Tenant a's web pod has no such port: tenant a's default-deny decides (after the admin tier).
+  assert.equal(from('monitoring/prometheus')['tenant-a/web'], false);
+  // Another tenant: the admin Deny; the same tenant without NetworkPolicies: the baseline deny.
+  assert.equal(from('tenant-a/web')['tenant-b/api'], false);
+  assert.equal(from('tenant-b/web')['tenant-b/api'], false);
+  assert.equal(from('tenant-b/web')['kube-system/coredns'], true);
+});
