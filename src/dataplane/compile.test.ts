@@ -384,6 +384,32 @@ describe('compile: the admin tiers', () => {
     }
   });
 
+  it('cuts the flows of an address that joins a Deny peer, not of one that joins an allow peer', () => {
+    const denyDb = cnp('no-db', {
+      subject: podSubject(sel({ app: 'cli' })),
+      egress: [adminRule('Deny', [podSubject(sel({ app: 'db' }))])],
+    });
+    const allowDb = netpol('b', 'to-db', {
+      podSelector: sel({ app: 'cli' }),
+      policyTypes: ['Egress'],
+      egress: [rule([podPeer(sel({ app: 'db' }), sel())])],
+    });
+    const before = base();
+    const relabel = (s0: Snapshot): Snapshot => ({
+      ...s0,
+      pods: s0.pods.map((p) => (p.name === 'web' ? { ...p, labels: { app: 'db' } } : p)),
+    });
+    for (const [what, over, want] of [
+      ['admin Deny', { adminPolicies: [denyDb] }, true],
+      ['NetworkPolicy allow', { policies: [allowDb] }, false],
+    ] as const) {
+      const a = compile({ ...before, ...over }, { table: 'moat' });
+      const b = compile(relabel({ ...before, ...over }), { table: 'moat' });
+      const targets = conntrackTargets(a, b).map((t) => `${t.field} ${t.address}`);
+      assert.equal(targets.includes('src 10.0.0.1') && targets.includes('reply-src 10.0.0.1'), want, what);
+    }
+  });
+
   it('never makes hostNetwork pods subjects', () => {
     const rs = compile(
       base({ adminPolicies: [cnp('all', { ingress: [adminRule('Deny', [nsSubject()])] })] }),
