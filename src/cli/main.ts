@@ -4,6 +4,7 @@ import { MoatError } from '../errors.js';
 import { registerValidate } from './commands/validate.js';
 import { registerMatrix } from './commands/matrix.js';
 import { registerExplain } from './commands/explain.js';
+import { registerLint } from './commands/lint.js';
 import { registerCompile } from './commands/compile.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerValidate(program);
   registerMatrix(program);
   registerExplain(program);
+  registerLint(program);
   registerCompile(program);
   registerLab(program);
   registerAgent(program);

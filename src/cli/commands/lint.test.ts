@@ -1,0 +1,44 @@
+// Runs the built CLI as a user would; needs `tsc` output in dist/ (the test itself lives there).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { moat } from '../../../test/support/cli.js';
+
+test('lint: findings at or above --fail-on exit 1, one line each with file and line', () => {
+  const r = moat(['lint', '-f', 'examples/tenants']);
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.at(-1), '2 findings');
+  for (const l of lines.slice(0, -1)) {
+    assert.match(
+      l,
+      /^examples\/tenants\/policies\.yaml:\d+: warning admin-priority-tie: AdminNetworkPolicy monitoring: spec\.priority: /,
+    );
+  }
+  assert.equal(moat(['lint', '-f', 'examples/tenants', '--fail-on', 'error']).code, 0);
+});
+
+test('lint: -o json prints the documented record', () => {
+  const r = moat(['lint', '-f', 'examples/tenants', '-o', 'json']);
+  const out = JSON.parse(r.stdout) as { findings: Record<string, unknown>[] };
+  assert.equal(out.findings.length, 2);
+  assert.deepEqual(Object.keys(out.findings[0]!), [
+    'check',
+    'severity',
+    'object',
+    'related',
+    'field',
+    'message',
+    'fix',
+  ]);
+  assert.deepEqual(out.findings[0]!.object, { kind: 'AdminNetworkPolicy', name: 'monitoring' });
+});
+
+test('lint: a clean input says so and exits 0; bad flags are usage errors', () => {
+  const r = moat(['lint', '-f', 'examples/shop']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'no findings\n');
+  assert.equal(moat(['lint']).code, 2);
+  const bad = moat(['lint', '-f', 'examples/shop', '--fail-on', 'never']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--fail-on <severity>' argument 'never' is invalid/);
+});

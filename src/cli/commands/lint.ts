@@ -1,0 +1,58 @@
+// `moat lint -f PATH... [-o text|json] [--fail-on error|warning|info]`: the traps a valid policy
+// set can hold. Findings on stdout (text: one per line; json: {"findings":[...]}); exit 1 when one
+// is at or above --fail-on (default warning). Invalid input is refused as `moat validate` does.
+import { Option, type Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import { atLeast, formatFinding, lint, SEVERITIES, type Severity } from '../../analysis/lint.js';
+import { loadSnapshot } from '../io.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export interface LintArgs {
+  readonly filename: readonly string[];
+  readonly output: string;
+  readonly failOn: string;
+}
+
+export async function runLint(a: LintArgs): Promise<{ text: string; code: number }> {
+  if (a.filename.length === 0)
+    throw new UsageError('lint: at least one -f PATH is required (use -f - for stdin)');
+  if (!(SEVERITIES as readonly string[]).includes(a.failOn)) {
+    throw new UsageError(`--fail-on ${a.failOn}: must be one of ${SEVERITIES.join(', ')}`);
+  }
+  const findings = lint(await loadSnapshot(a.filename));
+  const code = findings.some((f) => atLeast(f, a.failOn as Severity)) ? 1 : 0;
+  if (a.output === 'json') {
+    // origin is where the object was read, not part of the record.
+    const records = findings.map(({ origin: _o, ...f }) => f);
+    return { text: `${JSON.stringify({ findings: records }, null, 2)}\n`, code };
+  }
+  const n = findings.length;
+  const text =
+    n === 0
+      ? 'no findings\n'
+      : `${findings.map((f) => formatFinding(f)).join('\n')}\n${n} ${n === 1 ? 'finding' : 'findings'}\n`;
+  return { text, code };
+}
+
+export function registerLint(program: Command): void {
+  program
+    .command('lint')
+    .description(
+      'find the traps a valid policy set can hold (admin-tier priority ties, unenforced domain names)',
+    )
+    .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(
+      new Option('--fail-on <severity>', 'exit 1 when a finding is at or above this severity')
+        .choices([...SEVERITIES])
+        .default('warning'),
+    )
+    .action(async (opts: { filename: string[]; output: string; failOn: string }) => {
+      const r = await runLint({ filename: opts.filename, output: opts.output, failOn: opts.failOn });
+      process.stdout.write(r.text);
+      if (r.code !== 0) process.exitCode = r.code;
+    });
+}
