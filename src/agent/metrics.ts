@@ -112,6 +112,39 @@ export function policyPackets(
   );
 }
 
+export interface AdminRulePackets {
+  readonly kind: string;
+  readonly name: string;
+  readonly tier: string;
+  readonly rule: string;
+  readonly action: string;
+  readonly direction: 'ingress' | 'egress';
+  readonly packets: number;
+}
+
+/** The packets each admin-tier rule decided (its Accept, Deny or Pass), from its counter. */
+export function adminRulePackets(
+  counters: readonly NftCounter[],
+  values: ReadonlyMap<string, CounterValue>,
+): AdminRulePackets[] {
+  const out: AdminRulePackets[] = [];
+  for (const c of counters) {
+    const a = c.meta.admin;
+    const v = values.get(c.name);
+    if (a === undefined || v === undefined) continue;
+    out.push({
+      kind: a.kind,
+      name: a.name,
+      tier: a.tier,
+      rule: a.ruleName !== '' ? a.ruleName : String(a.rule),
+      action: a.action,
+      direction: c.meta.direction,
+      packets: v.packets,
+    });
+  }
+  return out;
+}
+
 export interface MetricsSources {
   /** The ruleset the kernel holds (for counter names and sizes). */
   readonly ruleset: () => Ruleset | undefined;
@@ -255,18 +288,23 @@ export class AgentMetrics {
     });
     // Kernel counters are read at scrape time. They restart at 0 when the table is replaced, which
     // Prometheus' rate() treats as a counter reset.
-    let scrape: Promise<{ policies: PolicyPackets[]; guards: GuardPackets[] }> | undefined;
-    const readCounters = (): Promise<{ policies: PolicyPackets[]; guards: GuardPackets[] }> => {
+    type Read = { policies: PolicyPackets[]; guards: GuardPackets[]; admin: AdminRulePackets[] };
+    let scrape: Promise<Read> | undefined;
+    const readCounters = (): Promise<Read> => {
       scrape ??= (async () => {
         try {
           const rs = src.ruleset();
           const values = rs ? await src.counters() : undefined;
           return rs && values
-            ? { policies: policyPackets(rs.counters, values), guards: guardPackets(rs, values) }
-            : { policies: [], guards: [] };
+            ? {
+                policies: policyPackets(rs.counters, values),
+                guards: guardPackets(rs, values),
+                admin: adminRulePackets(rs.counters, values),
+              }
+            : { policies: [], guards: [], admin: [] };
         } catch {
           this.error('counters');
-          return { policies: [], guards: [] };
+          return { policies: [], guards: [], admin: [] };
         } finally {
           setImmediate(() => (scrape = undefined));
         }
@@ -299,6 +337,20 @@ export class AgentMetrics {
           }
         },
       });
+    new Counter({
+      name: 'moat_admin_rule_packets_total',
+      help: 'New connections an admin-tier rule decided (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy), by its action',
+      labelNames: ['kind', 'name', 'tier', 'rule', 'action', 'direction'],
+      registers,
+      async collect() {
+        const rows = (await readCounters()).admin;
+        this.reset();
+        for (const r of rows) {
+          const { packets, ...labels } = r;
+          this.inc(labels, packets);
+        }
+      },
+    });
     perPolicy('moat_policy_allowed_packets_total', 'Packets admitted by a rule of the policy', 'allowed');
     perPolicy(
       'moat_policy_dropped_packets_total',

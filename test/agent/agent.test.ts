@@ -6,7 +6,7 @@ import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 import { decodeApiObject } from '../../src/agent/k8s-decode.js';
 import { denyStandIn } from '../../src/model/standin.js';
 import type { NetworkPolicy } from '../../src/model/types.js';
-import { policyPackets, parseNftCounters } from '../../src/agent/metrics.js';
+import { adminRulePackets, policyPackets, parseNftCounters } from '../../src/agent/metrics.js';
 import { parseDuration } from '../../src/cli/commands/agent.js';
 import { parseListenAddress } from '../../src/agent/server.js';
 import { evaluate } from '../../src/policy/evaluate.js';
@@ -474,6 +474,57 @@ test('per-policy packets from nft counters', () => {
   assert.deepEqual(rows, [
     { namespace: 'shop', policy: 'other', direction: 'ingress', allowed: 0, dropped: 7 },
     { namespace: 'shop', policy: 'web', direction: 'ingress', allowed: 7, dropped: 7 },
+  ]);
+});
+
+test('admin rule counters: one row per rule, named by its rule name or index', () => {
+  const values = parseNftCounters(
+    JSON.stringify({
+      nftables: [
+        { counter: { family: 'inet', name: 'r1', table: 'moat', handle: 1, packets: 3, bytes: 1 } },
+        { counter: { family: 'inet', name: 'r2', table: 'moat', handle: 2, packets: 4, bytes: 1 } },
+        { counter: { family: 'inet', name: 'a1', table: 'moat', handle: 3, packets: 9, bytes: 1 } },
+      ],
+    }),
+  );
+  const admin = (rule: number, ruleName: string, action: 'Deny' | 'Pass') => ({
+    kind: 'ClusterNetworkPolicy' as const,
+    name: 'tenants',
+    tier: 'Admin' as const,
+    rule,
+    ruleName,
+    action,
+  });
+  const rows = adminRulePackets(
+    [
+      { name: 'r1', meta: { kind: 'drop', direction: 'ingress', admin: admin(1, 'others', 'Deny') } },
+      { name: 'r2', meta: { kind: 'pass', direction: 'egress', admin: admin(0, '', 'Pass') } },
+      {
+        name: 'a1',
+        meta: { kind: 'accept', direction: 'ingress', policy: { namespace: 'x', name: 'y' }, rule: 0 },
+      },
+    ],
+    values,
+  );
+  assert.deepEqual(rows, [
+    {
+      kind: 'ClusterNetworkPolicy',
+      name: 'tenants',
+      tier: 'Admin',
+      rule: 'others',
+      action: 'Deny',
+      direction: 'ingress',
+      packets: 3,
+    },
+    {
+      kind: 'ClusterNetworkPolicy',
+      name: 'tenants',
+      tier: 'Admin',
+      rule: '0',
+      action: 'Pass',
+      direction: 'egress',
+      packets: 4,
+    },
   ]);
 });
 
