@@ -8,21 +8,25 @@
 // then by restarting it after an etcd compaction (410 Gone, relist), each time while the agent is
 // frozen (SIGSTOP) and the cluster changes under it. Needs root and the built cluster binaries.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
 
-import { ClusterState } from '../../src/agent/cluster-state.js';
-import { decodeApiObject, type WatchedKind } from '../../src/agent/k8s-decode.js';
+import type { WatchedKind } from '../../src/agent/k8s-decode.js';
 import { kernelDiff } from '../support/kernel.js';
 import { Lab } from '../../src/lab/lab.js';
 import { cport, ns, pod, snapshot } from '../../src/model/build.js';
-import type { Snapshot } from '../../src/model/types.js';
 import { needsRoot, uniquePrefix } from '../e2e/lab-util.js';
-import { allCells, cellLabel, evaluateCell, flushConntrack, probeCells, seconds } from '../e2e/probe-util.js';
+import { allCells, seconds } from '../e2e/probe-util.js';
 import { installRbac, kubectl, serviceAccountKubeconfig } from './access.js';
 import { clusterSkipReason, startCluster, type Cluster } from './cluster.js';
-import { labAgentArgs } from '../support/agent.js';
+import {
+  apiSnapshot,
+  checker,
+  killAgent,
+  listCounts as listCountsOf,
+  seedCluster,
+  startAgent,
+  type AgentProc,
+} from './lab-cluster.js';
 
 const PORTS = [cport(80, 'TCP', 'http'), cport(8080, 'TCP', 'alt')];
 const PODS: { ns: string; name: string; labels: Record<string, string> }[] = [
@@ -51,66 +55,8 @@ function netpol(namespace: string, name: string, spec: Record<string, unknown>):
   });
 }
 
-// ---- the agent, as a child process
-
-interface AgentProc {
-  readonly proc: ChildProcess;
-  readonly lines: string[];
-  readonly exited: Promise<number | null>;
-  metricsPort(): Promise<number>;
-}
-
-function startAgent(kubeconfig: string, lab: Lab): AgentProc {
-  const proc = spawn(process.execPath, labAgentArgs(kubeconfig, lab, ['--on-exit', 'remove']), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  let resolvePort: (p: number) => void = () => undefined;
-  const port = new Promise<number>((r) => (resolvePort = r));
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    lines.push(line);
-    try {
-      const o = JSON.parse(line) as { msg?: string; metrics?: { port?: number } };
-      if (o.msg === 'starting' && typeof o.metrics?.port === 'number') resolvePort(o.metrics.port);
-    } catch {
-      // not JSON
-    }
-  });
-  createInterface({ input: proc.stderr }).on('line', (line) => lines.push(`stderr: ${line}`));
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  return { proc, lines, exited, metricsPort: () => port };
-}
-
-async function metrics(a: AgentProc): Promise<string> {
-  return (await fetch(`http://127.0.0.1:${await a.metricsPort()}/metrics`)).text();
-}
-
-/** moat_lists_total per kind (initial lists and relists). */
-async function listCounts(a: AgentProc): Promise<Record<string, number>> {
-  const text = await metrics(a);
-  return Object.fromEntries(
-    KINDS.map((k) => [
-      k,
-      Number(new RegExp(`^moat_lists_total\\{kind="${k}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0),
-    ]),
-  );
-}
-
-// ---- what the API server holds, and what the kernel holds
-
-/** The snapshot moat builds from everything the API server holds right now (read as admin). */
-async function apiSnapshot(c: Cluster): Promise<Snapshot> {
-  const list = JSON.parse(
-    await kubectl(c, ['get', 'namespaces,pods,nodes,networkpolicies.networking.k8s.io', '-A', '-o', 'json']),
-  ) as { items: { kind: WatchedKind }[] };
-  const state = new ClusterState();
-  for (const item of list.items) {
-    const d = decodeApiObject(item.kind, item);
-    assert.deepEqual(d.problems, [], `${item.kind} ${d.key} decodes cleanly`);
-    state.set(d);
-  }
-  return state.snapshot();
-}
+/** moat_lists_total per built-in kind (initial lists and relists). */
+const listCounts = (a: AgentProc) => listCountsOf(a, KINDS);
 
 // ---- the test
 
@@ -136,68 +82,8 @@ test(
       const k = (args: string[], stdin?: string) => kubectl(cluster, args, stdin);
       t.diagnostic(`lab and cluster up: ${seconds(t0)}`);
 
-      // The cluster as a kubelet and controllers would leave it: namespaces, the lab's Node, its pods
-      // with the lab's addresses (status written as the kubelet would, through the status subresource).
-      await k(['create', 'namespace', 'shop']);
-      await k(['create', 'namespace', 'other']);
-      const node = lab.plan.node;
-      await k(
-        ['create', '-f', '-'],
-        JSON.stringify({
-          apiVersion: 'v1',
-          kind: 'Node',
-          metadata: { name: node.name },
-          spec: { podCIDR: node.podCIDRs[0], podCIDRs: node.podCIDRs },
-        }),
-      );
-      await k([
-        'patch',
-        'node',
-        node.name,
-        '--subresource=status',
-        '--type=merge',
-        '-p',
-        JSON.stringify({
-          status: { addresses: node.addresses.map((address) => ({ type: 'InternalIP', address })) },
-        }),
-      ]);
-      for (const p of PODS) {
-        const ips = lab.snapshot.pods.find((x) => x.namespace === p.ns && x.name === p.name)?.ips ?? [];
-        assert.ok(ips.length > 0, `lab pod ${p.ns}/${p.name} has an address`);
-        await k(
-          ['create', '-f', '-'],
-          JSON.stringify({
-            apiVersion: 'v1',
-            kind: 'Pod',
-            metadata: { name: p.name, namespace: p.ns, labels: p.labels },
-            spec: {
-              nodeName: lab.nodeName,
-              containers: [
-                {
-                  name: 'c',
-                  image: 'moat-test',
-                  ports: PORTS.map((x) => ({
-                    name: x.name,
-                    containerPort: x.containerPort,
-                    protocol: x.protocol,
-                  })),
-                },
-              ],
-            },
-          }),
-        );
-        await k([
-          'patch',
-          'pod',
-          '-n',
-          p.ns,
-          p.name,
-          '--subresource=status',
-          '--type=merge',
-          '-p',
-          JSON.stringify({ status: { phase: 'Running', podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) } }),
-        ]);
-      }
+      // The cluster as a kubelet and controllers would leave it.
+      await seedCluster(cluster, lab, PODS, PORTS);
 
       const rbac = await installRbac(cluster);
       const sa = await serviceAccountKubeconfig(cluster, rbac);
@@ -209,42 +95,11 @@ test(
         [4],
       ).filter((x) => x.from !== x.to);
 
-      let checks = 0;
-      let pending: () => Promise<void> = () => Promise.resolve();
-      /** Waits for the kernel to hold what the API holds, then probes every cell against the evaluator. */
+      const checks = checker(cluster, lab, a, cells);
       const check = async (st: TestContext, what: string): Promise<void> => {
-        const t1 = Date.now();
-        const want = await apiSnapshot(cluster);
-        let diffs: string[] = [];
-        for (let i = 0; i < 200; i++) {
-          diffs = await kernelDiff(lab, want);
-          if (diffs.length === 0) break;
-          if (a.proc.exitCode !== null) break;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        assert.deepEqual(
-          diffs,
-          [],
-          `${what}: the kernel's table is the compilation of the API's snapshot\n${a.lines.slice(-20).join('\n')}`,
-        );
-        const converged = Date.now() - t1;
-        await flushConntrack(lab);
-        const expect = (x: (typeof cells)[number]) => evaluateCell(want, x);
-        const seen = await probeCells(lab, cells, { shouldPass: expect, concurrency: 24 });
-        const wrong = seen
-          .filter((o) => o.allowed !== expect(o.cell))
-          .map(
-            (o) =>
-              `${cellLabel(o.cell)}: evaluator ${expect(o.cell) ? 'allows' : 'denies'}, packets ${o.detail}`,
-          );
-        const flipped = seen.filter((o) => o.flipped).map((o) => cellLabel(o.cell));
-        assert.deepEqual(wrong, [], `${what}: probes vs the evaluator`);
-        const allowed = seen.filter((o) => o.allowed).length;
-        checks++;
-        st.diagnostic(
-          `${what}: converged in ${converged} ms; ${seen.length} cells probed, ${allowed} allowed${flipped.length > 0 ? `, passed only on retry: ${flipped.join(', ')}` : ''}`,
-        );
+        await checks.check(st, what);
       };
+      let pending: () => Promise<void> = () => Promise.resolve();
       const step = (name: string, change: () => Promise<void>) =>
         t.test(name, async (st) => {
           await change();
@@ -404,18 +259,14 @@ test(
         await k(['delete', 'networkpolicy', '--all', '-n', 'shop']);
         await k(['delete', 'networkpolicy', '--all', '-n', 'other']);
       });
-      t.diagnostic(`${checks} checks; whole test ${seconds(t0)}`);
+      t.diagnostic(`${checks.count} checks; whole test ${seconds(t0)}`);
 
       // SIGTERM with --on-exit remove: a clean exit, the table gone.
       a.proc.kill('SIGTERM');
       assert.equal(await a.exited, 0);
       assert.deepEqual(await kernelDiff(lab, await apiSnapshot(cluster)), ['table inet moat: missing']);
     } finally {
-      if (agent && agent.proc.exitCode === null && agent.proc.signalCode === null) {
-        agent.proc.kill('SIGCONT');
-        agent.proc.kill('SIGKILL');
-        await agent.exited;
-      }
+      await killAgent(agent);
       await c?.stop();
       await lab.destroy();
     }
