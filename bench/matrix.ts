@@ -1,6 +1,8 @@
-// Benchmark: `npm run build && node dist/bench/matrix.js [pods] [policies] [naivePods]`
+// Benchmark: `npm run build && node dist/bench/matrix.js [pods] [policies] [naivePods] [admin] [runs]`
 // Generates a deterministic cluster (seeded PRNG), times computeMatrix (equivalence classes) on the
 // full set, and classes vs naive all-pairs evaluation on a subset. Reports; asserts nothing.
+// With admin > 0, the cluster with that many admin-tier policies (bench/admin-policies.ts) and
+// without them, side by side, `runs` times (ABBA order); the subset check runs with them.
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import {
@@ -25,6 +27,8 @@ import {
 } from '../src/model/build.js';
 import type { NetworkPolicy, Peer, Pod, PolicyPort, PolicyRule, Snapshot } from '../src/model/types.js';
 import { Rng } from '../test/support/rng.js';
+import { adminCluster } from './admin-policies.js';
+import { median } from './netns.js';
 
 const TIERS = ['web', 'api', 'db', 'cache', 'worker'] as const;
 const TIER_PORTS: Record<(typeof TIERS)[number], ReturnType<typeof cport>[]> = {
@@ -188,10 +192,87 @@ function allowedShare(r: MatrixResult): string {
   return all === 0 ? '-' : `${((100 * yes) / all).toFixed(1)}%`;
 }
 
+/** Cells where two results over the same pods and probes differ. */
+function differing(a: MatrixResult, b: MatrixResult): number {
+  let n = 0;
+  a.probes.forEach((p, i) => {
+    const q = b.probes[i]!.cells;
+    for (let c = 0; c < p.cells.length; c++) if (p.cells[c] !== q[c]) n++;
+  });
+  return n;
+}
+
+function range(xs: readonly number[], digits: number): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${median(s).toFixed(digits)} (${s[0]!.toFixed(digits)}-${s[s.length - 1]!.toFixed(digits)})`;
+}
+
+function sideBySide(
+  numPods: number,
+  numPolicies: number,
+  subsetPods: number,
+  numAdmin: number,
+  runs: number,
+) {
+  const { plain, admin, mix } = adminCluster(generate(numPods, numPolicies), numAdmin);
+  const probes = declaredProbes(matrixPods(plain));
+  console.log(
+    `matrix: ${numPods} pods, ${numPolicies} policies, ${numAdmin} admin policies, ${probes.length} probes (${probes.map((p) => `${p.protocol}/${p.port}`).join(' ')})`,
+  );
+  console.log(
+    `  admin mix: ${Object.entries(mix)
+      .map(([k, v]) => `${v} ${k}`)
+      .join('; ')}`,
+  );
+  computeMatrix(adminCluster(generate(200, 20, 7), 10).admin);
+  const ms: Record<'plain' | 'admin', number[]> = { plain: [], admin: [] };
+  for (let r = 0; r < runs; r++) {
+    const order = r % 2 === 0 ? (['plain', 'admin'] as const) : (['admin', 'plain'] as const);
+    for (const v of order) {
+      const t = time(() => computeMatrix(v === 'plain' ? plain : admin));
+      ms[v].push(t.ms);
+      console.log(
+        `  run ${r} ${v.padEnd(5)}: ${t.ms.toFixed(0)} ms  (${t.value.classes} classes, ${t.value.evaluations} evaluations, ${allowedShare(t.value)} allowed)`,
+      );
+    }
+  }
+  for (const v of ['plain', 'admin'] as const)
+    console.log(`  ${v.padEnd(5)} ${runs} runs, median (min-max): ${range(ms[v], 0)} ms`);
+  console.log(
+    `  admin/plain per run, median (min-max): ${range(
+      ms.admin.map((x, i) => x / ms.plain[i]!),
+      2,
+    )}`,
+  );
+
+  // Is the class answer still the evaluator's with admin policies? Classes vs naive on a subset.
+  const sub = adminCluster(generate(subsetPods, numPolicies), numAdmin).admin;
+  const subCls = time(() => computeMatrix(sub));
+  const subNaive = time(() => computeMatrixNaive(sub));
+  console.log(
+    `subset with admin policies: ${subsetPods} pods, ${numPolicies} policies, ${numAdmin} admin policies`,
+  );
+  console.log(
+    `  classes:  ${subCls.ms.toFixed(0)} ms  (${subCls.value.classes} classes, ${subCls.value.evaluations} evaluations)`,
+  );
+  console.log(
+    `  naive:    ${subNaive.ms.toFixed(0)} ms  (${subNaive.value.evaluations} evaluations, ${allowedShare(subNaive.value)} allowed)`,
+  );
+  const same_ = same(subCls.value, subNaive.value);
+  console.log(
+    `  results identical: ${same_}${same_ ? '' : ` (${differing(subCls.value, subNaive.value)} of ${subNaive.value.pods.length ** 2 * subNaive.value.probes.length} cells differ)`}`,
+  );
+}
+
 function main(): void {
   const numPods = Number(process.argv[2] ?? 2000);
   const numPolicies = Number(process.argv[3] ?? 200);
   const subsetPods = Number(process.argv[4] ?? 200);
+  const numAdmin = Number(process.argv[5] ?? 0);
+  if (numAdmin > 0) {
+    sideBySide(numPods, numPolicies, subsetPods, numAdmin, Math.max(1, Number(process.argv[6] ?? 5)));
+    return;
+  }
 
   const full = generate(numPods, numPolicies);
   const probes = declaredProbes(matrixPods(full));
