@@ -40,11 +40,11 @@ function pair(kv: string): Labels {
 
 export function adminCluster(snap: Snapshot, count: number, seed = 42): AdminCluster {
   const rng = new Rng(seed);
-  // Tenants: groups of about 10 namespaces (at least 2 tenants); the first namespace other than
-  // kube-system is the monitoring namespace.
+  // Tenants: groups of about 10 namespaces (at least 2 tenants); the last namespace other than
+  // kube-system is the monitoring namespace (the first, ns-0, holds the pods the benches change).
   const user = snap.namespaces.map((n) => n.name).filter((n) => n !== KUBE_SYSTEM);
-  const monitoring = user[0];
-  const tenantNs = user.slice(1);
+  const monitoring = user[user.length - 1];
+  const tenantNs = user.slice(0, -1);
   const numTenants = Math.max(2, Math.min(10, Math.round(tenantNs.length / 10)));
   const tenantOf = new Map(tenantNs.map((n, i) => [n, `tenant-${i % numTenants}`]));
   const namespaces = snap.namespaces.map((n) => {
@@ -90,27 +90,13 @@ export function adminCluster(snap: Snapshot, count: number, seed = 42): AdminClu
     const priority = rng.range(0, 1000);
     const t = tenant(k);
     if (k === count - 1 && count >= 2) {
-      // The singleton BaselineAdminNetworkPolicy: default deny between namespaces, DNS allowed.
+      // The singleton BaselineAdminNetworkPolicy: ingress default deny (upstream's example).
       push(
-        'BANP default (deny)',
+        'BANP default (ingress default deny)',
         cnp('default', {
           kind: 'BaselineAdminNetworkPolicy',
           subject: nsSubject(allNs),
           ingress: [adminRule('Deny', [nsSubject(allNs)], undefined, 'default-deny')],
-          egress: [
-            adminRule(
-              'Accept',
-              [
-                podSubject(
-                  sel({ 'k8s-app': 'kube-dns' }),
-                  sel({ 'kubernetes.io/metadata.name': KUBE_SYSTEM }),
-                ),
-              ],
-              [aport(53, 'UDP'), aport(53, 'TCP')],
-              'dns',
-            ),
-            adminRule('Deny', [nsSubject(allNs)], undefined, 'default-deny'),
-          ],
         }),
       );
       continue;
@@ -215,11 +201,12 @@ export function adminCluster(snap: Snapshot, count: number, seed = 42): AdminClu
         );
         break;
       default:
-        // Baseline: default deny per tenant (k % 10 === 8), or DNS then deny (9).
+        // Baseline: default deny per tenant, egress within the tenant allowed (k % 10 === 8), and
+        // DNS too (9).
         push(
           k % 10 === 8
-            ? 'CNP Baseline default deny (namespace subject)'
-            : 'CNP Baseline DNS, then deny (pod subject)',
+            ? 'CNP Baseline default deny, egress within the tenant allowed (namespace subject)'
+            : 'CNP Baseline default deny, egress DNS and within the tenant allowed (pod subject)',
           cnp(`baseline-${k}`, {
             tier: 'Baseline',
             priority,
@@ -236,6 +223,7 @@ export function adminCluster(snap: Snapshot, count: number, seed = 42): AdminClu
                     ),
                   ]
                 : []),
+              adminRule('Accept', [nsSubject(t)], undefined, 'same-tenant'),
               adminRule('Deny', [nsSubject(allNs), networksPeer('0.0.0.0/0')], undefined, 'default-deny'),
             ],
           }),
