@@ -65,14 +65,23 @@ export function adminCluster(snap: Snapshot, count: number, seed = 42): AdminClu
   if (count <= 0) return { plain, admin: plain, mix: {} };
 
   // Pod labels and container port names the policies can name (hostNetwork pods are never subjects).
-  const podPairs = new Set<string>();
+  // Cluster admins select by coarse labels (a tier, a role, a system app), not one app among many:
+  // only keys with at most 10 values.
+  const values = new Map<string, Set<string>>();
   const portNames = new Set<string>();
   for (const p of snap.pods) {
     if (p.hostNetwork) continue;
-    for (const [k, v] of Object.entries(p.labels)) if (k !== 'pod-template-hash') podPairs.add(`${k}=${v}`);
+    for (const [k, v] of Object.entries(p.labels)) {
+      let vs = values.get(k);
+      if (vs === undefined) values.set(k, (vs = new Set()));
+      vs.add(v);
+    }
     for (const cp of p.ports) if (cp.name !== undefined) portNames.add(cp.name);
   }
-  const pairs = [...podPairs].sort();
+  const pairs = [...values]
+    .filter(([, vs]) => vs.size <= 10)
+    .flatMap(([k, vs]) => [...vs].map((v) => `${k}=${v}`))
+    .sort();
   const names = [...portNames].sort();
   const podLabels = (): Labels => (pairs.length > 0 ? pair(rng.pick(pairs)) : {});
   const named = (): AdminPort[] => (names.length > 0 ? [{ kind: 'named', name: rng.pick(names) }] : []);
