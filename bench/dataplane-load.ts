@@ -1,8 +1,11 @@
-// Benchmark: `npm run build && node dist/bench/dataplane-load.js [pods:policies ...]`
+// Benchmark: `npm run build && node dist/bench/dataplane-load.js [pods:policies[:admin] ...] [--runs N]`
 // Generates a deterministic cluster (every pod on one of 100 nodes), times compile + render for all
 // pods local and for node-0's share, then the agent's first apply (compile + render + `nft -f`, a
 // full atomic replace) into a throwaway netns (moat-bench-*), and the process memory holding the
 // snapshot and the applier's state. Needs root and nft for the load part. Reports; asserts nothing.
+// A third field (`10000:1000:100`) adds that many admin-tier policies (bench/admin-policies.ts) and
+// measures the cluster with and without them side by side, `--runs` times (default 5, ABBA order).
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -21,7 +24,8 @@ import {
   snapshot,
 } from '../src/model/build.js';
 import type { NetworkPolicy, Pod, Snapshot } from '../src/model/types.js';
-import { BenchNetns } from './netns.js';
+import { adminCluster, parseSize } from './admin-policies.js';
+import { BenchNetns, median } from './netns.js';
 
 function ip4(i: number): string {
   const v = (10 << 24) + (128 << 16) + i + 2;
@@ -113,15 +117,136 @@ function mib(n: number): string {
   return `${(n / 1048576).toFixed(0)} MiB`;
 }
 
+interface Measure {
+  compileMs: number;
+  renderMs: number;
+  applyMs: number | undefined;
+  sets: number;
+  elements: number;
+  chains: number;
+  rules: number;
+  counters: number;
+  kib: number;
+  heapMiB: number | undefined;
+}
+
+/** One compile + render, and the first apply through a fresh NftApplier when a netns is given. */
+async function measure(
+  snap: Snapshot,
+  nodeName: string | undefined,
+  netns: string | undefined,
+): Promise<Measure> {
+  const opts = { table: 'moat_bench', ...(nodeName !== undefined ? { nodeName } : {}) };
+  gc();
+  const t0 = performance.now();
+  const rs = compile(snap, opts);
+  const t1 = performance.now();
+  const text = renderNft(rs);
+  const t2 = performance.now();
+  const m: Measure = {
+    compileMs: t1 - t0,
+    renderMs: t2 - t1,
+    applyMs: undefined,
+    sets: rs.sets.length,
+    elements: rs.sets.reduce((n, s) => n + s.elements.length, 0),
+    chains: rs.chains.length,
+    rules: rs.chains.reduce((n, c) => n + c.rules.length, 0),
+    counters: rs.counters.length,
+    kib: text.length / 1024,
+    heapMiB: undefined,
+  };
+  if (netns !== undefined) {
+    const ap = new NftApplier(netnsRunner(netns), { ...opts, conntrackCleanup: false });
+    const t3 = performance.now();
+    await ap.apply(snap);
+    m.applyMs = performance.now() - t3;
+    gc();
+    m.heapMiB = process.memoryUsage().heapUsed / 1048576;
+    await ap.remove();
+  }
+  return m;
+}
+
+function stats(xs: readonly number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${median(s).toFixed(0)} (${s[0]!.toFixed(0)}-${s[s.length - 1]!.toFixed(0)})`;
+}
+
+function ratioStats(xs: readonly number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${median(s).toFixed(2)} (${s[0]!.toFixed(2)}-${s[s.length - 1]!.toFixed(2)})`;
+}
+
+/**
+ * `pods:policies:admin`: the cluster with and without `admin` admin policies (bench/admin-policies.ts),
+ * side by side in each run (ABBA order over runs), for all pods and for node-0's share.
+ */
+async function sideBySide(
+  p: number,
+  q: number,
+  a: number,
+  runs: number,
+  netns: string | undefined,
+): Promise<void> {
+  const { plain, admin, mix } = adminCluster(generate(p, q), a);
+  process.stdout.write(
+    `${p} pods / ${q} policies / ${a} admin policies: ${Object.entries(mix)
+      .map(([k, v]) => `${v} ${k}`)
+      .join('; ')}\n`,
+  );
+  for (const nodeName of [undefined, 'node-0']) {
+    const res: Record<'plain' | 'admin', Measure[]> = { plain: [], admin: [] };
+    for (let r = 0; r < runs; r++) {
+      const order = r % 2 === 0 ? (['plain', 'admin'] as const) : (['admin', 'plain'] as const);
+      for (const v of order) {
+        const m = await measure(v === 'plain' ? plain : admin, nodeName, netns);
+        res[v].push(m);
+        process.stdout.write(
+          `  run ${r} node=${nodeName ?? '<all>'} ${v.padEnd(5)}: compile ${m.compileMs.toFixed(0)} ms, render ${m.renderMs.toFixed(0)} ms, ` +
+            `first apply ${m.applyMs === undefined ? 'skipped' : `${m.applyMs.toFixed(0)} ms`}; ${m.sets} sets, ${m.elements} elements, ` +
+            `${m.chains} chains, ${m.rules} rules, ${m.counters} counters, ${m.kib.toFixed(0)} KiB` +
+            `${m.heapMiB === undefined ? '' : `; heap used ${m.heapMiB.toFixed(0)} MiB`}\n`,
+        );
+      }
+    }
+    const local = plain.pods.filter((x) => nodeName === undefined || x.nodeName === nodeName).length;
+    for (const v of ['plain', 'admin'] as const) {
+      const ms = res[v];
+      const last = ms[ms.length - 1]!;
+      const applies = ms.map((m) => m.applyMs).filter((x): x is number => x !== undefined);
+      process.stdout.write(
+        `${v.padEnd(5)} node=${nodeName ?? '<all>'} (${local} local pods), ${runs} runs, median (min-max): compile ${stats(ms.map((m) => m.compileMs))} ms, ` +
+          `render ${stats(ms.map((m) => m.renderMs))} ms, first apply ${applies.length > 0 ? `${stats(applies)} ms` : 'skipped'}; ` +
+          `${last.rules} rules / ${last.chains} chains / ${last.sets} sets / ${last.elements} elements, ${last.counters} counters, ${last.kib.toFixed(0)} KiB\n`,
+      );
+    }
+    const ratio = (f: (m: Measure) => number | undefined) =>
+      res.admin.map((m, i) => (f(m) ?? NaN) / (f(res.plain[i]!) ?? NaN)).filter((x) => !Number.isNaN(x));
+    const ra = ratio((m) => m.applyMs);
+    process.stdout.write(
+      `admin/plain node=${nodeName ?? '<all>'}, per run, median (min-max): compile ${ratioStats(ratio((m) => m.compileMs))}, ` +
+        `first apply ${ra.length > 0 ? ratioStats(ra) : 'skipped'}\n`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
+  const argv = process.argv.slice(2);
+  const ri = argv.indexOf('--runs');
+  const runs = ri >= 0 ? Math.max(1, Number(argv[ri + 1] ?? 5)) : 5;
+  const args = ri >= 0 ? argv.filter((_, i) => i !== ri && i !== ri + 1) : argv;
   const sizes = args.length > 0 ? args : ['1000:100', '10000:1000', '50000:5000'];
   const canLoad = process.getuid?.() === 0 && (await localRunner().run(['nft', '--version'])).code === 0;
   const nsx = canLoad ? new BenchNetns() : undefined;
-  process.stdout.write(`date: ${new Date().toISOString()}\n`);
+  process.stdout.write(
+    `date: ${new Date().toISOString()}; load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}\n`,
+  );
+  const withAdmin = sizes.some((s) => parseSize(s, [0, 0, 0])[2] > 0);
   try {
-    // Rules are flat in pods: 1,000 policies fixed, pods x10 and x50.
-    for (const nodeName of [undefined, 'node-0']) {
+    // Rules are flat in pods: 1,000 policies fixed, pods x10 and x50 (not repeated in admin runs).
+    for (const nodeName of withAdmin ? [] : [undefined, 'node-0']) {
       const counts = [1000, 10000, 50000].map((p) => {
         const rs = compile(generate(p, 1000), {
           table: 'moat_bench',
@@ -135,11 +260,15 @@ async function main(): Promise<void> {
     }
     const netns = nsx?.add('load');
     for (const size of sizes) {
-      const [p, q] = size.split(':').map(Number);
+      const [p, q, a] = parseSize(size, [10000, 1000, 0]);
+      if (a > 0) {
+        await sideBySide(p, q, a, runs, netns);
+        continue;
+      }
       for (const nodeName of [undefined, 'node-0']) {
         gc();
         const before = process.memoryUsage();
-        let snap: Snapshot | undefined = generate(p ?? 10000, q ?? 1000);
+        let snap: Snapshot | undefined = generate(p, q);
         const opts = { table: 'moat_bench', ...(nodeName !== undefined ? { nodeName } : {}) };
         const t0 = performance.now();
         const rs = compile(snap, opts);

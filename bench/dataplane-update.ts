@@ -9,18 +9,36 @@
 // holds `flows` established entries (inserted with conntrack -I; to node-0's pods on 8080/TCP, one
 // in ten of them app-2 -> app-1, which the policy change judges and keeps), and before each policy
 // change (untimed) 8 more app-2 -> app-1 on 8081/TCP, which every other policy change cuts.
-//   node dist/bench/dataplane-update.js [pods:policies=10000:1000] [iterations=60] [flows=1000]
+// With admin policies (`10000:1000:100`, bench/admin-policies.ts), two more kinds:
+//   admin-rule  an Admin-tier policy of this node's pods (ns-0's tenant isolation) gains or loses a
+//               first ingress rule, Deny app-2 -> 8081/TCP (every other change cuts those flows)
+//   admin-prio  the same policy's priority moves past the other Admin-tier policies selecting
+//               those pods and back (the admin signature chain's jump order changes)
+//   node dist/bench/dataplane-update.js [pods:policies[:admin]=10000:1000] [iterations=60] [flows=1000]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { localRunner, netnsRunner, NftApplier, type CommandRunner } from '../src/dataplane/index.js';
-import { netpol, pod, podPeer, pport, rule, sel, cport } from '../src/model/build.js';
-import type { NetworkPolicy, Snapshot } from '../src/model/types.js';
+import { adminSelects } from '../src/dataplane/compile-admin.js';
+import {
+  adminRule,
+  aport,
+  netpol,
+  pod,
+  podPeer,
+  podSubject,
+  pport,
+  rule,
+  sel,
+  cport,
+} from '../src/model/build.js';
+import { podKey, type AdminPolicy, type NetworkPolicy, type Snapshot } from '../src/model/types.js';
+import { adminCluster, parseSize } from './admin-policies.js';
 import { generate } from './dataplane-load.js';
 import { BenchNetns, isRoot, median, percentile } from './netns.js';
 
-type Kind = 'pod+local' | 'pod+remote' | 'policy';
+type Kind = 'pod+local' | 'pod+remote' | 'policy' | 'admin-rule' | 'admin-prio';
 
 /** A runner that records how long nft took, and conntrack (wall time: its processes may overlap). */
 function timed(inner: CommandRunner): CommandRunner & {
@@ -84,10 +102,10 @@ async function main(): Promise<void> {
     process.stdout.write('dataplane-update: needs root (network namespaces); skipped\n');
     return;
   }
-  const [p, q] = (process.argv[2] ?? '10000:1000').split(':').map(Number);
+  const [p, q, a] = parseSize(process.argv[2] ?? '10000:1000', [10000, 1000, 0]);
   const iterations = Math.min(Math.max(Number(process.argv[3] ?? 60), 1), 500);
   const numFlows = Math.min(Math.max(Number(process.argv[4] ?? 1000), 0), 100_000);
-  let snap: Snapshot = generate(p ?? 10000, q ?? 1000);
+  let snap: Snapshot = a > 0 ? adminCluster(generate(p, q), a).admin : generate(p, q);
   const nsx = new BenchNetns();
   try {
     const netns = nsx.add('u');
@@ -130,7 +148,44 @@ async function main(): Promise<void> {
         podSelector: sel({ app: 'app-1' }),
         ingress: [rule([podPeer(sel({ app: 'app-2' }))], [pport(8080 + (k % 2)), pport('http')])],
       });
-    const res: Record<
+    // The admin policy that changes: ns-0's tenant isolation (it selects every node-0 pod).
+    const target = (snap.adminPolicies ?? []).find((x) => x.name === 'tenant-isolation-0');
+    const adminIdx = target === undefined ? -1 : snap.adminPolicies!.indexOf(target);
+    const p0 = local[0]!;
+    const nsl = (n: string) => snap.namespaces.find((x) => x.name === n)?.labels ?? {};
+    const rivals = (snap.adminPolicies ?? []).filter(
+      (x) => x !== target && x.tier === 'Admin' && x.ingress.length > 0 && adminSelects(x.subject, p0, nsl),
+    );
+    const maxRival = Math.max(-1, ...rivals.map((x) => x.priority));
+    // Past every rival: to 1000 when it is not last already, else to 0.
+    const otherPrio = target === undefined ? 0 : target.priority < maxRival ? 1000 : 0;
+    const adminVariant = (k: number, kind: 'admin-rule' | 'admin-prio'): AdminPolicy => {
+      const t = snap.adminPolicies![adminIdx]!;
+      if (kind === 'admin-prio') return { ...t, priority: k % 2 === 1 ? otherPrio : target!.priority };
+      const extra = adminRule('Deny', [podSubject(sel({ app: 'app-2' }))], [aport(8081)], 'no-8081');
+      const rest = t.ingress.filter((r) => r.name !== 'no-8081');
+      return { ...t, ingress: k % 2 === 1 ? [extra, ...rest] : rest };
+    };
+    const kinds: Kind[] = ['pod+local', 'pod+remote', 'policy'];
+    let warmCut = 0;
+    if (target !== undefined) {
+      kinds.push('admin-rule', 'admin-prio');
+      // Untimed: an admin change judges every flow of ns-0's pods, and the background flows from
+      // other tenants are ones the admin tier denies (inserted by hand, they never were admitted):
+      // one change there and back cuts them before the timed changes.
+      for (const k of [1, 0]) {
+        const adminPolicies = [...snap.adminPolicies!];
+        adminPolicies[adminIdx] = adminVariant(k, 'admin-rule');
+        snap = { ...snap, adminPolicies };
+        warmCut += flowsOf((await ap.apply(snap)).conntrackDeleted);
+      }
+    }
+    const res = Object.fromEntries(
+      kinds.map((k) => [
+        k,
+        { total: [], committed: [], nft: [], ct: [], commands: [], cut: [], filters: [] },
+      ]),
+    ) as unknown as Record<
       Kind,
       {
         total: number[];
@@ -141,20 +196,26 @@ async function main(): Promise<void> {
         cut: number[];
         filters: number[];
       }
-    > = {
-      'pod+local': { total: [], committed: [], nft: [], ct: [], commands: [], cut: [], filters: [] },
-      'pod+remote': { total: [], committed: [], nft: [], ct: [], commands: [], cut: [], filters: [] },
-      policy: { total: [], committed: [], nft: [], ct: [], commands: [], cut: [], filters: [] },
-    };
+    >;
     let n = 0;
     const deadline = Date.now() + 10 * 60_000;
     for (let i = 0; i < iterations && Date.now() < deadline; i++) {
-      for (const kind of ['pod+local', 'pod+remote', 'policy'] as const) {
+      for (const kind of kinds) {
         n++;
-        if (kind === 'policy') {
-          const policies = [...snap.policies];
-          policies[idx] = variant(i + 1);
-          snap = { ...snap, policies };
+        if (kind === 'admin-prio') {
+          const adminPolicies = [...snap.adminPolicies!];
+          adminPolicies[adminIdx] = adminVariant(i + 1, kind);
+          snap = { ...snap, adminPolicies };
+        } else if (kind === 'policy' || kind === 'admin-rule') {
+          if (kind === 'policy') {
+            const policies = [...snap.policies];
+            policies[idx] = variant(i + 1);
+            snap = { ...snap, policies };
+          } else {
+            const adminPolicies = [...snap.adminPolicies!];
+            adminPolicies[adminIdx] = adminVariant(i + 1, kind);
+            snap = { ...snap, adminPolicies };
+          }
           await insertFlows(
             plain,
             Array.from({ length: 8 }, (_, j) => ({
@@ -197,9 +258,15 @@ async function main(): Promise<void> {
     const f = (x: number) => x.toFixed(1);
     const lines = [
       `date: ${new Date().toISOString()}`,
-      `${p} pods / ${q} policies, node-0's share; first full apply ${firstMs.toFixed(0)} ms; drift after the run: ${drift.drifted ? drift.differences.join('; ') : 'none'}`,
-      `conntrack table: ${numFlows} allowed flows inserted, ${entries} entries at the end`,
+      `${p} pods / ${q} policies / ${a} admin policies, node-0's share; first full apply ${firstMs.toFixed(0)} ms; drift after the run: ${drift.drifted ? drift.differences.join('; ') : 'none'}`,
+      `conntrack table: ${numFlows} flows inserted, ${warmCut} cut by the untimed admin warm-up, ${entries} entries at the end`,
     ];
+    if (target !== undefined) {
+      lines.push(
+        `admin change: ${target.kind} ${target.name} (priority ${target.priority}; admin-prio moves it to ${otherPrio}; ` +
+          `${rivals.length} other Admin-tier ingress policies select ${podKey(p0)}, priorities ${rivals.map((x) => x.priority).join(',')})`,
+      );
+    }
     for (const [k, v] of Object.entries(res)) {
       lines.push(
         `${k.padEnd(10)} n=${v.total.length} nft committed p50 ${f(median(v.committed))} ms p99 ${f(percentile(v.committed, 99))} ms; apply() p50 ${f(median(v.total))} ms p99 ${f(percentile(v.total, 99))} ms max ${f(Math.max(...v.total))} ms; ` +

@@ -1,15 +1,19 @@
-// Benchmark: `npm run build && node dist/bench/matrix.js [pods] [policies] [naivePods]`
+// Benchmark: `npm run build && node dist/bench/matrix.js [pods] [policies] [naivePods] [admin] [runs]`
 // Generates a deterministic cluster (seeded PRNG), times computeMatrix (equivalence classes) on the
 // full set, and classes vs naive all-pairs evaluation on a subset. Reports; asserts nothing.
+// With admin > 0, the cluster with that many admin-tier policies (bench/admin-policies.ts) and
+// without them, side by side, `runs` times (ABBA order); the subset check runs with them.
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import {
+  classKeys,
   computeMatrix,
   computeMatrixNaive,
   declaredProbes,
   matrixPods,
   type MatrixResult,
 } from '../src/analysis/matrix.js';
+import { matchesSelector } from '../src/model/selector.js';
 import {
   cport,
   ipPeer,
@@ -23,8 +27,19 @@ import {
   sel,
   snapshot,
 } from '../src/model/build.js';
-import type { NetworkPolicy, Peer, Pod, PolicyPort, PolicyRule, Snapshot } from '../src/model/types.js';
+import type {
+  AdminPeer,
+  AdminSubject,
+  NetworkPolicy,
+  Peer,
+  Pod,
+  PolicyPort,
+  PolicyRule,
+  Snapshot,
+} from '../src/model/types.js';
 import { Rng } from '../test/support/rng.js';
+import { adminCluster } from './admin-policies.js';
+import { median } from './netns.js';
 
 const TIERS = ['web', 'api', 'db', 'cache', 'worker'] as const;
 const TIER_PORTS: Record<(typeof TIERS)[number], ReturnType<typeof cport>[]> = {
@@ -188,10 +203,132 @@ function allowedShare(r: MatrixResult): string {
   return all === 0 ? '-' : `${((100 * yes) / all).toFixed(1)}%`;
 }
 
+/** Cells where two results over the same pods and probes differ. */
+function differing(a: MatrixResult, b: MatrixResult): number {
+  let n = 0;
+  a.probes.forEach((p, i) => {
+    const q = b.probes[i]!.cells;
+    for (let c = 0; c < p.cells.length; c++) if (p.cells[c] !== q[c]) n++;
+  });
+  return n;
+}
+
+/**
+ * An estimate of the class count once the classes take the admin tiers into account: classKeys()
+ * plus, per pod, which admin subjects select it and which admin namespaces/pods/nodes peers match
+ * it (networks peers are left out: none of this generator's pod addresses is in one). Bench-local
+ * and independent of src/analysis: the same answer before and after classKeys learns the tiers.
+ */
+function adminAwareClasses(snap: Snapshot, pods: readonly Pod[]): number {
+  const base = classKeys(snap, pods);
+  const nsl = new Map(snap.namespaces.map((n) => [n.name, n.labels]));
+  const nodeLabels = new Map(snap.nodes.map((n) => [n.name, n.labels]));
+  const selects = (s: AdminSubject, p: Pod) =>
+    !p.hostNetwork &&
+    matchesSelector(s.namespaceSelector, nsl.get(p.namespace) ?? {}) &&
+    (s.kind === 'namespaces' || matchesSelector(s.podSelector, p.labels));
+  const peers = new Map<string, AdminPeer>();
+  for (const a of snap.adminPolicies ?? [])
+    for (const r of [...a.ingress, ...a.egress]) for (const q of r.peers) peers.set(JSON.stringify(q), q);
+  const keys = pods.map((p, i) => {
+    let k = `${base[i]}|`;
+    for (const a of snap.adminPolicies ?? []) k += selects(a.subject, p) ? '1' : '0';
+    for (const q of peers.values()) {
+      if (q.kind === 'namespaces' || q.kind === 'pods') k += selects(q, p) ? '1' : '0';
+      else if (q.kind === 'nodes')
+        k +=
+          p.hostNetwork && matchesSelector(q.nodeSelector, nodeLabels.get(p.nodeName ?? '') ?? {})
+            ? '1'
+            : '0';
+    }
+    return k;
+  });
+  return new Set(keys).size;
+}
+
+function range(xs: readonly number[], digits: number): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${median(s).toFixed(digits)} (${s[0]!.toFixed(digits)}-${s[s.length - 1]!.toFixed(digits)})`;
+}
+
+function sideBySide(
+  numPods: number,
+  numPolicies: number,
+  subsetPods: number,
+  numAdmin: number,
+  runs: number,
+) {
+  const { plain, admin, mix } = adminCluster(generate(numPods, numPolicies), numAdmin);
+  const probes = declaredProbes(matrixPods(plain));
+  console.log(
+    `matrix: ${numPods} pods, ${numPolicies} policies, ${numAdmin} admin policies, ${probes.length} probes (${probes.map((p) => `${p.protocol}/${p.port}`).join(' ')})`,
+  );
+  console.log(
+    `  admin mix: ${Object.entries(mix)
+      .map(([k, v]) => `${v} ${k}`)
+      .join('; ')}`,
+  );
+  computeMatrix(adminCluster(generate(200, 20, 7), 10).admin);
+  const ms: Record<'plain' | 'admin', number[]> = { plain: [], admin: [] };
+  for (let r = 0; r < runs; r++) {
+    const order = r % 2 === 0 ? (['plain', 'admin'] as const) : (['admin', 'plain'] as const);
+    for (const v of order) {
+      const t = time(() => computeMatrix(v === 'plain' ? plain : admin));
+      ms[v].push(t.ms);
+      console.log(
+        `  run ${r} ${v.padEnd(5)}: ${t.ms.toFixed(0)} ms  (${t.value.classes} classes, ${t.value.evaluations} evaluations, ${allowedShare(t.value)} allowed)`,
+      );
+    }
+  }
+  for (const v of ['plain', 'admin'] as const)
+    console.log(`  ${v.padEnd(5)} ${runs} runs, median (min-max): ${range(ms[v], 0)} ms`);
+  console.log(
+    `  admin/plain per run, median (min-max): ${range(
+      ms.admin.map((x, i) => x / ms.plain[i]!),
+      2,
+    )}`,
+  );
+
+  const est = adminAwareClasses(admin, matrixPods(admin));
+  console.log(
+    `  estimate with the admin tiers' inputs in the class key: ${est} classes, ~${est * est * probes.length} evaluations (bench-local estimate)`,
+  );
+
+  // Is the class answer still the evaluator's with admin policies? Classes vs naive on a subset;
+  // naive on the same subset without them gives the admin tiers' cost per evaluate().
+  const subC = adminCluster(generate(subsetPods, numPolicies), numAdmin);
+  const sub = subC.admin;
+  const subCls = time(() => computeMatrix(sub));
+  const subNaive = time(() => computeMatrixNaive(sub));
+  const subPlain = time(() => computeMatrixNaive(subC.plain));
+  const us = (t: { ms: number; value: MatrixResult }) => (1000 * t.ms) / Math.max(1, t.value.evaluations);
+  console.log(
+    `subset with admin policies: ${subsetPods} pods, ${numPolicies} policies, ${numAdmin} admin policies`,
+  );
+  console.log(
+    `  classes:  ${subCls.ms.toFixed(0)} ms  (${subCls.value.classes} classes, ${subCls.value.evaluations} evaluations)`,
+  );
+  console.log(
+    `  naive:    ${subNaive.ms.toFixed(0)} ms  (${subNaive.value.evaluations} evaluations, ${allowedShare(subNaive.value)} allowed)`,
+  );
+  console.log(
+    `  per evaluate(): ${us(subNaive).toFixed(1)} µs with admin policies, ${us(subPlain).toFixed(1)} µs without (naive, same subset)`,
+  );
+  const same_ = same(subCls.value, subNaive.value);
+  console.log(
+    `  results identical: ${same_}${same_ ? '' : ` (${differing(subCls.value, subNaive.value)} of ${subNaive.value.pods.length ** 2 * subNaive.value.probes.length} cells differ)`}`,
+  );
+}
+
 function main(): void {
   const numPods = Number(process.argv[2] ?? 2000);
   const numPolicies = Number(process.argv[3] ?? 200);
   const subsetPods = Number(process.argv[4] ?? 200);
+  const numAdmin = Number(process.argv[5] ?? 0);
+  if (numAdmin > 0) {
+    sideBySide(numPods, numPolicies, subsetPods, numAdmin, Math.max(1, Number(process.argv[6] ?? 5)));
+    return;
+  }
 
   const full = generate(numPods, numPolicies);
   const probes = declaredProbes(matrixPods(full));

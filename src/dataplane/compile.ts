@@ -219,6 +219,20 @@ class Pass {
   /** Admin-tier policies in the order they are consulted (compareAdminPolicies). */
   readonly admin: readonly AdminPolicy[];
   private readonly policiesByNs = new Map<string, number[]>();
+  /**
+   * Signature chain names by the index list (the per-label-set caches hand every pod of a label
+   * set the same array): without it, every local pod hashed its signatures again.
+   */
+  private readonly sigMemo = new Map<string, Map<readonly number[], string | undefined>>();
+
+  private memo(kind: string, idxs: readonly number[], f: () => string | undefined): string | undefined {
+    let m = this.sigMemo.get(kind);
+    if (m === undefined) this.sigMemo.set(kind, (m = new Map<readonly number[], string | undefined>()));
+    if (m.has(idxs)) return m.get(idxs);
+    const v = f();
+    m.set(idxs, v);
+    return v;
+  }
 
   constructor(
     readonly snapshot: Snapshot,
@@ -290,6 +304,14 @@ class Pass {
    * from a policy chain) never falls back into this chain.
    */
   adminSignatureChain(idxs: readonly number[], tier: AdminPolicy['tier'], dir: Dir): string | undefined {
+    return this.memo(`${tier}/${dir}`, idxs, () => this.buildAdminSignatureChain(idxs, tier, dir));
+  }
+
+  private buildAdminSignatureChain(
+    idxs: readonly number[],
+    tier: AdminPolicy['tier'],
+    dir: Dir,
+  ): string | undefined {
     const jumps: string[] = [];
     for (const i of idxs) {
       const pc = this.adminChain(this.admin[i]!, dir);
@@ -355,6 +377,10 @@ class Pass {
 
   /** The isolation chain of one policy signature: jump to each policy, then count and drop. */
   signatureChain(idxs: readonly number[], dir: Dir): string {
+    return this.memo(`np/${dir}`, idxs, () => this.buildSignatureChain(idxs, dir))!;
+  }
+
+  private buildSignatureChain(idxs: readonly number[], dir: Dir): string {
     const keys = idxs.map((i) => policyKey(this.snapshot.policies[i]!)).sort(cmp);
     const sh = shortHash(`${dir}\n${keys.join('\n')}`);
     const name = `${dir === 'ingress' ? 'in' : 'out'}_${sh}`;
