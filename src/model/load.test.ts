@@ -321,3 +321,23 @@ test('two live pods with one address are an error on each', () => {
     ],
   );
 });
+
+test('implicit: the defaulted policyTypes and port protocols are recorded for lint, the written ones not', () => {
+  const np = (spec: string): string =>
+    `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: a\nspec:\n${spec}`;
+  const cases: { spec: string; want: unknown }[] = [
+    {
+      spec: '  podSelector: {}\n  policyTypes: [Ingress]\n  ingress:\n  - ports:\n    - {protocol: UDP, port: 53}\n',
+      want: undefined,
+    },
+    {
+      spec: '  podSelector: {}\n  egress:\n  - ports:\n    - {protocol: UDP, port: 53}\n    - port: 53\n  ingress:\n  - ports:\n    - {}\n',
+      want: { policyTypes: true, protocols: ['spec.ingress[0].ports[0]', 'spec.egress[0].ports[1]'] },
+    },
+  ];
+  for (const c of cases) {
+    const res = loadText(np(c.spec), 'p.yaml');
+    assert.deepEqual(res.problems, []);
+    assert.deepEqual(res.snapshot.policies[0]?.implicit, c.want);
+  }
+});

@@ -113,6 +113,15 @@ export interface NetworkPolicy {
   readonly policyTypes: readonly PolicyType[];
   readonly ingress: readonly PolicyRule[];
   readonly egress: readonly PolicyRule[];
+  /**
+   * What the API server defaulted rather than the manifest wrote (for `moat lint`; absent when
+   * nothing was). Semantics never read it: the defaulted values are in policyTypes and ports.
+   */
+  readonly implicit?: {
+    readonly policyTypes?: true;
+    /** Field paths of ports without protocol, e.g. "spec.egress[0].ports[1]". */
+    readonly protocols?: readonly string[];
+  };
   readonly origin?: Origin;
 }
 

@@ -529,6 +529,25 @@ export function decodeNetworkPolicy(r: Reporter, root: MapTree, meta: Meta, file
       : hasEgress
         ? ['Ingress', 'Egress']
         : ['Ingress'];
+  // For lint: which ports had no protocol, and whether policyTypes was left to the default.
+  const protocols: string[] = [];
+  for (const key of ['ingress', 'egress'] as const) {
+    const rulesTree = get(spec, key);
+    if (rulesTree?.t !== 'seq') continue;
+    rulesTree.items.forEach((rt, i) => {
+      const portsTree = rt.t === 'map' ? get(rt, 'ports') : undefined;
+      if (portsTree?.t !== 'seq') return;
+      portsTree.items.forEach((pt, k) => {
+        if (pt.t === 'null' || (pt.t === 'map' && get(pt, 'protocol') === undefined)) {
+          protocols.push(`spec.${key}[${i}].ports[${k}]`);
+        }
+      });
+    });
+  }
+  const implicit = {
+    ...(items.length === 0 ? { policyTypes: true as const } : {}),
+    ...(protocols.length > 0 ? { protocols } : {}),
+  };
   return {
     namespace: meta.namespace,
     name: meta.name,
@@ -536,6 +555,7 @@ export function decodeNetworkPolicy(r: Reporter, root: MapTree, meta: Meta, file
     policyTypes,
     ingress,
     egress,
+    ...(Object.keys(implicit).length > 0 ? { implicit } : {}),
     origin: { file, line: root.line },
   };
 }
