@@ -1,6 +1,7 @@
 // moat's entry point: wires commands, and is the one top-level error handler.
 import { Command, CommanderError } from 'commander';
 import { MoatError } from '../errors.js';
+import { VERSION } from './version.js';
 import { registerValidate } from './commands/validate.js';
 import { registerMatrix } from './commands/matrix.js';
 import { registerExplain } from './commands/explain.js';
@@ -12,7 +13,7 @@ import { registerAgent } from './commands/agent.js';
 export function buildProgram(): Command {
   const program = new Command('moat')
     .description('Kubernetes NetworkPolicy, enforced in the Linux kernel with nftables')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError()
     .exitOverride();
   registerValidate(program);

@@ -46,3 +46,17 @@ test('lint: examples/shop keeps its DNS trap; a clean input says so and exits 0;
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--fail-on <severity>' argument 'never' is invalid/);
 });
+
+test('lint: -o sarif locates each result at its manifest', () => {
+  const r = moat(['lint', '-f', 'examples/shop', '-o', 'sarif', '--fail-on', 'error']);
+  assert.equal(r.code, 1, r.stderr);
+  const log = JSON.parse(r.stdout) as {
+    version: string;
+    runs: {
+      results: { ruleId: string; locations: { physicalLocation: { artifactLocation: { uri: string } } }[] }[];
+    }[];
+  };
+  assert.equal(log.version, '2.1.0');
+  const dns = log.runs[0]!.results.find((x) => x.ruleId === 'dns-blocked');
+  assert.equal(dns?.locations[0]?.physicalLocation.artifactLocation.uri, 'examples/shop/pods.yaml');
+});
