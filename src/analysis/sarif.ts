@@ -73,8 +73,8 @@ export function toSarif(findings: readonly Finding[], version: string): SarifLog
           ...(located
             ? {
                 physicalLocation: {
-                  artifactLocation: { uri: fileUri(f.origin!.file) },
-                  region: { startLine: f.origin!.line },
+                  artifactLocation: { uri: fileUri(f.origin.file) },
+                  region: { startLine: f.origin.line },
                 },
               }
             : {}),
