@@ -6,6 +6,7 @@ import { registerValidate } from './commands/validate.js';
 import { registerMatrix } from './commands/matrix.js';
 import { registerExplain } from './commands/explain.js';
 import { registerLint } from './commands/lint.js';
+import { registerDiff } from './commands/diff.js';
 import { registerCompile } from './commands/compile.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerMatrix(program);
   registerExplain(program);
   registerLint(program);
+  registerDiff(program);
   registerCompile(program);
   registerLab(program);
   registerAgent(program);
