@@ -8,7 +8,7 @@ test('diff: an opening change exits 1 and names the rule; the reverse change clo
   assert.equal(open.code, 1, open.stderr);
   assert.match(
     open.stdout,
-    /^opened: 2 ports in 1 pod pair\n  data\/db -> kube-system\/coredns  TCP\/53, UDP\/53\n    egress: allowed by NetworkPolicy data\/allow-dns egress rule 0/,
+    /^opened: 2 ports in 1 pod pair\n {2}data\/db -> kube-system\/coredns {2}TCP\/53, UDP\/53\n {4}egress: allowed by NetworkPolicy data\/allow-dns egress rule 0/,
   );
   const close = moat([
     'diff',
