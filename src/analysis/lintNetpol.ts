@@ -37,7 +37,6 @@ const polRef = (p: NetworkPolicy): ObjectRef => ({
 });
 const podRef = (p: Pod): ObjectRef => ({ kind: 'Pod', namespace: p.namespace, name: p.name });
 const at = (o: { origin?: Finding['origin'] }) => (o.origin !== undefined ? { origin: o.origin } : {});
-const label = (p: NetworkPolicy) => `NetworkPolicy ${p.namespace}/${p.name}`;
 const some = (pods: readonly Pod[], max = 3): string =>
   pods.length <= max
     ? pods.map(podKey).join(', ')
@@ -129,7 +128,7 @@ function selectsNothing(ctx: Ctx, policy: NetworkPolicy, subjects: readonly Pod[
         object: polRef(policy),
         related: [],
         field: 'spec.podSelector',
-        message: `${label(policy)}: podSelector ${formatSelector(policy.podSelector)} selects no pod of namespace ${policy.namespace} in the input, so the policy restricts nothing`,
+        message: `podSelector ${formatSelector(policy.podSelector)} selects no pod of namespace ${policy.namespace} in the input, so the policy restricts nothing`,
         fix: 'write the labels the pods to protect carry (kubectl get pods --show-labels), or delete the policy',
         ...at(policy),
       },
@@ -144,7 +143,7 @@ function selectsNothing(ctx: Ctx, policy: NetworkPolicy, subjects: readonly Pod[
       object: polRef(policy),
       related: host.map(podRef),
       field: 'spec.podSelector',
-      message: `${label(policy)} selects hostNetwork pod${host.length > 1 ? 's' : ''} ${some(host)}: "hostNetwork pods ... are not selected by NetworkPolicy", the policy does not restrict them`,
+      message: `the policy selects hostNetwork pod${host.length > 1 ? 's' : ''} ${some(host)}: "hostNetwork pods ... are not selected by NetworkPolicy", the policy does not restrict them`,
       fix: 'protect hostNetwork pods with host firewall rules (or an admin-tier nodes peer), or run them on the pod network; narrow the podSelector to the pods it can protect',
       ...at(policy),
     },
@@ -168,7 +167,7 @@ function peerChecks(ctx: Ctx, policy: NetworkPolicy, d: Direction, rule: PolicyR
           object: polRef(policy),
           related: inside.map(podRef),
           field: `${field}.ipBlock`,
-          message: `${label(policy)}: ${describePeer(pe)} contains the addresses of ${inside.length} pod${inside.length > 1 ? 's' : ''} (${some(inside)}): it admits them whatever their labels (and pod addresses change)`,
+          message: `${describePeer(pe)} contains the addresses of ${inside.length} pod${inside.length > 1 ? 's' : ''} (${some(inside)}): it admits them whatever their labels (and pod addresses change)`,
           fix: 'select pods with podSelector/namespaceSelector, and add the pod CIDR to ipBlock.except',
           ...at(policy),
         });
@@ -188,7 +187,7 @@ function peerChecks(ctx: Ctx, policy: NetworkPolicy, d: Direction, rule: PolicyR
           object: polRef(policy),
           related: [],
           field: `${field}.namespaceSelector`,
-          message: `${label(policy)}: namespaceSelector ${formatSelector(nsSel)} matches no namespace of the input, so ${word}[${j}] admits nothing`,
+          message: `namespaceSelector ${formatSelector(nsSel)} matches no namespace of the input, so ${word}[${j}] admits nothing`,
           fix:
             hint.length > 0
               ? `select namespaces by name: ${metadataNameHint(hint)}`
@@ -225,7 +224,7 @@ function peerChecks(ctx: Ctx, policy: NetworkPolicy, d: Direction, rule: PolicyR
         object: polRef(policy),
         related: host.map(podRef),
         field: `${field}.podSelector`,
-        message: `${label(policy)}: podSelector ${formatSelector(podSel)} names hostNetwork pod${host.length > 1 ? 's' : ''} ${some(host)}, but their traffic comes from the node's address: a pod peer never matches it`,
+        message: `podSelector ${formatSelector(podSel)} names hostNetwork pod${host.length > 1 ? 's' : ''} ${some(host)}, but their traffic comes from the node's address: a pod peer never matches it`,
         fix: "admit the nodes' addresses with an ipBlock peer (or an admin-tier nodes peer)",
         ...at(policy),
       });
@@ -239,7 +238,7 @@ function peerChecks(ctx: Ctx, policy: NetworkPolicy, d: Direction, rule: PolicyR
         object: polRef(policy),
         related: [],
         field: `${field}.podSelector`,
-        message: `${label(policy)}: podSelector ${formatSelector(podSel)} matches no pod of ${where} in the input, so ${word}[${j}] admits nothing${pe.namespaceSelector === undefined ? " (without namespaceSelector a podSelector selects pods of the policy's own namespace only)" : ''}`,
+        message: `podSelector ${formatSelector(podSel)} matches no pod of ${where} in the input, so ${word}[${j}] admits nothing${pe.namespaceSelector === undefined ? " (without namespaceSelector a podSelector selects pods of the policy's own namespace only)" : ''}`,
         fix:
           hint.length > 0
             ? `a podSelector does not select namespaces: write ${metadataNameHint(hint)}`
@@ -261,7 +260,7 @@ function peerChecks(ctx: Ctx, policy: NetworkPolicy, d: Direction, rule: PolicyR
       object: polRef(policy),
       related: [],
       field: `spec.${d}[${r}].${word}`,
-      message: `${label(policy)}: ${word}[${nsOnly}] (${describePeer(a)}) and ${word}[${podOnly}] (${describePeer(b)}) are two peers: the rule admits every pod of those namespaces OR those pods of namespace ${policy.namespace}, not the pods of those namespaces with those labels`,
+      message: `${word}[${nsOnly}] (${describePeer(a)}) and ${word}[${podOnly}] (${describePeer(b)}) are two peers: the rule admits every pod of those namespaces OR those pods of namespace ${policy.namespace}, not the pods of those namespaces with those labels`,
       fix: `if both must hold, write one peer: remove the "-" before podSelector so that namespaceSelector and podSelector are in the same ${word} entry`,
       ...at(policy),
     });
@@ -313,7 +312,7 @@ function portChecks(
         object: polRef(policy),
         related: dsts.filter((p) => declares(p)).map(podRef),
         field: `${field}.protocol`,
-        message: `${label(policy)}: port ${pp.port} has no protocol, so it is TCP ("defaults to TCP"), but ${whose} declare it only for ${other.join(', ')}: the rule admits none of that traffic`,
+        message: `port ${pp.port} has no protocol, so it is TCP ("defaults to TCP"), but ${whose} declare it only for ${other.join(', ')}: the rule admits none of that traffic`,
         fix: `write protocol: ${other[0]!}${other.length > 1 ? ` (one ports entry per protocol)` : ''}`,
         ...at(policy),
       });
@@ -324,7 +323,7 @@ function portChecks(
         object: polRef(policy),
         related: [],
         field: `${field}.port`,
-        message: `${label(policy)}: named port ${describePort(pp)}: ${other.length > 0 ? `${whose} declare ${pp.port} only for ${other.join(', ')}` : `no pod among ${whose} (${some(dsts)}) declares a containerPort named ${pp.port}`}; a named port resolves against the destination pod's containerPorts, so the rule admits nothing there`,
+        message: `named port ${describePort(pp)}: ${other.length > 0 ? `${whose} declare ${pp.port} only for ${other.join(', ')}` : `no pod among ${whose} (${some(dsts)}) declares a containerPort named ${pp.port}`}; a named port resolves against the destination pod's containerPorts, so the rule admits nothing there`,
         fix:
           other.length > 0
             ? `write protocol: ${other[0]!}`
@@ -367,7 +366,7 @@ function dnsUnrestricted(ctx: Ctx, policy: NetworkPolicy): Finding[] {
       object: polRef(policy),
       related: [],
       field: rule.peers === undefined ? `spec.egress[${r}]` : `spec.egress[${r}].to[${open}]`,
-      message: `${label(policy)}: egress rule ${r} allows port ${DNS} (${describePort(ports[k]!)}) to every destination: the pods may query any DNS server, also outside the cluster (a path for exfiltration and for lookups that bypass the cluster DNS)`,
+      message: `egress rule ${r} allows port ${DNS} (${describePort(ports[k]!)}) to every destination: the pods may query any DNS server, also outside the cluster (a path for exfiltration and for lookups that bypass the cluster DNS)`,
       fix: 'restrict to the cluster DNS: to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: kube-dns}}}]',
       ...at(policy),
     });
@@ -385,7 +384,7 @@ function policyTypesImplicit(policy: NetworkPolicy): Finding[] {
       object: polRef(policy),
       related: [],
       field: 'spec.policyTypes',
-      message: `${label(policy)}: policyTypes is not written; it defaults to [${policy.policyTypes.join(', ')}] because the policy has ${egress ? '' : 'no '}egress rules${egress ? '' : ', so egress of the selected pods stays unrestricted'}, and it changes when egress rules are added or removed`,
+      message: `policyTypes is not written; it defaults to [${policy.policyTypes.join(', ')}] because the policy has ${egress ? '' : 'no '}egress rules${egress ? '' : ', so egress of the selected pods stays unrestricted'}, and it changes when egress rules are added or removed`,
       fix: `write policyTypes: [${policy.policyTypes.join(', ')}]${egress ? '' : ' (or [Ingress, Egress] to isolate egress too)'}`,
       ...at(policy),
     },
