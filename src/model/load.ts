@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { InputError, type Problem } from '../errors.js';
 import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
 import { parseText, type MapTree, type Tree } from './parseYaml.js';
-import type { AdminPolicy, Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
+import type { AdminPolicy, Namespace, NetworkPolicy, Node, Service, Snapshot } from './types.js';
+import { decodeService } from './validateService.js';
 import { addressConflicts } from './conflicts.js';
 import { assembleSnapshot } from './snapshot.js';
 import { adminStandIn, denyStandIn } from './standin.js';
@@ -43,6 +44,7 @@ export interface Collector {
   readonly nodes: Node[];
   readonly policies: NetworkPolicy[];
   readonly adminPolicies: AdminPolicy[];
+  readonly services: Service[];
 }
 
 /** A decoded object, and how it joins the collection. */
@@ -76,6 +78,8 @@ export interface KindSpec {
    * the loader reads it from files; the agent watches it only once API discovery finds it.
    */
   readonly crd?: boolean;
+  /** Read from files for analysis only; the agent neither lists nor watches it (nor has RBAC for it). */
+  readonly analysisOnly?: boolean;
   readonly failClosed?: (
     decoded: unknown,
     rawSpec: unknown,
@@ -192,6 +196,17 @@ export const KINDS = {
     collect: (c, x) => c.adminPolicies.push(x),
     failClosed: adminFailClosed,
   }),
+  Service: spec({
+    apiVersions: ['v1'],
+    resource: 'services',
+    namespaced: true,
+    // ValidateServiceName: "NameIsDNS1035Label"; DNS-1123 label is its superset moat checks.
+    validateName: isDNS1123Label,
+    topFields: TOP,
+    analysisOnly: true,
+    decode: decodeService,
+    collect: (c, x) => c.services.push(x),
+  }),
 } as const satisfies Record<string, KindSpec>;
 
 export type KindName = keyof typeof KINDS;
@@ -203,11 +218,15 @@ export function kindSpec(kind: string): KindSpec | undefined {
 
 export const KIND_NAMES = Object.keys(KINDS) as KindName[];
 
+export function emptyCollector(): Collector {
+  return { namespaces: [], pods: [], nodes: [], policies: [], adminPolicies: [], services: [] };
+}
+
 /** Accumulates objects, problems and notes across files. */
 class Loader {
   readonly problems: Problem[] = [];
   readonly warnings: string[] = [];
-  readonly collector: Collector = { namespaces: [], pods: [], nodes: [], policies: [], adminPolicies: [] };
+  readonly collector: Collector = emptyCollector();
   /** Skipped kinds in order of first appearance, with counts. */
   readonly skipped = new Map<string, number>();
   /** kind/ns/name -> FILE:LINE of its first definition. */
