@@ -38,9 +38,16 @@ export interface ContainerPort {
   readonly protocol: Protocol;
 }
 
+/** The controllers whose pod templates analysis reads as pods. */
+export type WorkloadKind =
+  'Deployment' | 'StatefulSet' | 'DaemonSet' | 'ReplicaSet' | 'Job' | 'CronJob' | 'ReplicationController';
+
 export interface Pod {
   readonly namespace: string;
+  /** A workload pod is named `SHORT/NAME` (deploy/web, sts/db-0, ...; see docs/inputs.md). */
   readonly name: string;
+  /** Set on a pod made from a workload's pod template (analysis only; it has no addresses). */
+  readonly workload?: { readonly kind: WorkloadKind; readonly name: string };
   readonly labels: Labels;
   readonly nodeName?: string;
   /** "hostNetwork pods ... are not selected by NetworkPolicy": never a policy subject. */
