@@ -242,6 +242,10 @@ export const CHECKS: Readonly<Record<string, { severity: Severity; summary: stri
     severity: 'warning',
     summary: 'a namespaceSelector-only peer next to a podSelector-only peer: OR where AND may be meant',
   },
+  'service-port-not-target-port': {
+    severity: 'error',
+    summary: "a rule's port is a Service port whose targetPort differs, and the pods do not declare it",
+  },
   'named-port-undeclared': { severity: 'error', summary: 'no destination pod declares the named port' },
   'port-protocol-defaulted': {
     severity: 'error',

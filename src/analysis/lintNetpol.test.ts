@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { join } from 'node:path';
 import { cport, ipPeer, netpol, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
 import { loadPaths } from '../model/load.js';
-import type { NetworkPolicy, Pod, Snapshot } from '../model/types.js';
+import type { NetworkPolicy, Pod, Service, Snapshot } from '../model/types.js';
 import { repoRoot } from '../../test/support/cli.js';
 import { atLeast, lint } from './lint.js';
 
@@ -34,6 +34,25 @@ const S = (
   pods: Pod[] = [web, db, dnsPod],
   namespaces = [ns('a'), ns('kube-system')],
 ) => snapshot({ namespaces, pods, policies });
+
+const svc = (
+  name: string,
+  selector: Record<string, string>,
+  port: number,
+  targetPort: number | string,
+): Service => ({
+  namespace: 'a',
+  name,
+  selector,
+  ports: [{ port, targetPort, protocol: 'TCP' }],
+});
+const withSvc = (policies: NetworkPolicy[]) =>
+  snapshot({
+    namespaces: [ns('a'), ns('kube-system')],
+    pods: [web, db, dnsPod],
+    policies,
+    services: [svc('web', { app: 'web' }, 8000, 80), svc('db', { app: 'db' }, 15432, 'pg')],
+  });
 
 /** "check object field" of every finding of the check. */
 function found(s: Snapshot, check: string): string[] {
@@ -253,6 +272,37 @@ const cases: Case[] = [
     snapshot: S([netpol('a', 'p', { egress: [rule([toDns], [pport('dns')])] })]),
     want: [],
   },
+  // service-port-not-target-port
+  {
+    name: 'the Service port where the targetPort was meant',
+    check: 'service-port-not-target-port',
+    snapshot: withSvc([
+      netpol('a', 'p', { podSelector: sel({ app: 'web' }), ingress: [rule(undefined, [pport(8000)])] }),
+    ]),
+    want: ['a/p spec.ingress[0].ports[0].port'],
+  },
+  {
+    name: 'egress to the Service port of a named targetPort',
+    check: 'service-port-not-target-port',
+    snapshot: withSvc([netpol('a', 'p', { egress: [rule([podPeer(sel({ app: 'db' }))], [pport(15432)])] })]),
+    want: ['a/p spec.egress[0].ports[0].port'],
+  },
+  {
+    name: 'the targetPort written',
+    check: 'service-port-not-target-port',
+    snapshot: withSvc([
+      netpol('a', 'p', { podSelector: sel({ app: 'web' }), ingress: [rule(undefined, [pport(80)])] }),
+    ]),
+    want: [],
+  },
+  {
+    name: 'the port of a Service that does not select the guarded pods',
+    check: 'service-port-not-target-port',
+    snapshot: withSvc([
+      netpol('a', 'p', { podSelector: sel({ app: 'db' }), ingress: [rule(undefined, [pport(8000)])] }),
+    ]),
+    want: [],
+  },
   // hostnetwork-selected, hostnetwork-peer
   {
     name: 'a policy selecting a hostNetwork pod',
@@ -331,6 +381,19 @@ describe('lint: the NetworkPolicy checks, each with positive and negative cases'
 });
 
 describe('lint: messages, hints and related objects', () => {
+  it('service-port-not-target-port names the Service and the targetPort to write', () => {
+    const [f] = lint(
+      withSvc([netpol('a', 'p', { egress: [rule([podPeer(sel({ app: 'db' }))], [pport(15432)])] })]),
+    ).filter((x) => x.check === 'service-port-not-target-port');
+    assert.deepEqual(f?.related[0], { kind: 'Service', namespace: 'a', name: 'db' });
+    assert.match(f?.message ?? '', /targetPort is pg \(5432\)/);
+    assert.equal(f?.fix, 'write port: pg (or 5432)');
+  });
+  it('a workload pod is reported as its workload', () => {
+    const w: Pod = { ...web, name: 'deploy/web', ips: [], workload: { kind: 'Deployment', name: 'web' } };
+    const [f] = lint(S([denyAll], [w, dnsPod])).filter((x) => x.check === 'dns-blocked');
+    assert.deepEqual(f?.object, { kind: 'Deployment', namespace: 'a', name: 'web' });
+  });
   it('dns-blocked names the isolating policies and the fix', () => {
     const [f] = lint(S([denyAll], [web, dnsPod])).filter((x) => x.check === 'dns-blocked');
     assert.deepEqual(f?.related, [{ kind: 'NetworkPolicy', namespace: 'a', name: 'deny' }]);
@@ -374,6 +437,12 @@ describe('lint: correct policies produce no warning', () => {
   it('examples/tenants: only the intentional priority ties', async () => {
     const f = (await load('examples/tenants')).filter((x) => atLeast(x, 'warning'));
     assert.deepEqual([...new Set(f.map((x) => x.check))], ['admin-priority-tie']);
+  });
+  it('test/fixtures/workloads (Deployments, a StatefulSet, Services with named targetPorts)', async () => {
+    assert.deepEqual(
+      (await load('test/fixtures/workloads')).filter((x) => atLeast(x, 'warning')),
+      [],
+    );
   });
   it('examples/admin: nothing', async () => {
     assert.deepEqual(

@@ -35,7 +35,11 @@ const polRef = (p: NetworkPolicy): ObjectRef => ({
   namespace: p.namespace,
   name: p.name,
 });
-const podRef = (p: Pod): ObjectRef => ({ kind: 'Pod', namespace: p.namespace, name: p.name });
+/** A workload pod is reported as its workload (the object in the user's files). */
+const podRef = (p: Pod): ObjectRef =>
+  p.workload !== undefined
+    ? { kind: p.workload.kind, namespace: p.namespace, name: p.workload.name }
+    : { kind: 'Pod', namespace: p.namespace, name: p.name };
 const at = (o: { origin?: Finding['origin'] }) => (o.origin !== undefined ? { origin: o.origin } : {});
 const some = (pods: readonly Pod[], max = 3): string =>
   pods.length <= max
@@ -335,6 +339,64 @@ function portChecks(
   return out;
 }
 
+/**
+ * `service-port-not-target-port`: a rule's port is a Service's `port` whose `targetPort` differs,
+ * for a Service selecting the pods the rule guards, and none of them declares that port. Policies
+ * match the packet as it reaches the pod, after kube-proxy turned the Service port into targetPort.
+ */
+function servicePorts(
+  ctx: Ctx,
+  policy: NetworkPolicy,
+  subjects: readonly Pod[],
+  d: Direction,
+  rule: PolicyRule,
+  r: number,
+): Finding[] {
+  const services = ctx.snapshot.services ?? [];
+  if (services.length === 0) return [];
+  const dsts = destinations(ctx, policy, subjects, d, rule);
+  const out: Finding[] = [];
+  (rule.ports ?? []).forEach((pp, k) => {
+    if (typeof pp.port !== 'number' || pp.endPort !== undefined) return;
+    const port = pp.port;
+    for (const svc of services) {
+      const selector = svc.selector;
+      if (selector === undefined) continue;
+      const backs = dsts.filter(
+        (p) =>
+          p.namespace === svc.namespace &&
+          matchesSelector({ matchLabels: selector, matchExpressions: [] }, p.labels),
+      );
+      if (backs.length === 0) continue;
+      const sp = svc.ports.find(
+        (x) => x.port === port && x.protocol === pp.protocol && x.targetPort !== port,
+      );
+      if (sp === undefined) continue;
+      if (backs.some((p) => p.ports.some((cp) => cp.containerPort === port && cp.protocol === pp.protocol)))
+        continue;
+      // The pods' port behind the Service port: the number, or the named containerPort's.
+      const target =
+        typeof sp.targetPort === 'number'
+          ? String(sp.targetPort)
+          : (backs
+              .flatMap((p) => p.ports)
+              .find((cp) => cp.name === sp.targetPort && cp.protocol === sp.protocol)
+              ?.containerPort.toString() ?? sp.targetPort);
+      out.push({
+        check: 'service-port-not-target-port',
+        severity: 'error',
+        object: polRef(policy),
+        related: [{ kind: 'Service', namespace: svc.namespace, name: svc.name }, ...backs.map(podRef)],
+        field: `spec.${d}[${r}].ports[${k}].port`,
+        message: `port ${port} is Service ${svc.namespace}/${svc.name}'s port, whose targetPort is ${String(sp.targetPort)}${target !== String(sp.targetPort) ? ` (${target})` : ''}; policies see the pod's port after the Service's translation, and no pod behind it (${some(backs)}) declares ${pp.protocol}/${port}: the rule admits none of the Service's traffic`,
+        fix: `write port: ${typeof sp.targetPort === 'string' ? `${sp.targetPort} (or ${target})` : target}`,
+        ...at(policy),
+      });
+    }
+  });
+  return out;
+}
+
 const DNS = 53;
 
 function dnsUnrestricted(ctx: Ctx, policy: NetworkPolicy): Finding[] {
@@ -487,7 +549,11 @@ export function lintNetworkPolicies(snapshot: Snapshot): Finding[] {
     );
     for (const d of ['ingress', 'egress'] as const) {
       (d === 'ingress' ? policy.ingress : policy.egress).forEach((rule, r) => {
-        out.push(...peerChecks(ctx, policy, d, rule, r), ...portChecks(ctx, policy, subjects, d, rule, r));
+        out.push(
+          ...peerChecks(ctx, policy, d, rule, r),
+          ...portChecks(ctx, policy, subjects, d, rule, r),
+          ...servicePorts(ctx, policy, subjects, d, rule, r),
+        );
       });
     }
   });
