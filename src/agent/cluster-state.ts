@@ -1,7 +1,7 @@
 // The decoded cluster the agent keeps (one map per kind, the objects that did not decode cleanly),
 // and the snapshot made of it.
 import type { Problem } from '../errors.js';
-import type { Collector, Decoding } from '../model/load.js';
+import { emptyCollector, type Collector, type Decoding } from '../model/load.js';
 import type { Snapshot } from '../model/types.js';
 import { assembleSnapshot } from '../model/snapshot.js';
 import type { Decoded, WatchedKind } from './k8s-decode.js';
@@ -74,7 +74,7 @@ export class ClusterState {
    * are collected in key order within each kind, so the snapshot does not depend on arrival order.
    */
   snapshot(): Snapshot {
-    const c: Collector = { namespaces: [], pods: [], nodes: [], policies: [], adminPolicies: [] };
+    const c: Collector = emptyCollector();
     for (const kind of [...this.objects.keys()].sort()) {
       for (const d of byKey(this.map(kind))) d.collect(c);
     }

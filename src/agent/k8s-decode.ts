@@ -40,16 +40,18 @@ function groupOf(apiVersion: string): string {
 }
 
 /** Every kind of the registry, as the agent may watch it (the ClusterRole grants exactly these). */
-export const WATCHABLE: readonly Watchable[] = KIND_NAMES.map((kind) => {
-  const spec = KINDS[kind];
-  return {
-    kind,
-    group: groupOf(spec.apiVersions[0]!),
-    resource: spec.resource,
-    apiVersions: spec.apiVersions,
-    discovered: spec.crd === true,
-  };
-});
+export const WATCHABLE: readonly Watchable[] = KIND_NAMES.filter((k) => KINDS[k].analysisOnly !== true).map(
+  (kind) => {
+    const spec = KINDS[kind];
+    return {
+      kind,
+      group: groupOf(spec.apiVersions[0]!),
+      resource: spec.resource,
+      apiVersions: spec.apiVersions,
+      discovered: spec.crd === true,
+    };
+  },
+);
 
 /**
  * What the agent always lists and watches: the built-in kinds, at their first version. Kinds served

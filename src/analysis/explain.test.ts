@@ -247,7 +247,13 @@ test('resolveFlow: names, IPs, named ports and mistakes', () => {
   assert.equal(ipFlow.family, 4);
   const bad: [string, string, string, Protocol, RegExp][] = [
     ['x/nope', 'x/a', '80', 'TCP', /--from: unknown pod x\/nope/],
-    ['x/a', 'nope', '80', 'TCP', /--to "nope" is neither NAMESPACE\/POD nor an IP address/],
+    [
+      'x/a',
+      'nope',
+      '80',
+      'TCP',
+      /--to "nope" is neither NAMESPACE\/POD, NAMESPACE\/KIND\/NAME .* nor an IP address/,
+    ],
     ['x/a', 'y/b', 'http', 'TCP', /pod y\/b has no TCP containerPort named http/],
     ['x/a', 'y/b', 'web', 'UDP', /pod y\/b has no UDP containerPort named web/],
     ['x/a', '10.9.9.9', 'http', 'TCP', /needs a destination pod/],

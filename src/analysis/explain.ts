@@ -2,7 +2,8 @@
 // Pure. Verdict and trace are the evaluator's own (evaluateTraced): this module only formats what
 // the tiers checked, and, when a side denies, picks the rule that came closest.
 import { familyOf, formatAddress, parseIP, type Family } from '../model/cidr.js';
-import type { Protocol, Snapshot } from '../model/types.js';
+import type { Protocol, Snapshot, WorkloadKind } from '../model/types.js';
+import { WORKLOAD_SHORT } from '../model/validateWorkload.js';
 import { podKey } from '../model/types.js';
 import { UsageError } from '../errors.js';
 import {
@@ -343,16 +344,54 @@ export function resolveEndpoint(snapshot: Snapshot, text: string, what: string):
     const owners = snapshot.pods.filter((p) => !p.hostNetwork && p.ips.some(same));
     return owners.length === 1 ? { kind: 'pod', pod: owners[0]! } : { kind: 'ip', ip: text };
   }
-  const slash = text.indexOf('/');
-  if (slash <= 0 || slash === text.length - 1 || text.indexOf('/', slash + 1) >= 0) {
-    throw new UsageError(`${what} "${text}" is neither NAMESPACE/POD nor an IP address`);
+  const parts = text.split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((x) => x === '')) {
+    throw new UsageError(
+      `${what} "${text}" is neither NAMESPACE/POD, NAMESPACE/KIND/NAME (deploy/web, sts/db-0, ...) nor an IP address`,
+    );
   }
-  const namespace = text.slice(0, slash);
-  const name = text.slice(slash + 1);
+  const namespace = parts[0]!;
+  if (parts.length === 3) {
+    const short = WORKLOAD_ALIASES[parts[1]!.toLowerCase()];
+    if (short === undefined) {
+      throw new UsageError(
+        `${what} "${text}": unknown kind ${parts[1]!} (one of pod, ${Object.values(WORKLOAD_SHORT).join(', ')})`,
+      );
+    }
+    if (short !== 'pod') {
+      const name = `${short}/${parts[2]!}`;
+      const inNs = snapshot.pods.filter((p) => p.namespace === namespace && p.workload !== undefined);
+      // A StatefulSet by its own name stands for its first replica (sts/db: sts/db-0).
+      const pod =
+        inNs.find((p) => p.name === name) ??
+        inNs.find(
+          (p) => short === 'sts' && p.workload?.kind === 'StatefulSet' && p.workload.name === parts[2],
+        );
+      if (!pod) throw new UsageError(`${what}: unknown workload ${text} (no such workload in the input)`);
+      return { kind: 'pod', pod };
+    }
+  }
+  const name = parts[parts.length - 1]!;
   const pod = snapshot.pods.find((p) => p.namespace === namespace && p.name === name);
   if (!pod) throw new UsageError(`${what}: unknown pod ${text} (no such pod in the input)`);
   return { kind: 'pod', pod };
 }
+
+/** kubectl's resource words for the kinds a `NAMESPACE/KIND/NAME` endpoint may name. */
+const WORKLOAD_ALIASES: Readonly<Record<string, string>> = {
+  pod: 'pod',
+  pods: 'pod',
+  po: 'pod',
+  ...Object.fromEntries(
+    (Object.entries(WORKLOAD_SHORT) as [WorkloadKind, string][]).flatMap(([kind, short]) => [
+      [short, short],
+      [kind.toLowerCase(), short],
+      [`${kind.toLowerCase()}s`, short],
+    ]),
+  ),
+  deployments: 'deploy',
+  cj: 'cronjob',
+};
 
 /** A --port value: a number, or a name resolved against the destination pod's containerPorts. */
 export function resolvePort(dst: Endpoint, port: string, protocol: Protocol): number {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   adminRule,
+  aport,
   cnp,
   networksPeer,
   ns,
@@ -11,7 +12,7 @@ import {
   sel,
   snapshot,
 } from '../model/build.js';
-import type { AdminPolicy, Pod } from '../model/types.js';
+import type { AdminPolicy, AdminRule, Pod } from '../model/types.js';
 import { atLeast, formatFinding, lint } from './lint.js';
 
 const deny = [adminRule('Deny', [nsSubject()])];
@@ -110,4 +111,60 @@ describe('lint: admin-domain-names', () => {
   it('finds nothing in a cluster without admin policies', () => {
     assert.deepEqual(lint(snapshot({ pods })), []);
   });
+});
+
+describe('lint: rule-shadowed', () => {
+  const web = podSubject(sel({ app: 'web' }), sel({ team: 'a' }));
+  const cases: { name: string; rules: AdminRule[]; want: string[] }[] = [
+    {
+      name: 'a Deny from every namespace before an Accept from some pods',
+      rules: [adminRule('Deny', [nsSubject()]), adminRule('Accept', [web])],
+      want: ['spec.ingress[1] Accept'],
+    },
+    {
+      name: 'the narrower rule first',
+      rules: [adminRule('Accept', [web]), adminRule('Deny', [nsSubject()])],
+      want: [],
+    },
+    {
+      name: 'the same peers, the earlier rule on all ports',
+      rules: [adminRule('Pass', [web]), adminRule('Deny', [web], [aport(80)])],
+      want: ['spec.ingress[1] Deny'],
+    },
+    {
+      name: 'the earlier rule on fewer ports',
+      rules: [adminRule('Pass', [web], [aport(80)]), adminRule('Deny', [web], [aport(80), aport(443)])],
+      want: [],
+    },
+    {
+      name: 'a port range covers a port of the same protocol only',
+      rules: [
+        adminRule('Deny', [networksPeer('10.0.0.0/8')], [aport(1, 'TCP', 1024)]),
+        adminRule('Accept', [networksPeer('10.1.0.0/16')], [aport(443)]),
+        adminRule('Accept', [networksPeer('10.1.0.0/16')], [aport(443, 'UDP')]),
+        adminRule('Accept', [networksPeer('11.0.0.0/16')], [aport(443)]),
+      ],
+      want: ['spec.ingress[1] Accept'],
+    },
+    {
+      name: 'a selector with more terms is narrower',
+      rules: [
+        adminRule('Deny', [nsSubject(sel({ team: 'a', env: 'prod' }))]),
+        adminRule('Accept', [nsSubject(sel({ team: 'a' }))]),
+      ],
+      want: [],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const f = lint(snapshot({ adminPolicies: [cnp('p', { ingress: c.rules })] })).filter(
+        (x) => x.check === 'rule-shadowed',
+      );
+      assert.deepEqual(
+        f.map((x) => `${x.field} ${c.rules[Number(/\[(\d+)\]$/.exec(x.field)?.[1])]!.action}`),
+        c.want,
+      );
+      for (const x of f) assert.equal(x.severity, 'warning');
+    });
+  }
 });

@@ -32,6 +32,7 @@ import {
   isAllowed,
   matrixPods,
   matrixToJson,
+  replicaOf,
   type MatrixResult,
 } from './matrix.js';
 
@@ -41,9 +42,11 @@ function assertAgrees(s: Snapshot, r: MatrixResult): void {
   r.probes.forEach((probe, k) => {
     pods.forEach((from, i) => {
       pods.forEach((to, j) => {
+        // A workload pod's diagonal is two of its replicas (a StatefulSet's pods are replicas).
+        const replicas = i === j && from.workload !== undefined && from.workload.kind !== 'StatefulSet';
         const want = evaluate(s, {
           src: { kind: 'pod', pod: from },
-          dst: { kind: 'pod', pod: to },
+          dst: { kind: 'pod', pod: replicas ? replicaOf(to) : to },
           port: probe.port,
           protocol: probe.protocol,
         }).allowed;
@@ -64,6 +67,14 @@ const hostAgent = (name: string, ip: string, nodeName: string): Pod =>
   pod('kube-system', name, { ips: [ip], hostNetwork: true, nodeName, ports: [cport(9100)] });
 const nodes = [node('n1', ['192.168.0.1']), node('n2', ['192.168.0.2'])];
 const namespaces = [ns('x'), ns('y', { team: 'web' }), ns('kube-system')];
+
+const wpod = (kind: 'Deployment' | 'StatefulSet', name: string, labels: Record<string, string>): Pod => ({
+  ...pod('x', `${kind === 'Deployment' ? 'deploy' : 'sts'}/${name}`, {
+    labels,
+    ports: [cport(80, 'TCP', 'http')],
+  }),
+  workload: { kind, name: name.replace(/-\d+$/, '') },
+});
 
 const cases: { name: string; s: Snapshot; classes?: number }[] = [
   { name: 'no policies', s: snapshot({ namespaces, pods: [twin('a', '10.0.0.1'), twin('b', '10.0.0.2')] }) },
@@ -200,6 +211,22 @@ const cases: { name: string; s: Snapshot; classes?: number }[] = [
     }),
     classes: 2,
   },
+  {
+    name: 'workload pods without addresses: ipBlocks match addresses only, replicas are policed',
+    s: snapshot({
+      namespaces,
+      pods: [
+        wpod('Deployment', 'web', { app: 'w' }),
+        wpod('StatefulSet', 'db-0', { app: 'db' }),
+        wpod('StatefulSet', 'db-1', { app: 'db' }),
+        twin('a', '10.0.0.1'),
+      ],
+      policies: [
+        netpol('x', 'deny', { policyTypes: ['Ingress'] }),
+        netpol('x', 'from-net', { ingress: [rule([ipPeer('10.0.0.0/8')])] }),
+      ],
+    }),
+  },
 ];
 
 for (const c of cases) {
@@ -219,6 +246,19 @@ test('computeMatrix: deny-all leaves only the diagonal', () => {
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.equal(isAllowed(r, 0, i, j), i === j);
 });
 
+test('computeMatrix: a Deployment does not reach itself under deny-all, a StatefulSet replica does', () => {
+  const s = cases.find((c) => c.name.startsWith('workload pods'))!.s;
+  const r = computeMatrix(s);
+  const at = (from: string, to: string): boolean => isAllowed(r, 0, r.pods.indexOf(from), r.pods.indexOf(to));
+  assert.deepEqual(r.pods, ['x/a', 'x/deploy/web', 'x/sts/db-0', 'x/sts/db-1']);
+  assert.equal(at('x/deploy/web', 'x/deploy/web'), false, 'two replicas of web');
+  assert.equal(at('x/sts/db-0', 'x/sts/db-0'), true, 'one pod to itself');
+  assert.equal(at('x/sts/db-0', 'x/sts/db-1'), false);
+  // from-net admits 10.0.0.0/8: x/a (10.0.0.1) gets in; pods without an address do not.
+  assert.equal(at('x/a', 'x/deploy/web'), true);
+  assert.equal(at('x/sts/db-0', 'x/a'), false);
+});
+
 test('computeMatrix: same-node hostNetwork pairs differ from the class answer', () => {
   const r = computeMatrix(cases[2]!.s, { ports: [{ port: 80, protocol: 'TCP' }] });
   const at = (f: string, t: string): boolean => isAllowed(r, 0, r.pods.indexOf(f), r.pods.indexOf(t));
@@ -228,7 +268,7 @@ test('computeMatrix: same-node hostNetwork pairs differ from the class answer', 
   assert.equal(at('kube-system/agent-1', 'x/b'), false);
 });
 
-test('matrix pods: with an IP, sorted by ns/name; probes: declared, sorted by port then protocol', () => {
+test('matrix pods: all live pods, with or without an IP, sorted by ns/name; probes: declared, sorted', () => {
   const s = snapshot({
     pods: [
       pod('z', 'a', { ips: ['10.0.0.1'], ports: [cport(80), cport(53, 'UDP'), cport(53, 'TCP')] }),
@@ -238,9 +278,10 @@ test('matrix pods: with an IP, sorted by ns/name; probes: declared, sorted by po
   });
   assert.deepEqual(
     matrixPods(s).map((p) => `${p.namespace}/${p.name}`),
-    ['a/z', 'z/a'],
+    ['a/pending', 'a/z', 'z/a'],
   );
   assert.deepEqual(declaredProbes(matrixPods(s)), [
+    { port: 7, protocol: 'TCP' },
     { port: 53, protocol: 'TCP' },
     { port: 53, protocol: 'UDP' },
     { port: 53, protocol: 'SCTP' },

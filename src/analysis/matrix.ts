@@ -45,7 +45,7 @@ export interface ProbeResult extends Probe {
 }
 
 export interface MatrixResult {
-  /** "ns/name" of every pod with at least one IP, sorted. */
+  /** "ns/name" of every live pod (workload pods "ns/deploy/web", ...), sorted. */
   readonly pods: readonly string[];
   readonly probes: readonly ProbeResult[];
   /** Number of equivalence classes the pods fell into (for reports and benchmarks). */
@@ -63,10 +63,12 @@ export interface MatrixJson {
   probes: { port: number; protocol: Protocol; allowed: Record<string, Record<string, boolean>> }[];
 }
 
-/** Pods in the matrix: those with at least one IP, sorted by "ns/name". */
+/**
+ * Pods in the matrix: every live pod, with or without an address (workload pods have none; as in
+ * netpol-analyzer, ipBlock peers then match addresses only), sorted by "ns/name".
+ */
 export function matrixPods(snapshot: Snapshot): Pod[] {
   return snapshot.pods
-    .filter((p) => p.ips.length > 0)
     .map((p) => ({ p, k: podKey(p) }))
     .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
     .map((e) => e.p);
@@ -332,10 +334,24 @@ export function computeMatrix(snapshot: Snapshot, opts: MatrixOptions = {}): Mat
       }
     }
     // "a pod reaching itself" is always allowed (the evaluator's 'self' and not-a-subject cases).
-    for (let i = 0; i < n; i++) cells[i * n + i] = 1;
+    // A workload pod (other than a StatefulSet's, one per replica) stands for all its replicas: its
+    // diagonal is the flow between two of them.
+    for (let i = 0; i < n; i++) {
+      const p = pods[i]!;
+      if (p.workload === undefined || p.workload.kind === 'StatefulSet') cells[i * n + i] = 1;
+      else {
+        evaluations++;
+        cells[i * n + i] = evaluate(snapshot, podFlow(p, replicaOf(p), probe)).allowed ? 1 : 0;
+      }
+    }
     return { ...probe, cells };
   });
   return { pods: pods.map(podKey), probes: results, classes: m, evaluations };
+}
+
+/** Another replica of a workload pod: the same pod under another name (the evaluator's "self" is by name). */
+export function replicaOf(p: Pod): Pod {
+  return { ...p, name: `${p.name}#2` };
 }
 
 /** The same matrix by evaluating every pair: the baseline for benchmarks and tests. */
@@ -349,7 +365,11 @@ export function computeMatrixNaive(snapshot: Snapshot, opts: MatrixOptions = {})
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
         evaluations++;
-        cells[i * n + j] = evaluate(snapshot, podFlow(pods[i]!, pods[j]!, probe)).allowed ? 1 : 0;
+        const dst =
+          i === j && pods[i]!.workload !== undefined && pods[i]!.workload?.kind !== 'StatefulSet'
+            ? replicaOf(pods[j]!)
+            : pods[j]!;
+        cells[i * n + j] = evaluate(snapshot, podFlow(pods[i]!, dst, probe)).allowed ? 1 : 0;
       }
     }
     return { ...probe, cells };

@@ -1,10 +1,12 @@
 // moat's entry point: wires commands, and is the one top-level error handler.
 import { Command, CommanderError } from 'commander';
 import { MoatError } from '../errors.js';
+import { VERSION } from './version.js';
 import { registerValidate } from './commands/validate.js';
 import { registerMatrix } from './commands/matrix.js';
 import { registerExplain } from './commands/explain.js';
 import { registerLint } from './commands/lint.js';
+import { registerDiff } from './commands/diff.js';
 import { registerCompile } from './commands/compile.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
@@ -12,13 +14,14 @@ import { registerAgent } from './commands/agent.js';
 export function buildProgram(): Command {
   const program = new Command('moat')
     .description('Kubernetes NetworkPolicy, enforced in the Linux kernel with nftables')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError()
     .exitOverride();
   registerValidate(program);
   registerMatrix(program);
   registerExplain(program);
   registerLint(program);
+  registerDiff(program);
   registerCompile(program);
   registerLab(program);
   registerAgent(program);

@@ -123,6 +123,7 @@ export function snapshot(s: Partial<Snapshot>): Snapshot {
     nodes: s.nodes ?? [],
     policies: s.policies ?? [],
     ...(s.adminPolicies !== undefined ? { adminPolicies: s.adminPolicies } : {}),
+    ...(s.services !== undefined ? { services: s.services } : {}),
   };
 }
 

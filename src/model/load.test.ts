@@ -85,11 +85,11 @@ test('a YAML syntax error is a problem naming file and line; other documents sti
 test('other kinds are skipped with one note and stay out of the snapshot', () => {
   const other = (kind: string): string => `apiVersion: v1\nkind: ${kind}\nmetadata: {name: x}\n`;
   const res = loadText(
-    [other('Service'), other('Deployment'), other('Service'), ns('a')].join('---\n'),
+    [other('ConfigMap'), other('Secret'), other('ConfigMap'), ns('a')].join('---\n'),
     'k.yaml',
   );
   assert.deepEqual(res.problems, []);
-  assert.deepEqual(res.notes, ['skipped 3 objects of kinds Service, Deployment (not used by moat)']);
+  assert.deepEqual(res.notes, ['skipped 3 objects of kinds ConfigMap, Secret (not used by moat)']);
   assert.equal(res.snapshot.namespaces.length, 1);
 });
 
@@ -236,8 +236,12 @@ test('structural nonsense gives problems, never a crash', () => {
 test('directories are read recursively (*.yaml, *.yml, *.json only)', async () => {
   const res = await loadPaths([join(fixtures, 'valid')]);
   assert.deepEqual(res.problems, []);
-  assert.deepEqual(res.notes, ['skipped 1 object of kind Service (not used by moat)']);
+  assert.deepEqual(res.notes, []);
   const s = res.snapshot;
+  assert.deepEqual(
+    s.services?.map((x) => [x.namespace, x.name, x.selector, x.ports]),
+    [['prod', 'web', { app: 'web' }, [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]]],
+  );
   assert.deepEqual(
     s.namespaces.map((n) => n.name),
     ['prod', 'dev', 'kube-system'],
@@ -320,4 +324,24 @@ test('two live pods with one address are an error on each', () => {
       '19 x/d status.podIPs: Duplicate value: "fd00::1": also the address of live pod x/c',
     ],
   );
+});
+
+test('implicit: the defaulted policyTypes and port protocols are recorded for lint, the written ones not', () => {
+  const np = (spec: string): string =>
+    `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: p\n  namespace: a\nspec:\n${spec}`;
+  const cases: { spec: string; want: unknown }[] = [
+    {
+      spec: '  podSelector: {}\n  policyTypes: [Ingress]\n  ingress:\n  - ports:\n    - {protocol: UDP, port: 53}\n',
+      want: undefined,
+    },
+    {
+      spec: '  podSelector: {}\n  egress:\n  - ports:\n    - {protocol: UDP, port: 53}\n    - port: 53\n  ingress:\n  - ports:\n    - {}\n',
+      want: { policyTypes: true, protocols: ['spec.ingress[0].ports[0]', 'spec.egress[0].ports[1]'] },
+    },
+  ];
+  for (const c of cases) {
+    const res = loadText(np(c.spec), 'p.yaml');
+    assert.deepEqual(res.problems, []);
+    assert.deepEqual(res.snapshot.policies[0]?.implicit, c.want);
+  }
 });

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { InputError, type Problem } from '../errors.js';
 import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
 import { parseText, type MapTree, type Tree } from './parseYaml.js';
-import type { AdminPolicy, Namespace, NetworkPolicy, Node, Snapshot } from './types.js';
+import type { AdminPolicy, Namespace, NetworkPolicy, Node, Service, Snapshot } from './types.js';
+import { decodeService } from './validateService.js';
+import { decodeWorkload, type WorkloadEntry } from './validateWorkload.js';
+import type { WorkloadKind } from './types.js';
 import { addressConflicts } from './conflicts.js';
 import { assembleSnapshot } from './snapshot.js';
 import { adminStandIn, denyStandIn } from './standin.js';
@@ -43,6 +46,8 @@ export interface Collector {
   readonly nodes: Node[];
   readonly policies: NetworkPolicy[];
   readonly adminPolicies: AdminPolicy[];
+  readonly services: Service[];
+  readonly workloads: WorkloadEntry[];
 }
 
 /** A decoded object, and how it joins the collection. */
@@ -76,6 +81,8 @@ export interface KindSpec {
    * the loader reads it from files; the agent watches it only once API discovery finds it.
    */
   readonly crd?: boolean;
+  /** Read from files for analysis only; the agent neither lists nor watches it (nor has RBAC for it). */
+  readonly analysisOnly?: boolean;
   readonly failClosed?: (
     decoded: unknown,
     rawSpec: unknown,
@@ -112,6 +119,20 @@ function spec<T>(
       return { object, collect: (c) => collect(c, object) };
     },
   };
+}
+
+/** A workload kind: its pod template is read as pods, for analysis only. */
+function workload(kind: WorkloadKind, apiVersion: string, resource: string): KindSpec {
+  return spec({
+    apiVersions: [apiVersion],
+    resource,
+    namespaced: true,
+    validateName: isDNS1123Subdomain,
+    topFields: TOP,
+    analysisOnly: true,
+    decode: decodeWorkload(kind),
+    collect: (c, x) => c.workloads.push(x),
+  });
 }
 
 /** Every kind moat reads, from files and from the API server. */
@@ -192,6 +213,24 @@ export const KINDS = {
     collect: (c, x) => c.adminPolicies.push(x),
     failClosed: adminFailClosed,
   }),
+  Service: spec({
+    apiVersions: ['v1'],
+    resource: 'services',
+    namespaced: true,
+    // ValidateServiceName: "NameIsDNS1035Label"; DNS-1123 label is its superset moat checks.
+    validateName: isDNS1123Label,
+    topFields: TOP,
+    analysisOnly: true,
+    decode: decodeService,
+    collect: (c, x) => c.services.push(x),
+  }),
+  Deployment: workload('Deployment', 'apps/v1', 'deployments'),
+  StatefulSet: workload('StatefulSet', 'apps/v1', 'statefulsets'),
+  DaemonSet: workload('DaemonSet', 'apps/v1', 'daemonsets'),
+  ReplicaSet: workload('ReplicaSet', 'apps/v1', 'replicasets'),
+  Job: workload('Job', 'batch/v1', 'jobs'),
+  CronJob: workload('CronJob', 'batch/v1', 'cronjobs'),
+  ReplicationController: workload('ReplicationController', 'v1', 'replicationcontrollers'),
 } as const satisfies Record<string, KindSpec>;
 
 export type KindName = keyof typeof KINDS;
@@ -203,11 +242,23 @@ export function kindSpec(kind: string): KindSpec | undefined {
 
 export const KIND_NAMES = Object.keys(KINDS) as KindName[];
 
+export function emptyCollector(): Collector {
+  return {
+    namespaces: [],
+    pods: [],
+    nodes: [],
+    policies: [],
+    adminPolicies: [],
+    services: [],
+    workloads: [],
+  };
+}
+
 /** Accumulates objects, problems and notes across files. */
 class Loader {
   readonly problems: Problem[] = [];
   readonly warnings: string[] = [];
-  readonly collector: Collector = { namespaces: [], pods: [], nodes: [], policies: [], adminPolicies: [] };
+  readonly collector: Collector = emptyCollector();
   /** Skipped kinds in order of first appearance, with counts. */
   readonly skipped = new Map<string, number>();
   /** kind/ns/name -> FILE:LINE of its first definition. */
@@ -317,6 +368,7 @@ class Loader {
         `skipped ${total} ${total === 1 ? 'object' : 'objects'} of ${kinds.length === 1 ? 'kind' : 'kinds'} ${kinds.join(', ')} (not used by moat)`,
       );
     }
+    notes.push(...resolveWorkloads(this.collector));
     const finished = this.collector.pods.filter((e) => e.finished).length;
     if (finished > 0) {
       notes.push(
@@ -326,6 +378,51 @@ class Loader {
     const snapshot = assembleSnapshot(this.collector);
     return { snapshot, problems: sortByLine([...this.problems, ...conflictProblems(snapshot)]), notes };
   }
+}
+
+/**
+ * Adds the workloads' template pods to the collected pods, except where the input already has what
+ * they stand for (a `kubectl get all -o yaml` dump holds a Deployment, its ReplicaSet and its pods):
+ * - a workload whose controller is loaded (a Deployment's ReplicaSet, a CronJob's Job) is left to it;
+ * - a workload with live pods in the input (pods whose controller is it, or is a workload it
+ *   controls) is represented by those pods.
+ * Returns notes on what was left out.
+ */
+function resolveWorkloads(c: Collector): string[] {
+  if (c.workloads.length === 0) return [];
+  const byKey = new Map(c.workloads.map((w) => [w.key, w]));
+  const represented = new Set<string>();
+  for (const e of c.pods) {
+    if (e.finished || e.owner === undefined) continue;
+    // Up the controller chain: Pod -> ReplicaSet -> Deployment, Pod -> Job -> CronJob.
+    for (let k: string | undefined = e.owner, i = 0; k !== undefined && i < 4; i++) {
+      represented.add(k);
+      k = byKey.get(k)?.owner;
+    }
+  }
+  let owned = 0;
+  let withPods = 0;
+  const zero: string[] = [];
+  for (const w of c.workloads) {
+    if (w.owner !== undefined && byKey.has(w.owner)) owned++;
+    else if (represented.has(w.key)) withPods++;
+    else {
+      if (w.scaledToZero) zero.push(w.key.split('/').slice(1).join('/'));
+      c.pods.push(...w.pods);
+    }
+  }
+  const notes: string[] = [];
+  const n = (k: number, one: string, many: string): string => `${k} ${k === 1 ? one : many}`;
+  if (owned > 0)
+    notes.push(
+      `left out ${n(owned, 'workload', 'workloads')} whose controller is in the input (it stands for them)`,
+    );
+  if (withPods > 0)
+    notes.push(
+      `left out ${n(withPods, 'workload', 'workloads')} whose pods are in the input (the pods stand for them)`,
+    );
+  if (zero.length > 0) notes.push(`no pods for ${zero.join(', ')}: scaled to 0 replicas`);
+  return notes;
 }
 
 /** Two live pods with one address: an error on each of them (the agent enforces it fail-closed). */

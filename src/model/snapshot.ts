@@ -1,6 +1,6 @@
 import { formatAddress, parseIP } from './cidr.js';
 import type { PodEntry } from './validate.js';
-import type { AdminPolicy, Namespace, NetworkPolicy, Node, Pod, Snapshot } from './types.js';
+import type { AdminPolicy, Namespace, NetworkPolicy, Node, Pod, Service, Snapshot } from './types.js';
 
 export interface SnapshotParts {
   readonly namespaces: readonly Namespace[];
@@ -8,6 +8,7 @@ export interface SnapshotParts {
   readonly nodes: readonly Node[];
   readonly policies: readonly NetworkPolicy[];
   readonly adminPolicies?: readonly AdminPolicy[];
+  readonly services?: readonly Service[];
 }
 
 function canonical(ip: string): string {
@@ -58,11 +59,13 @@ export function assembleSnapshot(parts: SnapshotParts): Snapshot {
     namespaces.push({ name: o.namespace, labels: { 'kubernetes.io/metadata.name': o.namespace } });
   }
   const admin = parts.adminPolicies ?? [];
+  const services = parts.services ?? [];
   return {
     namespaces,
     pods,
     nodes: [...parts.nodes],
     policies: [...parts.policies],
     ...(admin.length > 0 ? { adminPolicies: [...admin] } : {}),
+    ...(services.length > 0 ? { services: [...services] } : {}),
   };
 }

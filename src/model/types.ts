@@ -38,9 +38,16 @@ export interface ContainerPort {
   readonly protocol: Protocol;
 }
 
+/** The controllers whose pod templates analysis reads as pods. */
+export type WorkloadKind =
+  'Deployment' | 'StatefulSet' | 'DaemonSet' | 'ReplicaSet' | 'Job' | 'CronJob' | 'ReplicationController';
+
 export interface Pod {
   readonly namespace: string;
+  /** A workload pod is named `SHORT/NAME` (deploy/web, sts/db-0, ...; see docs/inputs.md). */
   readonly name: string;
+  /** Set on a pod made from a workload's pod template (analysis only; it has no addresses). */
+  readonly workload?: { readonly kind: WorkloadKind; readonly name: string };
   readonly labels: Labels;
   readonly nodeName?: string;
   /** "hostNetwork pods ... are not selected by NetworkPolicy": never a policy subject. */
@@ -113,6 +120,15 @@ export interface NetworkPolicy {
   readonly policyTypes: readonly PolicyType[];
   readonly ingress: readonly PolicyRule[];
   readonly egress: readonly PolicyRule[];
+  /**
+   * What the API server defaulted rather than the manifest wrote (for `moat lint`; absent when
+   * nothing was). Semantics never read it: the defaulted values are in policyTypes and ports.
+   */
+  readonly implicit?: {
+    readonly policyTypes?: true;
+    /** Field paths of ports without protocol, e.g. "spec.egress[0].ports[1]". */
+    readonly protocols?: readonly string[];
+  };
   readonly origin?: Origin;
 }
 
@@ -196,6 +212,30 @@ export interface Attachment {
   readonly source?: string;
 }
 
+/** A ServicePort, defaulted: protocol TCP, targetPort the port ("defaults to the value of the 'port' field"). */
+export interface ServicePort {
+  /** Required when the Service has more than one port. */
+  readonly name?: string;
+  readonly port: number;
+  /** A number, or the name of a containerPort of the selected pods (IANA_SVC_NAME). */
+  readonly targetPort: number | string;
+  readonly protocol: Protocol;
+}
+
+/** A Service, as analysis reads it (the agent does not watch Services: kube-proxy's job). */
+export interface Service {
+  readonly namespace: string;
+  readonly name: string;
+  /**
+   * spec.selector: "Route service traffic to pods with label keys and values matching this
+   * selector. If empty or not present, the service is assumed to have an external process managing
+   * its endpoints". undefined: no selector (empty or absent); ExternalName Services have none.
+   */
+  readonly selector?: Labels;
+  readonly ports: readonly ServicePort[];
+  readonly origin?: Origin;
+}
+
 /** Everything the evaluator and the compiler need to know about the cluster. */
 export interface Snapshot {
   readonly namespaces: readonly Namespace[];
@@ -205,6 +245,8 @@ export interface Snapshot {
   readonly policies: readonly NetworkPolicy[];
   /** ClusterNetworkPolicies, AdminNetworkPolicies and BaselineAdminNetworkPolicies (absent: none). */
   readonly adminPolicies?: readonly AdminPolicy[];
+  /** Services (analysis only: read from files, never watched by the agent; absent: none). */
+  readonly services?: readonly Service[];
   /** This node's pod attachments (the agent's view of its own node); absent in analysis. */
   readonly attachments?: readonly Attachment[];
 }

@@ -529,6 +529,25 @@ export function decodeNetworkPolicy(r: Reporter, root: MapTree, meta: Meta, file
       : hasEgress
         ? ['Ingress', 'Egress']
         : ['Ingress'];
+  // For lint: which ports had no protocol, and whether policyTypes was left to the default.
+  const protocols: string[] = [];
+  for (const key of ['ingress', 'egress'] as const) {
+    const rulesTree = get(spec, key);
+    if (rulesTree?.t !== 'seq') continue;
+    rulesTree.items.forEach((rt, i) => {
+      const portsTree = rt.t === 'map' ? get(rt, 'ports') : undefined;
+      if (portsTree?.t !== 'seq') return;
+      portsTree.items.forEach((pt, k) => {
+        if (pt.t === 'null' || (pt.t === 'map' && get(pt, 'protocol') === undefined)) {
+          protocols.push(`spec.${key}[${i}].ports[${k}]`);
+        }
+      });
+    });
+  }
+  const implicit = {
+    ...(items.length === 0 ? { policyTypes: true as const } : {}),
+    ...(protocols.length > 0 ? { protocols } : {}),
+  };
   return {
     namespace: meta.namespace,
     name: meta.name,
@@ -536,6 +555,7 @@ export function decodeNetworkPolicy(r: Reporter, root: MapTree, meta: Meta, file
     policyTypes,
     ingress,
     egress,
+    ...(Object.keys(implicit).length > 0 ? { implicit } : {}),
     origin: { file, line: root.line },
   };
 }
@@ -560,6 +580,8 @@ export interface PodEntry {
   readonly finished: boolean;
   /** metadata.deletionTimestamp is set. */
   readonly terminating: boolean;
+  /** The controller's "Kind/namespace/name" (ownerReferences, controller: true), if any. */
+  readonly owner?: string;
 }
 
 /** Phases in which "all containers in the Pod have terminated": the pod holds no address. */
@@ -627,30 +649,60 @@ function decodeContainerPorts(r: Reporter, path: string, t: Tree | undefined, ou
   });
 }
 
-export function decodePod(r: Reporter, root: MapTree, meta: Meta, file: string): PodEntry {
-  const spec = expectMap(r, 'spec', get(root, 'spec'));
-  const status = expectMap(r, 'status', get(root, 'status'));
-  const nodeName = expectStr(r, 'spec.nodeName', get(spec, 'nodeName'));
-  const hostNetwork = expectBool(r, 'spec.hostNetwork', get(spec, 'hostNetwork')) ?? false;
+/** What moat reads of a PodSpec (a Pod's spec, or a workload's pod template's spec at `path`). */
+export interface PodSpecPart {
+  readonly nodeName?: string;
+  readonly hostNetwork: boolean;
+  readonly ports: readonly ContainerPort[];
+}
+
+export function decodePodSpec(r: Reporter, path: string, spec: MapTree | undefined, at: number): PodSpecPart {
+  const nodeName = expectStr(r, child(path, 'nodeName'), get(spec, 'nodeName'));
+  const hostNetwork = expectBool(r, child(path, 'hostNetwork'), get(spec, 'hostNetwork')) ?? false;
   const ports: ContainerPort[] = [];
+  const containersPath = child(path, 'containers');
   const containersTree = get(spec, 'containers');
-  const containers = expectSeq(r, 'spec.containers', containersTree);
+  const containers = expectSeq(r, containersPath, containersTree);
   if (containersTree === undefined || (containers !== undefined && containers.length === 0)) {
-    r.add('spec.containers', containersTree?.line ?? spec?.line ?? root.line, msg.required());
+    r.add(containersPath, containersTree?.line ?? spec?.line ?? at, msg.required());
   }
   (containers ?? []).forEach((c, i) => {
-    const p = index('spec.containers', i);
+    const p = index(containersPath, i);
     const m = expectMap(r, p, c);
     if (m) decodeContainerPorts(r, child(p, 'ports'), get(m, 'ports'), ports);
   });
-  (expectSeq(r, 'spec.initContainers', get(spec, 'initContainers')) ?? []).forEach((c, i) => {
-    const p = index('spec.initContainers', i);
+  const initPath = child(path, 'initContainers');
+  (expectSeq(r, initPath, get(spec, 'initContainers')) ?? []).forEach((c, i) => {
+    const p = index(initPath, i);
     const m = expectMap(r, p, c);
     if (!m) return;
     // Sidecars ("restartPolicy: Always" init containers) keep running and serve their ports.
     const restart = expectStr(r, child(p, 'restartPolicy'), get(m, 'restartPolicy'));
     if (restart === 'Always') decodeContainerPorts(r, child(p, 'ports'), get(m, 'ports'), ports);
   });
+  return { hostNetwork, ports, ...(nodeName !== undefined && nodeName !== '' ? { nodeName } : {}) };
+}
+
+/** The controller of an object: the ownerReference with `controller: true` ("Kind/namespace/name"). */
+export function controllerOf(root: MapTree, namespace: string): string | undefined {
+  const md = root.entries.get('metadata');
+  const refs = md?.t === 'map' ? md.entries.get('ownerReferences') : undefined;
+  if (refs?.t !== 'seq') return undefined;
+  for (const ref of refs.items) {
+    if (ref.t !== 'map') continue;
+    const c = ref.entries.get('controller');
+    const kind = ref.entries.get('kind');
+    const name = ref.entries.get('name');
+    if (c?.t === 'bool' && c.v && kind?.t === 'str' && name?.t === 'str')
+      return `${kind.v}/${namespace}/${name.v}`;
+  }
+  return undefined;
+}
+
+export function decodePod(r: Reporter, root: MapTree, meta: Meta, file: string): PodEntry {
+  const spec = expectMap(r, 'spec', get(root, 'spec'));
+  const status = expectMap(r, 'status', get(root, 'status'));
+  const { nodeName, hostNetwork, ports } = decodePodSpec(r, 'spec', spec, root.line);
   const ips = decodeIPList(r, 'status.podIPs', get(status, 'podIPs'), {
     path: 'status.podIP',
     tree: get(status, 'podIP'),
@@ -670,11 +722,13 @@ export function decodePod(r: Reporter, root: MapTree, meta: Meta, file: string):
     ...(nodeName !== undefined && nodeName !== '' ? { nodeName } : {}),
     origin: { file, line: root.line },
   };
+  const owner = controllerOf(root, meta.namespace);
   return {
     pod,
     hostIPs,
     finished: phase !== undefined && FINISHED_PHASES.includes(phase),
     terminating: meta.terminating,
+    ...(owner !== undefined ? { owner } : {}),
   };
 }
 

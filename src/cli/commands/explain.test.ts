@@ -106,3 +106,35 @@ test('moat explain on examples/tenants: the tiers in order, text and JSON', () =
     / → \[Baseline\] ClusterNetworkPolicy tenant-default-deny rule default-deny \(ingress\[0\]\): Deny → DENIED\n/,
   );
 });
+
+test('moat explain: workload endpoints (NS/KIND/NAME, kubectl words), named ports from the template', () => {
+  const W = 'test/fixtures/workloads';
+  const cases: [string, string, string, string][] = [
+    ['shop/deploy/web', 'shop/sts/db-1', 'pg', 'shop/deploy/web -> shop/sts/db-1 TCP/5432 (IPv4): ALLOWED'],
+    [
+      'shop/deployment/web',
+      'shop/statefulset/db',
+      '5432',
+      'shop/deploy/web -> shop/sts/db-0 TCP/5432 (IPv4): ALLOWED',
+    ],
+    ['shop/sts/db-1', 'shop/cj/backup', '80', 'shop/sts/db-1 -> shop/cronjob/backup TCP/80 (IPv4): DENIED'],
+  ];
+  for (const [from, to, port, first] of cases) {
+    const r = moat(['explain', '-f', W, '--from', from, '--to', to, '--port', port]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.split('\n')[0], first);
+  }
+  const bad = moat([
+    'explain',
+    '-f',
+    W,
+    '--from',
+    'shop/deploy/nope',
+    '--to',
+    'shop/sts/db-0',
+    '--port',
+    '1',
+  ]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown workload shop\/deploy\/nope/);
+});

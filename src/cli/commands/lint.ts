@@ -1,10 +1,13 @@
-// `moat lint -f PATH... [-o text|json] [--fail-on error|warning|info]`: the traps a valid policy
-// set can hold. Findings on stdout (text: one per line; json: {"findings":[...]}); exit 1 when one
+// `moat lint -f PATH... [-o text|json|sarif] [--fail-on error|warning|info]`: the traps a valid policy
+// set can hold. Findings on stdout (text: one per line; json: {"findings":[...]}; sarif: SARIF 2.1.0
+// for code scanning); exit 1 when one
 // is at or above --fail-on (default warning). Invalid input is refused as `moat validate` does.
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { atLeast, formatFinding, lint, SEVERITIES, type Severity } from '../../analysis/lint.js';
+import { toSarif } from '../../analysis/sarif.js';
 import { loadSnapshot } from '../io.js';
+import { VERSION } from '../version.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -24,6 +27,7 @@ export async function runLint(a: LintArgs): Promise<{ text: string; code: number
   }
   const findings = lint(await loadSnapshot(a.filename));
   const code = findings.some((f) => atLeast(f, a.failOn as Severity)) ? 1 : 0;
+  if (a.output === 'sarif') return { text: `${JSON.stringify(toSarif(findings, VERSION), null, 2)}\n`, code };
   if (a.output === 'json') {
     // origin is where the object was read, not part of the record.
     const records = findings.map(({ origin: _o, ...f }) => f);
@@ -41,10 +45,12 @@ export function registerLint(program: Command): void {
   program
     .command('lint')
     .description(
-      'find the traps a valid policy set can hold (admin-tier priority ties, unenforced domain names)',
+      'find the traps a valid policy set can hold (DNS blocked or open, selectors that select nothing, OR for AND, named ports, protocols, hostNetwork pods, admin priority ties and shadowed rules)',
     )
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
-    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .addOption(
+      new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'sarif']).default('text'),
+    )
     .addOption(
       new Option('--fail-on <severity>', 'exit 1 when a finding is at or above this severity')
         .choices([...SEVERITIES])

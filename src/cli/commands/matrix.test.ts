@@ -6,24 +6,25 @@ import { moat } from '../../../test/support/cli.js';
 
 const F = 'test/fixtures/analysis';
 
-test('moat matrix: a truth table per declared port, pods with an IP only', () => {
+test('moat matrix: a truth table per declared port, pods without an IP included', () => {
   const r = moat(['matrix', '-f', `${F}/cluster`]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(
     r.stdout.split('\n').filter((l) => /^[A-Z]+\/\d+$/.test(l)),
     ['UDP/53', 'TCP/80', 'TCP/81'],
   );
-  assert.doesNotMatch(r.stdout, /pending/);
-  // x/a admits TCP/80 from x/b (podSelector) and from 10.0.0.0/8 except 10.1.0.0/16 (y/c is excluded).
+  // x/a admits TCP/80 from x/b (podSelector) and from 10.0.0.0/8 except 10.1.0.0/16 (y/c is excluded);
+  // y/pending has no address, so the ipBlock cannot admit it ("ipBlock rules apply to addresses").
   const tcp80 = r.stdout.split('\n\n').find((t) => t.startsWith('TCP/80\n'))!;
   assert.equal(
     tcp80,
     [
       'TCP/80',
-      'from\\to  x/a  x/b  y/c',
-      'x/a      .    .    .',
-      'x/b      .    .    .',
-      'y/c      X    .    .',
+      'from\\to    x/a  x/b  y/c  y/pending',
+      'x/a        .    .    .    .',
+      'x/b        .    .    .    .',
+      'y/c        X    .    .    .',
+      'y/pending  X    .    .    .',
     ].join('\n'),
   );
 });
@@ -33,12 +34,12 @@ test('moat matrix -o json --port: the stable schema, --protocol defaults to TCP'
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout) as MatrixJson;
   assert.deepEqual(Object.keys(j), ['pods', 'probes']);
-  assert.deepEqual(j.pods, ['x/a', 'x/b', 'y/c']);
+  assert.deepEqual(j.pods, ['x/a', 'x/b', 'y/c', 'y/pending']);
   assert.equal(j.probes.length, 1);
   const p = j.probes[0]!;
   assert.deepEqual(Object.keys(p), ['port', 'protocol', 'allowed']);
   assert.deepEqual([p.port, p.protocol], [80, 'TCP']);
-  assert.deepEqual(p.allowed['y/c'], { 'x/a': false, 'x/b': true, 'y/c': true });
+  assert.deepEqual(p.allowed['y/c'], { 'x/a': false, 'x/b': true, 'y/c': true, 'y/pending': true });
   for (const f of j.pods) assert.deepEqual(Object.keys(p.allowed[f]!), j.pods);
 });
 
@@ -89,4 +90,21 @@ test('moat matrix on examples/tenants: admin tiers, NetworkPolicies and the base
   assert.equal(from('tenant-a/web')['tenant-b/api'], false);
   assert.equal(from('tenant-b/web')['tenant-b/api'], false);
   assert.equal(from('tenant-b/web')['kube-system/coredns'], true);
+});
+
+test('moat matrix: workloads from git (no Pods, no IPs) are rows, named after the workload', () => {
+  const r = moat(['matrix', '-f', 'test/fixtures/workloads', '--port', '5432']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    [
+      'TCP/5432',
+      'from\\to              shop/cronjob/backup  shop/deploy/web  shop/sts/db-0  shop/sts/db-1',
+      'shop/cronjob/backup  .                    X                .              .',
+      'shop/deploy/web      .                    X                .              .',
+      'shop/sts/db-0        .                    X                .              .',
+      'shop/sts/db-1        X                    X                .              .',
+      '',
+    ].join('\n'),
+  );
 });

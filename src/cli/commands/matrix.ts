@@ -87,9 +87,10 @@ export function registerMatrix(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nRows are sources, columns destinations. Pods without an IP are left out; hostNetwork pods are\n' +
-        "included (as their node's address). A flow uses the family of the source's first IP (IPv4 unless\n" +
-        'a pod lists an IPv6 address first).',
+      '\nRows are sources, columns destinations. Workloads (Deployment, StatefulSet, ...) are rows as\n' +
+        'NS/deploy/NAME, NS/sts/NAME-0, ...; pods without an IP take part (ipBlock rules then apply to\n' +
+        "addresses only); hostNetwork pods are included (as their node's address). A flow uses the family\n" +
+        "of the source's first IP (IPv4 unless a pod lists an IPv6 address first).",
     )
     .action(async (opts: { filename: string[]; port?: string; protocol?: string; output: string }) => {
       await writeAll(await runMatrix(opts));

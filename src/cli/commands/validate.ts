@@ -10,14 +10,20 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** Objects read from the input: everything in the snapshot that has an origin (not synthesized). */
+/**
+ * Objects read from the input: everything in the snapshot that has an origin (not synthesized),
+ * counted by origin (a StatefulSet's replicas are one object).
+ */
 export function countObjects(s: Snapshot): number {
-  let n = 0;
-  for (const list of Object.values(s) as unknown[]) {
+  const seen = new Set<string>();
+  for (const [kind, list] of Object.entries(s) as [string, unknown][]) {
     if (!Array.isArray(list)) continue;
-    for (const o of list as { origin?: unknown }[]) if (o.origin !== undefined) n++;
+    for (const o of list as { origin?: { file: string; line: number }; name?: string }[]) {
+      if (o.origin !== undefined)
+        seen.add(`${kind}\u0000${o.origin.file}\u0000${o.origin.line}\u0000${o.name ?? ''}`);
+    }
   }
-  return n;
+  return seen.size;
 }
 
 export async function runValidate(paths: readonly string[]): Promise<number> {
