@@ -204,7 +204,7 @@ export class LabAgents {
 
   /**
    * Whether every agent enforces the published snapshot: its last apply had that snapshot's pods
-   * and policies, and the attachments of every pod of its node (read from its CNI cache).
+   * and policies (admin policies too), and the attachments of every pod of its node (read from its CNI cache).
    */
   private enforced(): Applied[] | undefined {
     const p = this.published;
@@ -212,7 +212,12 @@ export class LabAgents {
     const out: Applied[] = [];
     for (const [i, a] of this.agents.entries()) {
       const last = this.last.get(a.node);
-      if (last === undefined || last.snapshot.pods !== p.pods || last.snapshot.policies !== p.policies) {
+      if (
+        last === undefined ||
+        last.snapshot.pods !== p.pods ||
+        last.snapshot.policies !== p.policies ||
+        last.snapshot.adminPolicies !== p.adminPolicies
+      ) {
         return undefined;
       }
       const bound = new Set((last.snapshot.attachments ?? []).flatMap((x) => x.ips));

@@ -10,7 +10,10 @@
 // Nodes are
 // joined by a veth pair (two nodes) or a bridge in PREFIX-fabric (more), with routes for each
 // other's pod CIDR slices: cross-node traffic is routed node -> node without NAT, so it is checked
-// at egress on the source node and at ingress on the destination node. The host is never touched.
+// at egress on the source node and at ingress on the destination node. A node's own traffic to
+// other nodes leaves from its Node address (InternalIP), as on a real node's primary interface.
+// hostNetwork pods live in their node's namespace: one process per node serves their ports on the
+// node's addresses and probes from them. The host is never touched.
 import { declaredProbes, matrixPods, sortProbes, type MatrixJson, type Probe } from '../analysis/matrix.js';
 import { cidrContains, formatAddress, mustCidr, parseIP, type Cidr, type Family } from '../model/cidr.js';
 import type { Pod, Protocol, Snapshot } from '../model/types.js';
@@ -30,6 +33,7 @@ import {
   fabricNetns,
   fabricPort,
   nodeLink,
+  labNodeNames,
   nodeNetns,
   planLab,
   podNetns,
@@ -112,8 +116,37 @@ function sctpPorts(pods: readonly Pod[]): number[] {
   return [...new Set(ports)].sort((a, b) => a - b);
 }
 
+/**
+ * A hostNetwork pod sends from its own address (its node's) of the destination's family, as the
+ * evaluator sees it; left to routing it would leave a local pod's veth from the gateway address.
+ */
+function hostSource(src: ProbeEnd, ip: string): string | undefined {
+  if (!src.host) return undefined;
+  const fam = parseIP(ip)?.family;
+  return src.pod.ips.find((x) => parseIP(x)?.family === fam);
+}
+
 function hasV6(pod: Pod): boolean {
   return pod.ips.some((ip) => parseIP(ip)?.family === 6);
+}
+
+/** What serves and probes for a node's hostNetwork pods, in the node's namespace. */
+interface HostServer {
+  proc: PodProcess;
+  ports: readonly number[];
+  addresses: readonly string[];
+  sctp?: SctpPodProcess;
+  sctpPorts: readonly number[];
+}
+
+/** One end of a probe: a pod with its own namespace, or a hostNetwork pod (its node's server). */
+interface ProbeEnd {
+  readonly pod: Pod;
+  readonly proc?: PodProcess;
+  readonly sctp?: SctpPodProcess;
+  readonly sctpPorts: readonly number[];
+  /** A hostNetwork pod: it sends from its own (the node's) address. */
+  readonly host: boolean;
 }
 
 /** A lab node: its Node name, its namespace, and the CNI result cache of its pods. */
@@ -129,6 +162,10 @@ export class Lab {
   /** Every node's namespace, in node order. */
   readonly nodeNetnses: readonly string[];
   private readonly pods = new Map<string, LabPod>();
+  /** hostNetwork pods ("ns/name"): in their node's namespace, served by hostServers. */
+  private hostPods = new Map<string, { readonly pod: Pod; readonly node: number }>();
+  /** Per node index with hostNetwork pods, the process serving their ports. */
+  private readonly hostServers = new Map<number, HostServer>();
   private currentPlan!: Plan;
   private destroyed = false;
   private readonly log: (line: string) => void;
@@ -140,7 +177,7 @@ export class Lab {
     readonly prefix: string,
     private readonly opts: LabOptions,
   ) {
-    this.nodeNetnses = Array.from({ length: opts.nodes ?? 1 }, (_, i) => nodeNetns(prefix, i));
+    this.nodeNetnses = labNodeNames(opts).map((_, i) => nodeNetns(prefix, i));
     this.nodeNetns = this.nodeNetnses[0]!;
     this.log = opts.log ?? (() => undefined);
   }
@@ -218,8 +255,8 @@ export class Lab {
 
   /** The node a pod ("ns/name") runs on. */
   podNode(key: string): LabNode | undefined {
-    const lp = this.pods.get(key);
-    return lp ? this.nodes[lp.node] : undefined;
+    const i = this.pods.get(key)?.node ?? this.hostPods.get(key)?.node;
+    return i !== undefined ? this.nodes[i] : undefined;
   }
 
   /** The node-side interface of a pod's veth ("ns/name"): its bridge port, or its routed link. */
@@ -228,14 +265,16 @@ export class Lab {
     return lp ? nodeLink(lp.slot) : undefined;
   }
 
-  /** Netns of a pod ("ns/name"), for tests that want to look inside. */
+  /** Netns of a pod ("ns/name"), for tests that want to look inside: its node's for hostNetwork. */
   podNetns(key: string): string | undefined {
-    return this.pods.get(key)?.netns;
+    const h = this.hostPods.get(key);
+    return h !== undefined ? this.nodeNetnses[h.node] : this.pods.get(key)?.netns;
   }
 
-  /** Process ids of the pod processes (for tests and `lab down`). */
+  /** Process ids of the pod processes and the hostNetwork pods' servers (for tests and `lab down`). */
   pids(): number[] {
-    return [...this.pods.values()].flatMap((p) => (p.proc?.pid !== undefined ? [p.proc.pid] : []));
+    const procs = [...this.pods.values(), ...this.hostServers.values()].map((p) => p.proc);
+    return procs.flatMap((p) => (p?.pid !== undefined ? [p.pid] : []));
   }
 
   /**
@@ -246,7 +285,7 @@ export class Lab {
   async update(snapshot: Snapshot): Promise<Plan> {
     const previous = new Map([...this.pods].map(([k, p]) => [k, p.pod.ips]));
     const previousNodes = new Map(
-      [...this.pods].flatMap(([k, p]) =>
+      [...this.pods, ...this.hostPods].flatMap(([k, p]) =>
         p.pod.nodeName !== undefined ? [[k, p.pod.nodeName] as const] : [],
       ),
     );
@@ -352,11 +391,21 @@ export class Lab {
         if (j === i) return;
         for (const c of peer.podCIDRs) {
           const f = mustCidr(c).family;
-          lines.push(`route add ${c} via ${fabricAddress(j, f)} dev ${FABRIC_LINK}`);
+          lines.push(`route add ${c} via ${fabricAddress(j, f)} dev ${FABRIC_LINK}${this.routeSource(i, f)}`);
         }
       });
       return ipBatch(nss[i]!, lines);
     });
+  }
+
+  /**
+   * ` src ADDR`: node `index`'s own traffic over the fabric leaves from its Node address of the
+   * family (not the link-local next hop), as a node's from its InternalIP: that is what other
+   * nodes' policies see of it (`nodes` peers, ipBlocks) and what its hostNetwork pods send from.
+   */
+  private routeSource(index: number, f: Family): string {
+    const a = this.currentPlan.nodes[index]?.addresses.find((x) => parseIP(x)?.family === f);
+    return a !== undefined ? ` src ${a}` : '';
   }
 
   /**
@@ -377,7 +426,7 @@ export class Lab {
         if (a === undefined || own.some((c) => c.family === a.family && cidrContains(c, a))) continue;
         const len = a.family === 6 ? 128 : 32;
         const route = `route ${verb} ${ip}/${len} via ${fabricAddress(lp.node, a.family)} dev ${FABRIC_LINK}`;
-        lines.forEach((l, i) => i !== lp.node && l.push(route));
+        lines.forEach((l, i) => i !== lp.node && l.push(route + this.routeSource(i, a.family)));
       }
     }
     await mapLimit(this.nodeNetnses, 4, async (ns, i) => {
@@ -397,7 +446,7 @@ export class Lab {
   }
 
   private async sync(plan: Plan): Promise<void> {
-    const want = new Map(plan.pods.map((p) => [p.key, p]));
+    const want = new Map(plan.pods.filter((p) => !p.pod.hostNetwork).map((p) => [p.key, p]));
     const ports = servedPorts(plan.pods.map((p) => p.pod));
     // Gone, readdressed or moved to another node: remove (such a pod is rebuilt below).
     const remove = [...this.pods.values()].filter((lp) => {
@@ -450,11 +499,56 @@ export class Lab {
       }
       lp.sctpPorts = answer;
     });
+    await this.syncHostPods(plan, ports, answer);
     if (added.length > 0 || stale.length > 0) {
       this.log(
         `lab: ${added.length} pod namespace(s) built, ${stale.length} pod process(es) started in ${Date.now() - t0} ms`,
       );
     }
+  }
+
+  /**
+   * hostNetwork pods: a process in each node namespace that has some serves every port the pods
+   * declare (TCP and UDP echo, and SCTP INIT-ACK when probed) on the node's addresses, as a pod
+   * process does on its own, and is their prober. Restarted when the ports change.
+   */
+  private async syncHostPods(plan: Plan, ports: readonly number[], sctp: readonly number[]): Promise<void> {
+    this.hostPods = new Map(
+      plan.pods.filter((p) => p.pod.hostNetwork).map((p) => [p.key, { pod: p.pod, node: p.node }]),
+    );
+    const used = new Set([...this.hostPods.values()].map((h) => h.node));
+    await mapLimit(this.nodeNetnses, 4, async (ns, i) => {
+      const cur = this.hostServers.get(i);
+      const addresses = plan.nodes[i]?.addresses ?? [];
+      if (!used.has(i)) {
+        if (cur === undefined) return;
+        this.hostServers.delete(i);
+        await Promise.all([cur.proc.stop(), cur.sctp?.stop()]);
+        return;
+      }
+      const v6 = addresses.some((a) => parseIP(a)?.family === 6);
+      let hs = cur;
+      if (
+        hs === undefined ||
+        hs.ports.join(',') !== ports.join(',') ||
+        hs.addresses.join(',') !== addresses.join(',')
+      ) {
+        await hs?.proc.stop();
+        const proc = await PodProcess.start(ns, { ports, ipv6: v6, addresses });
+        if (hs === undefined) {
+          hs = { proc, ports, addresses, sctpPorts: [] };
+          this.hostServers.set(i, hs);
+        } else {
+          Object.assign(hs, { proc, ports, addresses });
+        }
+      }
+      if (hs.sctpPorts.join(',') !== sctp.join(',')) {
+        await hs.sctp?.stop();
+        delete hs.sctp;
+        if (sctp.length > 0) hs.sctp = await SctpPodProcess.start(ns, { ports: sctp, ipv6: v6 });
+        hs.sctpPorts = sctp;
+      }
+    });
   }
 
   private async addPods(pods: readonly LabPod[]): Promise<void> {
@@ -600,15 +694,31 @@ export class Lab {
 
   private pod(key: string): LabPod {
     const lp = this.pods.get(key);
-    if (!lp) throw new UsageError(`lab: no pod ${key}`);
+    if (!lp) {
+      const why = this.hostPods.has(key) ? ' with its own network namespace (it is a hostNetwork pod)' : '';
+      throw new UsageError(`lab: no pod ${key}${why}`);
+    }
     return lp;
+  }
+
+  /** A probe's end: a pod, or a hostNetwork pod (played by its node's server). */
+  private end(key: string): ProbeEnd {
+    const h = this.hostPods.get(key);
+    if (h === undefined) return { ...this.pod(key), host: false };
+    const hs = this.hostServers.get(h.node);
+    return {
+      pod: h.pod,
+      ...(hs !== undefined ? { proc: hs.proc, sctpPorts: hs.sctpPorts } : { sctpPorts: [] }),
+      ...(hs?.sctp !== undefined ? { sctp: hs.sctp } : {}),
+      host: true,
+    };
   }
 
   /**
    * The destination address of a flow: the family of the source's first IP, as the evaluator does,
    * unless a family is asked for (then both ends must have an address of it).
    */
-  private target(src: LabPod, dst: LabPod, family?: Family): string | undefined {
+  private target(src: ProbeEnd, dst: ProbeEnd, family?: Family): string | undefined {
     if (family !== undefined) {
       if (!src.pod.ips.some((ip) => parseIP(ip)?.family === family)) return undefined;
       return dst.pod.ips.find((ip) => parseIP(ip)?.family === family);
@@ -625,8 +735,8 @@ export class Lab {
     protocol: Protocol,
     opts: ProbeOptions = {},
   ): Promise<ProbeOutcome> {
-    const src = this.pod(from);
-    const dst = this.pod(to);
+    const src = this.end(from);
+    const dst = this.end(to);
     const base = { from, to, port, protocol };
     const ip = this.target(src, dst, opts.family);
     if (!src.proc || ip === undefined) return { ...base, detail: 'skipped: pod has no address' };
@@ -638,17 +748,33 @@ export class Lab {
       const r = await src.sctp.probe(ip, port, timeoutMs);
       return { ...base, allowed: r.ok, detail: r.detail };
     }
-    const r = await src.proc.request({ op: 'probe', protocol, ip, port, timeoutMs });
+    const source = hostSource(src, ip);
+    const r = await src.proc.request({
+      op: 'probe',
+      protocol,
+      ip,
+      port,
+      timeoutMs,
+      ...(source !== undefined ? { source } : {}),
+    });
     return { ...base, allowed: r.ok, detail: r.detail };
   }
 
   /** One probe from a pod to an address that is not a pod's (the node's, the world's). */
   async probeAddress(from: string, ip: string, port: number, protocol: 'TCP' | 'UDP'): Promise<ProbeOutcome> {
-    const src = this.pod(from);
+    const src = this.end(from);
     const base = { from, to: ip, port, protocol };
     if (!src.proc) return { ...base, detail: 'skipped: pod has no process' };
     const timeoutMs = this.opts.probeTimeoutMs ?? 1000;
-    const r = await src.proc.request({ op: 'probe', protocol, ip, port, timeoutMs });
+    const source = hostSource(src, ip);
+    const r = await src.proc.request({
+      op: 'probe',
+      protocol,
+      ip,
+      port,
+      timeoutMs,
+      ...(source !== undefined ? { source } : {}),
+    });
     return { ...base, allowed: r.ok, detail: r.detail };
   }
 
@@ -723,7 +849,7 @@ export class Lab {
     const pods = matrixPods(this.snapshot);
     const keys = pods.map(podKey);
     const probes = ports !== undefined ? sortProbes(ports) : declaredProbes(pods);
-    const anySctp = [...this.pods.values()].some((lp) => lp.sctp !== undefined);
+    const anySctp = [...this.pods.values(), ...this.hostServers.values()].some((lp) => lp.sctp !== undefined);
     const reason = anySctp ? '' : await this.sctpReason();
     const skipped = probes
       .filter((p) => p.protocol === 'SCTP' && !anySctp)
@@ -750,7 +876,7 @@ export class Lab {
   /** Opens a TCP connection from one pod to another and keeps it, for established-flow tests. */
   async connect(from: string, to: string, port: number, family?: Family): Promise<LabConnection | undefined> {
     const src = this.pod(from);
-    const ip = this.target(src, this.pod(to), family);
+    const ip = this.target(this.end(from), this.end(to), family);
     if (!src.proc || ip === undefined) return undefined;
     const proc = src.proc;
     const timeoutMs = this.opts.probeTimeoutMs ?? 1000;
@@ -782,6 +908,11 @@ export class Lab {
     const all = [...this.pods.values()];
     await Promise.all([...this.nodeProbers.values()].map((p) => p.stop()));
     this.nodeProbers.clear();
+    await Promise.all(
+      [...this.hostServers.values()].map((h) => Promise.all([h.proc.stop(), h.sctp?.stop()])),
+    );
+    this.hostServers.clear();
+    this.hostPods.clear();
     await mapLimit(all, 8, (lp) => this.removePod(lp));
     this.pods.clear();
     await rm(join(this.opts.stateRoot ?? LAB_STATE_ROOT, this.prefix), { recursive: true, force: true });

