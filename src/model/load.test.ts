@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { loadPaths, loadText } from './load.js';
+import { globMatcher, loadPaths, loadText } from './load.js';
 import { repoRoot } from '../../test/support/cli.js';
 
 const fixtures = join(repoRoot(), 'test', 'fixtures', 'validate');
@@ -422,4 +422,23 @@ test('an undeclared namespace is noted once, when the input declares namespaces'
   ];
   for (const [name, docs, notes] of cases)
     assert.deepEqual(loadText(docs.join('---\n'), 'n.yaml').notes, notes, name);
+});
+
+test('globMatcher: *, ?, ** and bare names', () => {
+  const cases: [string, string, boolean][] = [
+    ['kustomization.yaml', 'deploy/base/kustomization.yaml', true],
+    ['kustomization.yaml', 'deploy/base/kustomization.yml', false],
+    ['*.json', 'reports/a.json', true],
+    ['charts', 'repo/charts/x/templates/a.yaml', true],
+    ['charts', 'repo/charts-old/a.yaml', false],
+    ['repo/*.yaml', 'repo/a.yaml', true],
+    ['repo/*.yaml', 'repo/sub/a.yaml', false],
+    ['repo/**/a.yaml', 'repo/sub/deeper/a.yaml', true],
+    ['repo/**/a.yaml', 'repo/a.yaml', true],
+    ['a?.yaml', 'x/ab.yaml', true],
+    ['a?.yaml', 'x/a/b.yaml', false],
+    ['[x].yaml', '[x].yaml', true],
+  ];
+  for (const [glob, path, want] of cases) assert.equal(globMatcher([glob])(path), want, `${glob} ${path}`);
+  assert.equal(globMatcher([])('a.yaml'), false);
 });

@@ -528,13 +528,41 @@ function sortByLine(problems: readonly Problem[]): Problem[] {
 
 const MANIFEST = /\.(ya?ml|json)$/i;
 
-async function listDir(dir: string): Promise<string[]> {
+/**
+ * `--ignore GLOB`: `*` and `?` within a path segment, `**` across segments. A glob matches a path
+ * when it matches the whole path or, without a `/`, any one segment (`--ignore 'kustomization.yaml'`,
+ * `--ignore 'charts'`, `--ignore 'test/**'`).
+ */
+export function globMatcher(globs: readonly string[]): (path: string) => boolean {
+  const res = globs.map((g) => {
+    let re = '';
+    for (let i = 0; i < g.length; i++) {
+      const c = g[i]!;
+      if (c === '*' && g[i + 1] === '*') {
+        re += '.*';
+        i++;
+        if (g[i + 1] === '/') i++;
+      } else if (c === '*') re += '[^/]*';
+      else if (c === '?') re += '[^/]';
+      else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+    return { re: new RegExp(`^${re}$`), segment: !g.includes('/') };
+  });
+  return (path) => {
+    const norm = path.replace(/\\/g, '/').replace(/^\.\//, '');
+    const segments = norm.split('/');
+    return res.some(({ re, segment }) => re.test(norm) || (segment && segments.some((x) => re.test(x))));
+  };
+}
+
+async function listDir(dir: string, ignored: (p: string) => boolean): Promise<string[]> {
   const out: string[] = [];
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listDir(p)));
+    if (ignored(p)) continue;
+    if (e.isDirectory()) out.push(...(await listDir(p, ignored)));
     else if (e.isFile() && MANIFEST.test(e.name)) out.push(p);
   }
   return out;
@@ -549,6 +577,8 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 export interface LoadOptions {
   /** Reads "-" (stdin); injectable for tests. */
   readonly readStdin?: () => Promise<string>;
+  /** `--ignore GLOB`: paths (files or directories) not to read. */
+  readonly ignore?: readonly string[];
 }
 
 export const STDIN_NAME = '<stdin>';
@@ -557,6 +587,7 @@ export const STDIN_NAME = '<stdin>';
 export async function loadPaths(paths: readonly string[], opts: LoadOptions = {}): Promise<LoadResult> {
   const loader = new Loader();
   const extraNotes: string[] = [];
+  const ignored = globMatcher(opts.ignore ?? []);
   for (const path of paths) {
     if (path === '-') {
       const text = await (opts.readStdin ?? (() => readAll(process.stdin)))();
@@ -569,7 +600,8 @@ export async function loadPaths(paths: readonly string[], opts: LoadOptions = {}
     } catch (err) {
       throw new InputError([], `cannot read ${path}: ${describe(err)}`);
     }
-    const files = isDir ? await listDir(path) : [path];
+    if (ignored(path)) continue;
+    const files = isDir ? await listDir(path, ignored) : [path];
     if (isDir && files.length === 0) extraNotes.push(`no *.yaml, *.yml or *.json files in ${path}`);
     for (const f of files) {
       let text: string;

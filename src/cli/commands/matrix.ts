@@ -13,7 +13,7 @@ import {
   matrixTableChunks,
   type Probe,
 } from '../../analysis/matrix.js';
-import { loadSnapshot } from '../io.js';
+import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -21,6 +21,7 @@ function collect(value: string, previous: string[]): string[] {
 
 export interface MatrixArgs {
   readonly filename: readonly string[];
+  readonly ignore?: readonly string[];
   readonly port?: string;
   readonly protocol?: string;
   readonly output: string;
@@ -47,7 +48,7 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
     throw new UsageError('matrix: at least one -f PATH is required (use -f - for stdin)');
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
   const port = a.port !== undefined ? parseNumericPort(a.port) : undefined;
-  const snapshot = await loadSnapshot(a.filename);
+  const snapshot = await loadSnapshot(a.filename, a.ignore);
   let probes: Probe[] | undefined;
   if (port !== undefined) {
     // "--protocol defaults to TCP when --port is given".
@@ -80,6 +81,7 @@ export function registerMatrix(program: Command): void {
     .command('matrix')
     .description('whether every pod can reach every pod, per port (. allowed, X denied)')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
+    .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
     .option('--port <port>', 'probe this port number only (default: every declared containerPort)')
     .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP with --port; otherwise filters)')
     .addOption(
@@ -92,7 +94,7 @@ export function registerMatrix(program: Command): void {
         "addresses only); hostNetwork pods are included (as their node's address). A flow uses the family\n" +
         "of the source's first IP (IPv4 unless a pod lists an IPv6 address first).",
     )
-    .action(async (opts: { filename: string[]; port?: string; protocol?: string; output: string }) => {
+    .action(async (opts: MatrixArgs) => {
       await writeAll(await runMatrix(opts));
     });
 }

@@ -56,3 +56,19 @@ test('validate: no -f is a usage error', () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /-f PATH is required/);
 });
+
+test('validate --ignore GLOB: names match any path segment, globs with / the whole path', () => {
+  const cases: [string[], string][] = [
+    [
+      ['--ignore', 'invalid', '--ignore', 'chart', '--ignore', '**/*.json', '--ignore', 'kustomization.yaml'],
+      '6 objects valid\n',
+    ],
+    [['--ignore', 'invalid', '--ignore', `${F}/valid/chart/**`, '--ignore', 'nested'], '3 objects valid\n'],
+  ];
+  for (const [args, out] of cases) {
+    const r = moat(['validate', '-f', F, ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, out);
+    assert.doesNotMatch(r.stderr, /Helm/);
+  }
+});
