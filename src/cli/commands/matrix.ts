@@ -10,7 +10,11 @@ import {
   declaredProbes,
   matrixJsonChunks,
   matrixPods,
+  matrixCsvChunks,
+  matrixMarkdownChunks,
   matrixTableChunks,
+  matrixView,
+  restrictMatrix,
   type Probe,
 } from '../../analysis/matrix.js';
 import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
@@ -25,6 +29,21 @@ export interface MatrixArgs {
   readonly port?: string;
   readonly protocol?: string;
   readonly output: string;
+  /** Sources and destinations in these namespaces only. */
+  readonly namespace?: readonly string[];
+  /** Sources (rows) / destinations (columns): NAMESPACE, NAMESPACE/NAME, globs with * allowed. */
+  readonly from?: readonly string[];
+  readonly to?: readonly string[];
+}
+
+/** `--from`/`--to`/`--namespace` words: a namespace ("shop"), or a pod or workload, with * globs. */
+function podFilter(words: readonly string[] | undefined): (pod: string) => boolean {
+  if (words === undefined || words.length === 0) return () => true;
+  const res = words.map((w) => {
+    const re = new RegExp(`^${w.replace(/[.+^${}()|[\]\\?]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+    return { re, ns: !w.includes('/') };
+  });
+  return (pod) => res.some(({ re, ns }) => re.test(ns ? pod.slice(0, pod.indexOf('/')) : pod));
 }
 
 export function parseProtocol(text: string): Protocol {
@@ -56,12 +75,50 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   } else if (protocol !== undefined) {
     probes = declaredProbes(matrixPods(snapshot)).filter((p) => p.protocol === protocol);
   }
-  const result = computeMatrix(snapshot, probes !== undefined ? { ports: probes } : {});
+  const full = computeMatrix(snapshot, probes !== undefined ? { ports: probes } : {});
+  const inNs = podFilter(a.namespace);
+  const from = podFilter(a.from);
+  const to = podFilter(a.to);
+  const filtered = (a.namespace?.length ?? 0) + (a.from?.length ?? 0) + (a.to?.length ?? 0) > 0;
+  const view = matrixView(
+    full,
+    (p) => inNs(p) && from(p),
+    (p) => inNs(p) && to(p),
+  );
+  // JSON keeps its schema (a square matrix): a filtered view keeps the union of rows and columns.
+  const result = filtered ? restrictMatrix(full, view) : full;
+  const rView = filtered
+    ? matrixView(
+        result,
+        (p) => inNs(p) && from(p),
+        (p) => inNs(p) && to(p),
+      )
+    : undefined;
   if (a.output === 'json') return withNewline(matrixJsonChunks(result));
+  if (a.output === 'csv')
+    return matrixCsvChunks(
+      result,
+      rView ??
+        matrixView(
+          result,
+          () => true,
+          () => true,
+        ),
+    );
+  if (a.output === 'md')
+    return matrixMarkdownChunks(
+      result,
+      rView ??
+        matrixView(
+          result,
+          () => true,
+          () => true,
+        ),
+    );
   if (result.probes.length === 0) {
     process.stderr.write('moat: no ports to probe: no pod declares a containerPort (use --port)\n');
   }
-  return matrixTableChunks(result);
+  return matrixTableChunks(result, rView);
 }
 
 function* withNewline(chunks: Iterable<string>): Generator<string> {
@@ -82,10 +139,25 @@ export function registerMatrix(program: Command): void {
     .description('whether every pod can reach every pod, per port (. allowed, X denied)')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
     .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
+    .option(
+      '-n, --namespace <ns>',
+      'sources and destinations in this namespace only; repeatable',
+      collectValues,
+      [],
+    )
+    .option(
+      '--from <pods>',
+      'sources (rows): NAMESPACE or NAMESPACE/NAME, * globs; repeatable',
+      collectValues,
+      [],
+    )
+    .option('--to <pods>', 'destinations (columns): as --from; repeatable', collectValues, [])
     .option('--port <port>', 'probe this port number only (default: every declared containerPort)')
     .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP with --port; otherwise filters)')
     .addOption(
-      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+      new Option('-o, --output <format>', 'output format')
+        .choices(['table', 'json', 'csv', 'md'])
+        .default('table'),
     )
     .addHelpText(
       'after',
