@@ -419,20 +419,23 @@ export function* matrixJsonChunks(r: MatrixResult): Generator<string> {
 }
 
 /** formatMatrixTable's text in chunks of one line each (see matrixJsonChunks). */
-export function* matrixTableChunks(r: MatrixResult): Generator<string> {
+export function* matrixTableChunks(r: MatrixResult, view?: MatrixView): Generator<string> {
   const pods = r.pods;
   const n = pods.length;
-  const fromW = Math.max('from\\to'.length, ...pods.map((p) => p.length));
-  const allowed = pods.map((p) => '.'.padEnd(p.length));
-  const denied = pods.map((p) => 'X'.padEnd(p.length));
+  const all = pods.map((_, i) => i);
+  const rows = view?.rows ?? all;
+  const cols = view?.cols ?? all;
+  const fromW = Math.max('from\\to'.length, ...rows.map((i) => pods[i]!.length));
+  const allowed = cols.map((j) => '.'.padEnd(pods[j]!.length));
+  const denied = cols.map((j) => 'X'.padEnd(pods[j]!.length));
   for (let pi = 0; pi < r.probes.length; pi++) {
     const p = r.probes[pi]!;
     if (pi > 0) yield '\n';
     yield `${p.protocol}/${p.port}\n`;
-    yield `${['from\\to'.padEnd(fromW), ...pods].join('  ').trimEnd()}\n`;
-    const cells: string[] = new Array<string>(n);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) cells[j] = p.cells[i * n + j] === 1 ? allowed[j]! : denied[j]!;
+    yield `${['from\\to'.padEnd(fromW), ...cols.map((j) => pods[j]!)].join('  ').trimEnd()}\n`;
+    const cells: string[] = new Array<string>(cols.length);
+    for (const i of rows) {
+      cols.forEach((j, k) => (cells[k] = p.cells[i * n + j] === 1 ? allowed[k]! : denied[k]!));
       yield `${[pods[i]!.padEnd(fromW), ...cells].join('  ').trimEnd()}\n`;
     }
   }
@@ -465,4 +468,74 @@ export function formatMatrixTable(m: MatrixResult | MatrixJson): string {
     }
   });
   return out.join('\n') + (out.length > 0 ? '\n' : '');
+}
+
+/**
+ * The matrix restricted to some sources (rows) and destinations (columns), for `--namespace`,
+ * `--from` and `--to`. The JSON form needs a square matrix, so a restriction keeps the union of both
+ * as pods and marks only the kept cells; the text forms print rows and columns apart.
+ */
+export interface MatrixView {
+  readonly rows: readonly number[];
+  readonly cols: readonly number[];
+}
+
+export function matrixView(
+  r: MatrixResult,
+  from: (pod: string) => boolean,
+  to: (pod: string) => boolean,
+): MatrixView {
+  const all = r.pods.map((_, i) => i);
+  return { rows: all.filter((i) => from(r.pods[i]!)), cols: all.filter((i) => to(r.pods[i]!)) };
+}
+
+function csvField(s: string): string {
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** CSV: one line per (from, to, probe): `from,to,protocol,port,allowed`. */
+export function* matrixCsvChunks(r: MatrixResult, v: MatrixView): Generator<string> {
+  yield 'from,to,protocol,port,allowed\n';
+  const n = r.pods.length;
+  for (const p of r.probes) {
+    for (const i of v.rows) {
+      let out = '';
+      for (const j of v.cols) {
+        out += `${csvField(r.pods[i]!)},${csvField(r.pods[j]!)},${p.protocol},${p.port},${p.cells[i * n + j] === 1}\n`;
+      }
+      yield out;
+    }
+  }
+}
+
+/** Markdown: one table per probe, rows = from, columns = to, ✓ allowed, ✗ denied. */
+export function* matrixMarkdownChunks(r: MatrixResult, v: MatrixView): Generator<string> {
+  const n = r.pods.length;
+  const esc = (s: string): string => s.replace(/\|/g, '\\|');
+  for (let pi = 0; pi < r.probes.length; pi++) {
+    const p = r.probes[pi]!;
+    if (pi > 0) yield '\n';
+    yield `### ${p.protocol}/${p.port}\n\n`;
+    yield `| from \\ to | ${v.cols.map((j) => `\`${esc(r.pods[j]!)}\``).join(' | ')} |\n`;
+    yield `| --- | ${v.cols.map(() => ':-:').join(' | ')} |\n`;
+    for (const i of v.rows) {
+      yield `| \`${esc(r.pods[i]!)}\` | ${v.cols.map((j) => (p.cells[i * n + j] === 1 ? '✓' : '✗')).join(' | ')} |\n`;
+    }
+  }
+}
+
+/** The result with only the view's rows and columns (for the table and the JSON of a square view). */
+export function restrictMatrix(r: MatrixResult, v: MatrixView): MatrixResult {
+  const n = r.pods.length;
+  const keep = [...new Set([...v.rows, ...v.cols])].sort((a, b) => a - b);
+  const m = keep.length;
+  return {
+    ...r,
+    pods: keep.map((i) => r.pods[i]!),
+    probes: r.probes.map((p) => {
+      const cells = new Uint8Array(m * m);
+      keep.forEach((i, a) => keep.forEach((j, b) => (cells[a * m + b] = p.cells[i * n + j]!)));
+      return { ...p, cells };
+    }),
+  };
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { loadPaths, loadText } from './load.js';
+import { globMatcher, loadPaths, loadText } from './load.js';
 import { repoRoot } from '../../test/support/cli.js';
 
 const fixtures = join(repoRoot(), 'test', 'fixtures', 'validate');
@@ -223,7 +223,6 @@ test('structural nonsense gives problems, never a crash', () => {
     'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [[], 3, {to: [[]]}]}\n',
     'apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {podCIDRs: bad}\nstatus: {addresses: [{type: InternalIP, address: 1.2.3}]}\n',
     'kind: 3\napiVersion: [v1]\n',
-    '- just\n- a list\n',
     'apiVersion: v1\nkind: List\nitems: nope\n',
   ];
   for (const text of inputs) {
@@ -236,7 +235,13 @@ test('structural nonsense gives problems, never a crash', () => {
 test('directories are read recursively (*.yaml, *.yml, *.json only)', async () => {
   const res = await loadPaths([join(fixtures, 'valid')]);
   assert.deepEqual(res.problems, []);
-  assert.deepEqual(res.notes, []);
+  const v = join(fixtures, 'valid');
+  assert.deepEqual(res.notes, [
+    `skipped ${v}/chart/templates/policy.yaml: a Helm template ({{ ... }}); run \`helm template\` first and pass its output`,
+    `skipped ${v}/nested/report.json: not a Kubernetes manifest (no document has apiVersion or kind)`,
+    'skipped 1 object of kind Kustomization (not used by moat)',
+    'namespace kube-system is not declared in the input: assumed with only the label kubernetes.io/metadata.name (namespaceSelectors on other labels do not match it)',
+  ]);
   const s = res.snapshot;
   assert.deepEqual(
     s.services?.map((x) => [x.namespace, x.name, x.selector, x.ports]),
@@ -344,4 +349,116 @@ test('implicit: the defaulted policyTypes and port protocols are recorded for li
     assert.deepEqual(res.problems, []);
     assert.deepEqual(res.snapshot.policies[0]?.implicit, c.want);
   }
+});
+
+test('non-Kubernetes input is skipped with one note per file, never a problem', () => {
+  const cases: [string, string, string[]][] = [
+    [
+      'a JSON report',
+      '{"findings": [], "version": 1}\n',
+      ['skipped f: not a Kubernetes manifest (no document has apiVersion or kind)'],
+    ],
+    [
+      'a JSON list',
+      '[1, 2]\n',
+      ['skipped f: not a Kubernetes manifest (no document has apiVersion or kind)'],
+    ],
+    [
+      'a kustomization without apiVersion/kind',
+      'resources: [a.yaml]\n',
+      ['skipped f: not a Kubernetes manifest (no document has apiVersion or kind)'],
+    ],
+    [
+      'a values file of several documents',
+      'a: 1\n---\nb: 2\n',
+      ['skipped f: not a Kubernetes manifest (no document has apiVersion or kind)'],
+    ],
+    [
+      'a Helm template',
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ .Values.ns }}\n',
+      ['skipped f: a Helm template ({{ ... }}); run `helm template` first and pass its output'],
+    ],
+    [
+      'a Helm control action',
+      '{{- if .Values.on }}\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n{{- end }}\n',
+      ['skipped f: a Helm template ({{ ... }}); run `helm template` first and pass its output'],
+    ],
+    ['an empty file', '', []],
+  ];
+  for (const [name, text, notes] of cases) {
+    const res = loadText(text, 'f');
+    assert.deepEqual(res.problems, [], name);
+    assert.deepEqual(res.notes, notes, name);
+  }
+});
+
+test('template braces in a valid manifest (an annotation) are not a Helm template', () => {
+  const res = loadText(ns('a', '  annotations: {msg: "{{ $labels.instance }} down"}\n'), 'f');
+  assert.deepEqual([res.problems, res.notes, res.snapshot.namespaces.length], [[], [], 1]);
+});
+
+test('a document with one of apiVersion and kind is still a manifest with a problem', () => {
+  const res = loadText('kind: Namespace\nmetadata: {name: a}\n', 'f');
+  assert.deepEqual(
+    res.problems.map((p) => p.field),
+    ['apiVersion'],
+  );
+});
+
+test('generateName objects get a unique name, as the API server makes one', () => {
+  const gen = (prefix: string): string =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {generateName: ${prefix}, namespace: x}\nspec: {containers: [{name: c}]}\n`;
+  const res = loadText([gen('web-'), gen('web-')].join('---\n'), 'g.yaml');
+  assert.deepEqual(res.problems, []);
+  const names = res.snapshot.pods.map((p) => p.name);
+  assert.equal(new Set(names).size, 2);
+  for (const n of names) assert.match(n, /^web-[0-9a-z]{5}$/);
+  const bad = loadText(gen('Web-'), 'g.yaml');
+  assert.deepEqual(
+    bad.problems.map((p) => p.field),
+    ['metadata.generateName'],
+  );
+  const long = loadText(gen(`${'a'.repeat(70)}`), 'g.yaml');
+  assert.deepEqual(long.problems, []);
+  assert.equal(long.snapshot.pods[0]?.name.length, 63);
+});
+
+test('an undeclared namespace is noted once, when the input declares namespaces', () => {
+  const pol = (n: string): string =>
+    `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ${n}}\n`;
+  const note = (names: string): string => names;
+  const cases: [string, string[], string[]][] = [
+    ['none declared: no note', [pol('a'), pol('b')], []],
+    ['all declared', [ns('a'), pol('a')], []],
+    [
+      'two undeclared',
+      [ns('a'), pol('b'), pol('c'), pol('b').replace('name: p', 'name: q')],
+      [
+        note(
+          'namespaces b, c are not declared in the input: assumed with only the label kubernetes.io/metadata.name (namespaceSelectors on other labels do not match them)',
+        ),
+      ],
+    ],
+  ];
+  for (const [name, docs, notes] of cases)
+    assert.deepEqual(loadText(docs.join('---\n'), 'n.yaml').notes, notes, name);
+});
+
+test('globMatcher: *, ?, ** and bare names', () => {
+  const cases: [string, string, boolean][] = [
+    ['kustomization.yaml', 'deploy/base/kustomization.yaml', true],
+    ['kustomization.yaml', 'deploy/base/kustomization.yml', false],
+    ['*.json', 'reports/a.json', true],
+    ['charts', 'repo/charts/x/templates/a.yaml', true],
+    ['charts', 'repo/charts-old/a.yaml', false],
+    ['repo/*.yaml', 'repo/a.yaml', true],
+    ['repo/*.yaml', 'repo/sub/a.yaml', false],
+    ['repo/**/a.yaml', 'repo/sub/deeper/a.yaml', true],
+    ['repo/**/a.yaml', 'repo/a.yaml', true],
+    ['a?.yaml', 'x/ab.yaml', true],
+    ['a?.yaml', 'x/a/b.yaml', false],
+    ['[x].yaml', '[x].yaml', true],
+  ];
+  for (const [glob, path, want] of cases) assert.equal(globMatcher([glob])(path), want, `${glob} ${path}`);
+  assert.equal(globMatcher([])('a.yaml'), false);
 });

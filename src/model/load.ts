@@ -264,13 +264,53 @@ class Loader {
   /** kind/ns/name -> FILE:LINE of its first definition. */
   readonly seen = new Map<string, string>();
 
+  /** Files skipped whole, with why (one note each). */
+  readonly skippedFiles: string[] = [];
+  /** generateName objects so far: "a name generated from generateName" is made unique per load. */
+  private generated = 0;
+
   loadText(text: string, file: string): void {
+    // A Helm (Go) template is not YAML until rendered: when the text has template actions and does
+    // not load cleanly on its own, skip it with a hint rather than report its template syntax.
+    if (HELM_ACTION.test(text)) {
+      const alone = new Loader();
+      alone.loadManifest(text, file);
+      if (alone.problems.length > 0) {
+        this.skippedFiles.push(
+          `skipped ${file}: a Helm template ({{ ... }}); run \`helm template\` first and pass its output`,
+        );
+        return;
+      }
+    }
+    this.loadManifest(text, file);
+  }
+
+  private loadManifest(text: string, file: string): void {
     const parsed = parseText(text);
     for (const e of parsed.errors) {
       this.problems.push({ file, line: e.line, kind: 'YAML', object: '-', field: '', message: e.message });
     }
+    // A file none of whose documents names an apiVersion or kind is not a manifest (a JSON report,
+    // a kustomization.yaml without them, a values file): one note, no problems.
+    if (
+      parsed.errors.length === 0 &&
+      parsed.docs.length > 0 &&
+      !parsed.docs.some((d) => looksLikeObject(d.root))
+    ) {
+      this.skippedFiles.push(
+        `skipped ${file}: not a Kubernetes manifest (no document has apiVersion or kind)`,
+      );
+      return;
+    }
     for (const doc of parsed.docs) this.loadObject(doc.root, file, undefined);
   }
+
+  /** "a name generated from generateName": the prefix and 5 characters, unique in this load. */
+  private generateName = (prefix: string): string => {
+    this.generated++;
+    // maxGeneratedNameLength = 63 - 5: the prefix is cut so the name stays a valid length.
+    return `${prefix.slice(0, 58)}${this.generated.toString(36).padStart(5, '0')}`;
+  };
 
   private loadObject(
     t: Tree,
@@ -334,7 +374,7 @@ class Loader {
       return;
     }
     checkFields(r, '', t, spec.topFields);
-    const meta = decodeMeta(r, t, spec.namespaced, spec.validateName);
+    const meta = decodeMeta(r, t, spec.namespaced, spec.validateName, this.generateName);
     const decoded = spec.decode(r, t, meta, file);
     this.warnings.push(...r.warnings);
     if (meta.name !== '') {
@@ -360,7 +400,7 @@ class Loader {
   }
 
   result(): LoadResult {
-    const notes: string[] = [...this.warnings];
+    const notes: string[] = [...this.skippedFiles, ...this.warnings];
     if (this.skipped.size > 0) {
       const total = [...this.skipped.values()].reduce((a, b) => a + b, 0);
       const kinds = [...this.skipped.keys()];
@@ -376,6 +416,14 @@ class Loader {
       );
     }
     const snapshot = assembleSnapshot(this.collector);
+    const undeclared = undeclaredNamespaces(this.collector, snapshot);
+    if (undeclared.length > 0) {
+      const one = undeclared.length === 1;
+      notes.push(
+        `${one ? 'namespace' : 'namespaces'} ${undeclared.join(', ')} ${one ? 'is' : 'are'} not declared in the input: ` +
+          `assumed with only the label kubernetes.io/metadata.name (namespaceSelectors on other labels do not match ${one ? 'it' : 'them'})`,
+      );
+    }
     return { snapshot, problems: sortByLine([...this.problems, ...conflictProblems(snapshot)]), notes };
   }
 }
@@ -425,6 +473,27 @@ function resolveWorkloads(c: Collector): string[] {
   return notes;
 }
 
+/** Go template actions: `{{ .Values.x }}`, `{{- if ... }}`, `{{ include ... }}`, comments. */
+const HELM_ACTION_SOURCE = String.raw`\{\{-?\s*(?:[.$(/"]|[a-z]+\b)[^}]*\}\}`;
+const HELM_ACTION = new RegExp(HELM_ACTION_SOURCE);
+
+function looksLikeObject(t: Tree): boolean {
+  return t.t === 'map' && (t.entries.has('apiVersion') || t.entries.has('kind'));
+}
+
+/**
+ * Namespaces that objects live in but that the input does not declare (synthesized), sorted; only
+ * when the input declares some (an input of policies alone is not expected to carry namespaces).
+ */
+function undeclaredNamespaces(c: Collector, s: Snapshot): string[] {
+  if (c.namespaces.length === 0) return [];
+  const declared = new Set(c.namespaces.map((n) => n.name));
+  return s.namespaces
+    .filter((n) => !declared.has(n.name))
+    .map((n) => n.name)
+    .sort();
+}
+
 /** Two live pods with one address: an error on each of them (the agent enforces it fail-closed). */
 function conflictProblems(s: Snapshot): Problem[] {
   const conflicts = addressConflicts(s.pods);
@@ -459,13 +528,41 @@ function sortByLine(problems: readonly Problem[]): Problem[] {
 
 const MANIFEST = /\.(ya?ml|json)$/i;
 
-async function listDir(dir: string): Promise<string[]> {
+/**
+ * `--ignore GLOB`: `*` and `?` within a path segment, `**` across segments. A glob matches a path
+ * when it matches the whole path or, without a `/`, any one segment (`--ignore 'kustomization.yaml'`,
+ * `--ignore 'charts'`, `--ignore 'test/**'`).
+ */
+export function globMatcher(globs: readonly string[]): (path: string) => boolean {
+  const res = globs.map((g) => {
+    let re = '';
+    for (let i = 0; i < g.length; i++) {
+      const c = g[i]!;
+      if (c === '*' && g[i + 1] === '*') {
+        re += '.*';
+        i++;
+        if (g[i + 1] === '/') i++;
+      } else if (c === '*') re += '[^/]*';
+      else if (c === '?') re += '[^/]';
+      else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+    return { re: new RegExp(`^${re}$`), segment: !g.includes('/') };
+  });
+  return (path) => {
+    const norm = path.replace(/\\/g, '/').replace(/^\.\//, '');
+    const segments = norm.split('/');
+    return res.some(({ re, segment }) => re.test(norm) || (segment && segments.some((x) => re.test(x))));
+  };
+}
+
+async function listDir(dir: string, ignored: (p: string) => boolean): Promise<string[]> {
   const out: string[] = [];
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await listDir(p)));
+    if (ignored(p)) continue;
+    if (e.isDirectory()) out.push(...(await listDir(p, ignored)));
     else if (e.isFile() && MANIFEST.test(e.name)) out.push(p);
   }
   return out;
@@ -480,6 +577,8 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 export interface LoadOptions {
   /** Reads "-" (stdin); injectable for tests. */
   readonly readStdin?: () => Promise<string>;
+  /** `--ignore GLOB`: paths (files or directories) not to read. */
+  readonly ignore?: readonly string[];
 }
 
 export const STDIN_NAME = '<stdin>';
@@ -488,6 +587,7 @@ export const STDIN_NAME = '<stdin>';
 export async function loadPaths(paths: readonly string[], opts: LoadOptions = {}): Promise<LoadResult> {
   const loader = new Loader();
   const extraNotes: string[] = [];
+  const ignored = globMatcher(opts.ignore ?? []);
   for (const path of paths) {
     if (path === '-') {
       const text = await (opts.readStdin ?? (() => readAll(process.stdin)))();
@@ -500,7 +600,8 @@ export async function loadPaths(paths: readonly string[], opts: LoadOptions = {}
     } catch (err) {
       throw new InputError([], `cannot read ${path}: ${describe(err)}`);
     }
-    const files = isDir ? await listDir(path) : [path];
+    if (ignored(path)) continue;
+    const files = isDir ? await listDir(path, ignored) : [path];
     if (isDir && files.length === 0) extraNotes.push(`no *.yaml, *.yml or *.json files in ${path}`);
     for (const f of files) {
       let text: string;

@@ -201,15 +201,29 @@ export function decodeMeta(
   root: MapTree,
   namespaced: boolean,
   validateName: (name: string) => string[],
+  /** Makes a name from metadata.generateName, as the API server does on create (files only). */
+  generate?: (prefix: string) => string,
 ): Meta {
   const mt = root.entries.get('metadata');
   const m = expectMap(r, 'metadata', mt);
   if (m) checkFields(r, 'metadata', m, OBJECT_META_FIELDS);
   const at = m?.line ?? root.line;
   const nameTree = get(m, 'name');
-  const name = expectStr(r, 'metadata.name', nameTree) ?? '';
+  let name = expectStr(r, 'metadata.name', nameTree) ?? '';
   const generateName = expectStr(r, 'metadata.generateName', get(m, 'generateName')) ?? '';
-  if (name === '') {
+  // "If this field is specified and the generated name exists, the server will return a 409";
+  // otherwise the name is generateName plus a unique suffix, validated as any name.
+  if (
+    name === '' &&
+    generateName !== '' &&
+    generate !== undefined &&
+    (nameTree === undefined || nameTree.t === 'str')
+  ) {
+    name = generate(generateName);
+    for (const e of validateName(name))
+      r.add('metadata.generateName', get(m, 'generateName')?.line ?? at, msg.invalid(generateName, e));
+    r.object = r.object.replace('<unnamed>', name);
+  } else if (name === '') {
     if (nameTree === undefined || nameTree.t === 'str') {
       r.add(
         'metadata.name',

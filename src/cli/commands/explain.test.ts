@@ -57,7 +57,7 @@ test('moat explain: usage errors name the culprit', () => {
       [...base, '--from', 'x/a', '--to', 'x/b', '--port', 'http'],
       /pod x\/b has no TCP containerPort named http/,
     ],
-    [[...base, '--from', 'x/a', '--to', 'x/b'], /--port is required/],
+    [[...base, '--to', 'x/b'], /--from is required/],
     [[...base, '--from', 'x/a', '--to', 'x/b', '--port', '80', '--protocol', 'icmp'], /--protocol icmp/],
   ];
   for (const [args, re] of cases) {
@@ -137,4 +137,44 @@ test('moat explain: workload endpoints (NS/KIND/NAME, kubectl words), named port
   ]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown workload shop\/deploy\/nope/);
+});
+
+test('moat explain --exit-code: 1 when denied; without --port: every declared port of the destination', () => {
+  const W = 'test/fixtures/workloads';
+  const cases: [string[], number, string][] = [
+    [['--from', 'shop/sts/db-1', '--to', 'shop/deploy/web', '--port', '8080', '--exit-code'], 1, 'DENIED'],
+    [['--from', 'shop/sts/db-1', '--to', 'shop/deploy/web', '--port', '8080'], 0, 'DENIED'],
+    [['--from', 'shop/deploy/web', '--to', 'shop/sts/db-0', '--port', 'pg', '--exit-code'], 0, 'ALLOWED'],
+    [
+      ['--from', 'shop/deploy/web', '--to', 'shop/sts/db-0', '--exit-code'],
+      0,
+      "shop/deploy/web -> shop/sts/db-0: the destination's declared ports\n  TCP/5432   pg              open\n",
+    ],
+    [
+      ['--from', 'shop/sts/db-1', '--to', 'shop/deploy/web', '--exit-code'],
+      1,
+      '  TCP/8080   http            denied\n',
+    ],
+    [
+      ['--from', 'shop/deploy/web', '--to', 'shop/cronjob/backup', '--exit-code'],
+      1,
+      'declares no containerPort; use --port',
+    ],
+    [
+      ['--from', 'shop/deploy/web', '--to', 'shop/sts/db-0', '--protocol', 'UDP'],
+      0,
+      'declares no UDP containerPort',
+    ],
+  ];
+  for (const [args, code, text] of cases) {
+    const r = moat(['explain', '-f', W, ...args]);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stdout.includes(text), `${args.join(' ')}: ${r.stdout}`);
+  }
+  const j = moat(['explain', '-f', W, '--from', 'shop/sts/db-1', '--to', 'shop/deploy/web', '-o', 'json']);
+  assert.deepEqual(JSON.parse(j.stdout), {
+    from: 'shop/sts/db-1',
+    to: 'shop/deploy/web',
+    ports: [{ port: 8080, protocol: 'TCP', name: 'http', allowed: false }],
+  });
 });

@@ -4,8 +4,10 @@
 // (Admin, NetworkPolicy, Baseline). JSON: see Explanation in src/analysis/explain.ts.
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { explain, formatExplanation, resolveFlow } from '../../analysis/explain.js';
-import { loadSnapshot } from '../io.js';
+import { explain, formatExplanation, resolveEndpoint, resolveFlow } from '../../analysis/explain.js';
+import { PROTOCOLS, podKey, type Protocol, type Snapshot } from '../../model/types.js';
+import { evaluate, type Endpoint } from '../../policy/evaluate.js';
+import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
 import { parseProtocol } from './matrix.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -14,28 +16,82 @@ function collect(value: string, previous: string[]): string[] {
 
 export interface ExplainArgs {
   readonly filename: readonly string[];
+  readonly ignore?: readonly string[];
+  readonly exitCode?: boolean;
   readonly from?: string;
   readonly to?: string;
   readonly port?: string;
-  readonly protocol: string;
+  readonly protocol?: string;
   readonly output: string;
 }
 
-export async function runExplain(a: ExplainArgs): Promise<string> {
+export interface ExplainResult {
+  readonly text: string;
+  /** The flow is denied; without --port: no declared port is open. */
+  readonly denied: boolean;
+}
+
+export async function runExplain(a: ExplainArgs): Promise<ExplainResult> {
   if (a.filename.length === 0)
     throw new UsageError('explain: at least one -f PATH is required (use -f - for stdin)');
   for (const [flag, v] of [
     ['--from', a.from],
     ['--to', a.to],
-    ['--port', a.port],
   ] as const) {
     if (v === undefined || v === '') throw new UsageError(`explain: ${flag} is required`);
   }
-  const protocol = parseProtocol(a.protocol);
-  const snapshot = await loadSnapshot(a.filename);
-  const flow = resolveFlow(snapshot, { from: a.from!, to: a.to!, port: a.port!, protocol });
+  if (a.port === '') throw new UsageError('explain: --port needs a value');
+  const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
+  const snapshot = await loadSnapshot(a.filename, a.ignore);
+  if (a.port === undefined) return openPorts(snapshot, a.from!, a.to!, protocol, a.output);
+  const flow = resolveFlow(snapshot, { from: a.from!, to: a.to!, port: a.port, protocol: protocol ?? 'TCP' });
   const e = explain(snapshot, flow);
-  return a.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e);
+  const text = a.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e);
+  return { text, denied: !e.verdict.allowed };
+}
+
+/** Without --port: every containerPort the destination declares, open or closed. */
+function openPorts(
+  snapshot: Snapshot,
+  from: string,
+  to: string,
+  protocol: Protocol | undefined,
+  output: string,
+): ExplainResult {
+  const src = resolveEndpoint(snapshot, from, '--from');
+  const dst = resolveEndpoint(snapshot, to, '--to');
+  const name = (e: Endpoint): string => (e.kind === 'pod' ? podKey(e.pod) : e.ip);
+  const declared = dst.kind === 'pod' ? dst.pod.ports : [];
+  const ports = declared
+    .filter((cp) => protocol === undefined || cp.protocol === protocol)
+    .map((cp) => {
+      const v = evaluate(snapshot, { src, dst, port: cp.containerPort, protocol: cp.protocol });
+      return {
+        port: cp.containerPort,
+        protocol: cp.protocol,
+        ...(cp.name !== undefined ? { name: cp.name } : {}),
+        allowed: v.allowed,
+      };
+    })
+    .sort((x, y) => x.port - y.port || PROTOCOLS.indexOf(x.protocol) - PROTOCOLS.indexOf(y.protocol));
+  const denied = !ports.some((p) => p.allowed);
+  if (output === 'json') {
+    return { text: `${JSON.stringify({ from: name(src), to: name(dst), ports }, null, 2)}\n`, denied };
+  }
+  if (ports.length === 0) {
+    return {
+      text: `${name(src)} -> ${name(dst)}: ${name(dst)} declares no ${protocol ?? ''}${protocol ? ' ' : ''}containerPort; use --port\n`,
+      denied,
+    };
+  }
+  const lines = [`${name(src)} -> ${name(dst)}: the destination's declared ports`];
+  for (const p of ports) {
+    lines.push(
+      `  ${`${p.protocol}/${p.port}`.padEnd(10)} ${(p.name ?? '').padEnd(15)} ${p.allowed ? 'open' : 'denied'}`.trimEnd(),
+    );
+  }
+  lines.push(`(moat explain --port PORT tells why)`);
+  return { text: `${lines.join('\n')}\n`, denied };
 }
 
 export function registerExplain(program: Command): void {
@@ -45,10 +101,17 @@ export function registerExplain(program: Command): void {
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
     .option('--from <endpoint>', 'source: NAMESPACE/POD or an IP address')
     .option('--to <endpoint>', 'destination: NAMESPACE/POD or an IP address')
-    .option('--port <port>', "port number, or a name resolved against the destination pod's containerPorts")
-    .option('--protocol <protocol>', 'TCP, UDP or SCTP', 'TCP')
+    .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
+    .option(
+      '--port <port>',
+      "port number, or a name resolved against the destination pod's containerPorts; without it: every declared port, open or not",
+    )
+    .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP; without --port: filters)')
+    .option('--exit-code', 'exit 1 when the flow is denied (without --port: when no port is open)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (opts: ExplainArgs) => {
-      process.stdout.write(await runExplain(opts));
+      const r = await runExplain(opts);
+      process.stdout.write(r.text);
+      if (opts.exitCode === true && r.denied) process.exitCode = 1;
     });
 }

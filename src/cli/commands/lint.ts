@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { atLeast, formatFinding, lint, SEVERITIES, type Severity } from '../../analysis/lint.js';
 import { toSarif } from '../../analysis/sarif.js';
-import { loadSnapshot } from '../io.js';
+import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
 import { VERSION } from '../version.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -15,6 +15,7 @@ function collect(value: string, previous: string[]): string[] {
 
 export interface LintArgs {
   readonly filename: readonly string[];
+  readonly ignore?: readonly string[];
   readonly output: string;
   readonly failOn: string;
 }
@@ -25,7 +26,7 @@ export async function runLint(a: LintArgs): Promise<{ text: string; code: number
   if (!(SEVERITIES as readonly string[]).includes(a.failOn)) {
     throw new UsageError(`--fail-on ${a.failOn}: must be one of ${SEVERITIES.join(', ')}`);
   }
-  const findings = lint(await loadSnapshot(a.filename));
+  const findings = lint(await loadSnapshot(a.filename, a.ignore));
   const code = findings.some((f) => atLeast(f, a.failOn as Severity)) ? 1 : 0;
   if (a.output === 'sarif') return { text: `${JSON.stringify(toSarif(findings, VERSION), null, 2)}\n`, code };
   if (a.output === 'json') {
@@ -56,8 +57,14 @@ export function registerLint(program: Command): void {
         .choices([...SEVERITIES])
         .default('warning'),
     )
-    .action(async (opts: { filename: string[]; output: string; failOn: string }) => {
-      const r = await runLint({ filename: opts.filename, output: opts.output, failOn: opts.failOn });
+    .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
+    .action(async (opts: { filename: string[]; ignore: string[]; output: string; failOn: string }) => {
+      const r = await runLint({
+        filename: opts.filename,
+        ignore: opts.ignore,
+        output: opts.output,
+        failOn: opts.failOn,
+      });
       process.stdout.write(r.text);
       if (r.code !== 0) process.exitCode = r.code;
     });

@@ -108,3 +108,35 @@ test('moat matrix: workloads from git (no Pods, no IPs) are rows, named after th
     ].join('\n'),
   );
 });
+
+test('moat matrix: --namespace, --from, --to filter rows and columns; -o csv and md', () => {
+  const W = 'test/fixtures/workloads';
+  const run = (...args: string[]): string => {
+    const r = moat(['matrix', '-f', W, '--port', '5432', ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  assert.equal(
+    run('--from', 'shop/sts/*', '--to', 'shop/deploy/web', '--to', 'shop/sts/*'),
+    [
+      'TCP/5432',
+      'from\\to        shop/deploy/web  shop/sts/db-0  shop/sts/db-1',
+      'shop/sts/db-0  X                .              .',
+      'shop/sts/db-1  X                .              .',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(run('-n', 'other'), 'TCP/5432\nfrom\\to\n');
+  assert.equal(
+    run('-o', 'csv', '--from', 'shop/deploy/web', '--to', 'shop/sts/db-*'),
+    'from,to,protocol,port,allowed\nshop/deploy/web,shop/sts/db-0,TCP,5432,true\nshop/deploy/web,shop/sts/db-1,TCP,5432,true\n',
+  );
+  assert.equal(
+    run('-o', 'md', '-n', 'shop', '--from', 'shop/sts/db-1', '--to', 'shop/cronjob/backup'),
+    '### TCP/5432\n\n| from \\ to | `shop/cronjob/backup` |\n| --- | :-: |\n| `shop/sts/db-1` | ✗ |\n',
+  );
+  // JSON keeps its schema: a square matrix over the union of the rows and columns.
+  const j = JSON.parse(run('-o', 'json', '--from', 'shop/deploy/web', '--to', 'shop/sts/db-0')) as MatrixJson;
+  assert.deepEqual(j.pods, ['shop/deploy/web', 'shop/sts/db-0']);
+  assert.deepEqual(Object.keys(j.probes[0]!.allowed['shop/deploy/web']!), j.pods);
+});

@@ -10,10 +10,14 @@ import {
   declaredProbes,
   matrixJsonChunks,
   matrixPods,
+  matrixCsvChunks,
+  matrixMarkdownChunks,
   matrixTableChunks,
+  matrixView,
+  restrictMatrix,
   type Probe,
 } from '../../analysis/matrix.js';
-import { loadSnapshot } from '../io.js';
+import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -21,9 +25,25 @@ function collect(value: string, previous: string[]): string[] {
 
 export interface MatrixArgs {
   readonly filename: readonly string[];
+  readonly ignore?: readonly string[];
   readonly port?: string;
   readonly protocol?: string;
   readonly output: string;
+  /** Sources and destinations in these namespaces only. */
+  readonly namespace?: readonly string[];
+  /** Sources (rows) / destinations (columns): NAMESPACE, NAMESPACE/NAME, globs with * allowed. */
+  readonly from?: readonly string[];
+  readonly to?: readonly string[];
+}
+
+/** `--from`/`--to`/`--namespace` words: a namespace ("shop"), or a pod or workload, with * globs. */
+function podFilter(words: readonly string[] | undefined): (pod: string) => boolean {
+  if (words === undefined || words.length === 0) return () => true;
+  const res = words.map((w) => {
+    const re = new RegExp(`^${w.replace(/[.+^${}()|[\]\\?]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+    return { re, ns: !w.includes('/') };
+  });
+  return (pod) => res.some(({ re, ns }) => re.test(ns ? pod.slice(0, pod.indexOf('/')) : pod));
 }
 
 export function parseProtocol(text: string): Protocol {
@@ -47,7 +67,7 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
     throw new UsageError('matrix: at least one -f PATH is required (use -f - for stdin)');
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
   const port = a.port !== undefined ? parseNumericPort(a.port) : undefined;
-  const snapshot = await loadSnapshot(a.filename);
+  const snapshot = await loadSnapshot(a.filename, a.ignore);
   let probes: Probe[] | undefined;
   if (port !== undefined) {
     // "--protocol defaults to TCP when --port is given".
@@ -55,12 +75,50 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   } else if (protocol !== undefined) {
     probes = declaredProbes(matrixPods(snapshot)).filter((p) => p.protocol === protocol);
   }
-  const result = computeMatrix(snapshot, probes !== undefined ? { ports: probes } : {});
+  const full = computeMatrix(snapshot, probes !== undefined ? { ports: probes } : {});
+  const inNs = podFilter(a.namespace);
+  const from = podFilter(a.from);
+  const to = podFilter(a.to);
+  const filtered = (a.namespace?.length ?? 0) + (a.from?.length ?? 0) + (a.to?.length ?? 0) > 0;
+  const view = matrixView(
+    full,
+    (p) => inNs(p) && from(p),
+    (p) => inNs(p) && to(p),
+  );
+  // JSON keeps its schema (a square matrix): a filtered view keeps the union of rows and columns.
+  const result = filtered ? restrictMatrix(full, view) : full;
+  const rView = filtered
+    ? matrixView(
+        result,
+        (p) => inNs(p) && from(p),
+        (p) => inNs(p) && to(p),
+      )
+    : undefined;
   if (a.output === 'json') return withNewline(matrixJsonChunks(result));
+  if (a.output === 'csv')
+    return matrixCsvChunks(
+      result,
+      rView ??
+        matrixView(
+          result,
+          () => true,
+          () => true,
+        ),
+    );
+  if (a.output === 'md')
+    return matrixMarkdownChunks(
+      result,
+      rView ??
+        matrixView(
+          result,
+          () => true,
+          () => true,
+        ),
+    );
   if (result.probes.length === 0) {
     process.stderr.write('moat: no ports to probe: no pod declares a containerPort (use --port)\n');
   }
-  return matrixTableChunks(result);
+  return matrixTableChunks(result, rView);
 }
 
 function* withNewline(chunks: Iterable<string>): Generator<string> {
@@ -80,10 +138,26 @@ export function registerMatrix(program: Command): void {
     .command('matrix')
     .description('whether every pod can reach every pod, per port (. allowed, X denied)')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
+    .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
+    .option(
+      '-n, --namespace <ns>',
+      'sources and destinations in this namespace only; repeatable',
+      collectValues,
+      [],
+    )
+    .option(
+      '--from <pods>',
+      'sources (rows): NAMESPACE or NAMESPACE/NAME, * globs; repeatable',
+      collectValues,
+      [],
+    )
+    .option('--to <pods>', 'destinations (columns): as --from; repeatable', collectValues, [])
     .option('--port <port>', 'probe this port number only (default: every declared containerPort)')
     .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP with --port; otherwise filters)')
     .addOption(
-      new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'),
+      new Option('-o, --output <format>', 'output format')
+        .choices(['table', 'json', 'csv', 'md'])
+        .default('table'),
     )
     .addHelpText(
       'after',
@@ -92,7 +166,7 @@ export function registerMatrix(program: Command): void {
         "addresses only); hostNetwork pods are included (as their node's address). A flow uses the family\n" +
         "of the source's first IP (IPv4 unless a pod lists an IPv6 address first).",
     )
-    .action(async (opts: { filename: string[]; port?: string; protocol?: string; output: string }) => {
+    .action(async (opts: MatrixArgs) => {
       await writeAll(await runMatrix(opts));
     });
 }

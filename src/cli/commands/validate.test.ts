@@ -9,7 +9,13 @@ test('validate: a valid directory tree prints the object count and exits 0', () 
   const r = moat(['validate', '-f', `${F}/valid`]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, '8 objects valid\n');
-  assert.equal(r.stderr, '');
+  assert.equal(
+    r.stderr,
+    `moat: skipped ${F}/valid/chart/templates/policy.yaml: a Helm template ({{ ... }}); run \`helm template\` first and pass its output\n` +
+      `moat: skipped ${F}/valid/nested/report.json: not a Kubernetes manifest (no document has apiVersion or kind)\n` +
+      'moat: skipped 1 object of kind Kustomization (not used by moat)\n' +
+      'moat: namespace kube-system is not declared in the input: assumed with only the label kubernetes.io/metadata.name (namespaceSelectors on other labels do not match it)\n',
+  );
 });
 
 test('validate: -f is repeatable and stdin is "-"', () => {
@@ -49,4 +55,20 @@ test('validate: no -f is a usage error', () => {
   const r = moat(['validate']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /-f PATH is required/);
+});
+
+test('validate --ignore GLOB: names match any path segment, globs with / the whole path', () => {
+  const cases: [string[], string][] = [
+    [
+      ['--ignore', 'invalid', '--ignore', 'chart', '--ignore', '**/*.json', '--ignore', 'kustomization.yaml'],
+      '6 objects valid\n',
+    ],
+    [['--ignore', 'invalid', '--ignore', `${F}/valid/chart/**`, '--ignore', 'nested'], '3 objects valid\n'],
+  ];
+  for (const [args, out] of cases) {
+    const r = moat(['validate', '-f', F, ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, out);
+    assert.doesNotMatch(r.stderr, /Helm/);
+  }
 });

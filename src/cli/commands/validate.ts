@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { formatProblem, UsageError } from '../../errors.js';
 import { loadPaths } from '../../model/load.js';
+import { collectValues, IGNORE_HELP } from '../io.js';
 import type { Snapshot } from '../../model/types.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -26,10 +27,10 @@ export function countObjects(s: Snapshot): number {
   return seen.size;
 }
 
-export async function runValidate(paths: readonly string[]): Promise<number> {
+export async function runValidate(paths: readonly string[], ignore: readonly string[] = []): Promise<number> {
   if (paths.length === 0)
     throw new UsageError('validate: at least one -f PATH is required (use -f - for stdin)');
-  const res = await loadPaths(paths);
+  const res = await loadPaths(paths, { ignore });
   for (const note of res.notes) process.stderr.write(`moat: ${note}\n`);
   if (res.problems.length > 0) {
     process.stdout.write(res.problems.map((p) => `${formatProblem(p)}\n`).join(''));
@@ -47,8 +48,9 @@ export function registerValidate(program: Command): void {
     .command('validate')
     .description('validate Namespaces, Pods, Nodes and NetworkPolicies as the API server does')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
-    .action(async (opts: { filename: string[] }) => {
-      const code = await runValidate(opts.filename);
+    .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
+    .action(async (opts: { filename: string[]; ignore: string[] }) => {
+      const code = await runValidate(opts.filename, opts.ignore);
       if (code !== 0) process.exitCode = code;
     });
 }
