@@ -83,10 +83,16 @@ async function serverVerdict(c: Cluster, obj: Record<string, unknown>): Promise<
   };
 }
 
-/** The model without its origin (FILE:LINE differs between a file and an API object). */
+/**
+ * The model without its origin (FILE:LINE differs between a file and an API object) and without
+ * `implicit` (what the input left to defaulting, for lint: the server's stored object has it all
+ * written out, and no semantics read it).
+ */
 function model(p: NetworkPolicy | undefined): unknown {
   if (p === undefined) return undefined;
-  return JSON.parse(JSON.stringify(p, (k, v: unknown) => (k === 'origin' ? undefined : v))) as unknown;
+  return JSON.parse(
+    JSON.stringify(p, (k, v: unknown) => (k === 'origin' || k === 'implicit' ? undefined : v)),
+  ) as unknown;
 }
 
 interface SpecLike {
