@@ -21,7 +21,7 @@ import {
   nportDef,
   PROTO,
   shortHash,
-  type PeerDef,
+  selectorPeerDef,
   type SetDef,
 } from './compile-common.js';
 
@@ -66,24 +66,6 @@ export function adminSelects(
   return subject.kind === 'namespaces' || matchesSelector(subject.podSelector, pod.labels);
 }
 
-/**
- * A namespaces or pods peer is the same set as a NetworkPolicy peer with a namespaceSelector (and a
- * podSelector for pods): non-hostNetwork pods in the selected namespaces. The key is the one
- * NetworkPolicy peers use, so equal peers share one set across all three APIs.
- */
-function selectorPeerDef(nsSel: LabelSelector, podSel: LabelSelector | undefined, f: Family): PeerDef {
-  const key = `nssel=${selectorKey(nsSel)}|pod=${podSel === undefined ? '' : selectorKey(podSel)}`;
-  return {
-    kind: 'peer',
-    name: `peer_${shortHash(key)}_${FAM[f].sfx}`,
-    policyNs: '',
-    nsSel,
-    ...(podSel !== undefined ? { podSel } : {}),
-    f,
-    comment: comment(key),
-  };
-}
-
 function nodeDef(selector: LabelSelector, f: Family): NodeDef {
   const key = `nodes=${selectorKey(selector)}`;
   return { name: `node_${shortHash(key)}_${FAM[f].sfx}`, selector, f, comment: comment(key) };
@@ -118,7 +100,10 @@ function peerMatches(
   switch (peer.kind) {
     case 'namespaces':
     case 'pods': {
+      // The set of a NetworkPolicy peer with this namespaceSelector (and podSelector for pods):
+      // non-hostNetwork pods in the selected namespaces, shared across all three APIs.
       const d = selectorPeerDef(
+        '',
         peer.namespaceSelector,
         peer.kind === 'pods' ? peer.podSelector : undefined,
         f,

@@ -1,6 +1,7 @@
 // What the compiler's parts share: address families, protocol names, naming, set definitions.
 import { createHash } from 'node:crypto';
 import { formatAddress, formatCidr, parseIP, type Cidr, type Family } from '../model/cidr.js';
+import { selectorKey } from '../model/selector.js';
 import type { LabelSelector, Labels, Protocol } from '../model/types.js';
 
 export const FAM = {
@@ -79,4 +80,27 @@ export function cidrText(c: Cidr): string {
   return c.prefix === (c.family === 4 ? 32 : 128)
     ? formatAddress({ family: c.family, value: c.base })
     : formatCidr(c);
+}
+
+/**
+ * A selector peer's set, shared by every policy (of any API) with the same scope and podSelector:
+ * the policy's namespace when there is no namespaceSelector, else the selected namespaces.
+ */
+export function selectorPeerDef(
+  policyNs: string,
+  nsSel: LabelSelector | undefined,
+  podSel: LabelSelector | undefined,
+  f: Family,
+): PeerDef {
+  const scope = nsSel === undefined ? `ns=${policyNs}` : `nssel=${selectorKey(nsSel)}`;
+  const key = `${scope}|pod=${podSel === undefined ? '' : selectorKey(podSel)}`;
+  return {
+    kind: 'peer',
+    name: `peer_${shortHash(key)}_${FAM[f].sfx}`,
+    policyNs,
+    ...(nsSel !== undefined ? { nsSel } : {}),
+    ...(podSel !== undefined ? { podSel } : {}),
+    f,
+    comment: comment(key),
+  };
 }

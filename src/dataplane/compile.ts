@@ -2,7 +2,7 @@
 // sorted Ruleset. The semantics are those of src/policy/evaluate.ts (the oracle); see
 // docs/dataplane.md for the layout and the reasons behind it.
 import { cidrWithin, parseCidr, type Family } from '../model/cidr.js';
-import { matchesSelector, selectorKey } from '../model/selector.js';
+import { matchesSelector } from '../model/selector.js';
 import type {
   AdminPolicy,
   Labels,
@@ -34,7 +34,7 @@ import {
   policyKey,
   PROTO,
   shortHash,
-  type PeerDef,
+  selectorPeerDef,
   type SetDef,
 } from './compile-common.js';
 import {
@@ -411,22 +411,6 @@ class Pass {
   }
 }
 
-function peerDef(policyNs: string, peer: Peer & { kind: 'selector' }, f: Family): PeerDef {
-  const scope =
-    peer.namespaceSelector === undefined ? `ns=${policyNs}` : `nssel=${selectorKey(peer.namespaceSelector)}`;
-  const podSel = peer.podSelector === undefined ? '' : selectorKey(peer.podSelector);
-  const key = `${scope}|pod=${podSel}`;
-  return {
-    kind: 'peer',
-    name: `peer_${shortHash(key)}_${FAM[f].sfx}`,
-    policyNs,
-    ...(peer.namespaceSelector !== undefined ? { nsSel: peer.namespaceSelector } : {}),
-    ...(peer.podSelector !== undefined ? { podSel: peer.podSelector } : {}),
-    f,
-    comment: comment(key),
-  };
-}
-
 /** A peer as a match fragment for one family: '' matches all, null never matches. */
 function peerMatch(
   policyNs: string,
@@ -438,7 +422,7 @@ function peerMatch(
   if (peer === undefined) return '';
   const field = `${FAM[f].ip} ${dir === 'ingress' ? 'saddr' : 'daddr'}`;
   if (peer.kind === 'selector') {
-    const d = peerDef(policyNs, peer, f);
+    const d = selectorPeerDef(policyNs, peer.namespaceSelector, peer.podSelector, f);
     sets.set(d.name, d);
     return `${field} @${d.name}`;
   }
