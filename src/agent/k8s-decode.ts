@@ -5,7 +5,7 @@
 import type { Problem } from '../errors.js';
 import { KIND_NAMES, KINDS, type Decoding, type KindName, type KindSpec } from '../model/load.js';
 import type { MapTree, Tree } from '../model/parseYaml.js';
-import { checkFields, decodeMeta, peekMeta, Reporter } from '../model/validate.js';
+import { AUDIT_ANNOTATION, checkFields, decodeMeta, peekMeta, Reporter } from '../model/validate.js';
 import { record } from '../model/json.js';
 
 export type WatchedKind = KindName;
@@ -106,6 +106,10 @@ export function objectKey(kind: WatchedKind, raw: unknown): string {
  * through the loader's strict checks, so a NetworkPolicy field moat does not know is a problem.
  * `apiVersion`: the version it was read at (default: the kind's first).
  */
+function annotationOf(annotations: unknown, key: string): unknown {
+  return record(annotations)?.[key];
+}
+
 export function decodeApiObject(kind: WatchedKind, raw: unknown, apiVersion?: string): Decoded {
   const spec: KindSpec = KINDS[kind];
   const o = record(raw) ?? {};
@@ -118,6 +122,10 @@ export function decodeApiObject(kind: WatchedKind, raw: unknown, apiVersion?: st
       name: md.name,
       namespace: md.namespace,
       labels: md.labels,
+      // Only the annotation moat reads (audit mode): the others are not moat's to check.
+      ...(annotationOf(md.annotations, AUDIT_ANNOTATION) !== undefined
+        ? { annotations: { [AUDIT_ANNOTATION]: annotationOf(md.annotations, AUDIT_ANNOTATION) } }
+        : {}),
       deletionTimestamp: md.deletionTimestamp,
     },
     spec: o.spec,

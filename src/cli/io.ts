@@ -1,6 +1,13 @@
 // Input for commands that read manifests: load, validate, refuse invalid input with the same
 // messages as `moat validate`.
-import { checkInterfaceGlob } from '../dataplane/model.js';
+import type { Command } from 'commander';
+import {
+  checkInterfaceGlob,
+  DEFAULT_FLOW_LOG,
+  FLOW_LOG_MODES,
+  type FlowLogMode,
+  type FlowLogOptions,
+} from '../dataplane/model.js';
 import { InputError, UsageError } from '../errors.js';
 import { loadPaths } from '../model/load.js';
 import type { Snapshot } from '../model/types.js';
@@ -23,6 +30,59 @@ export function parseInterfaces(flag: string, text: string): string[] {
     if (bad !== undefined) throw new UsageError(`${flag}: ${bad}`);
     return g.trim();
   });
+}
+
+export interface FlowLogFlags {
+  flowLog: string;
+  flowLogGroup: string;
+  flowLogRate: string;
+  flowLogBurst: string;
+  audit?: boolean;
+}
+
+/** The flow-log flags, the same on `agent`, `lab` and `compile`. */
+export function addFlowLogOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--flow-log <mode>',
+      'log the first packet of each connection: off, denied, policy (every verdict a policy decided), all',
+      DEFAULT_FLOW_LOG.mode,
+    )
+    .option('--flow-log-group <n>', 'NFLOG group the ruleset logs to', String(DEFAULT_FLOW_LOG.group))
+    .option(
+      '--flow-log-rate <n>',
+      'flow records per second for the node (beyond: counted, not logged)',
+      String(DEFAULT_FLOW_LOG.rate),
+    )
+    .option(
+      '--flow-log-burst <n>',
+      'records allowed above the rate in a burst',
+      String(DEFAULT_FLOW_LOG.burst),
+    )
+    .option('--audit', 'audit mode for every policy: would-be drops are accepted and logged as audit');
+}
+
+function intFlag(flag: string, text: string, min: number, max: number): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} "${text}": must be an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+export function parseFlowLogFlags(f: FlowLogFlags): { flowLog: FlowLogOptions; audit: boolean } {
+  if (!(FLOW_LOG_MODES as readonly string[]).includes(f.flowLog)) {
+    throw new UsageError(`--flow-log "${f.flowLog}": must be one of ${FLOW_LOG_MODES.join(', ')}`);
+  }
+  return {
+    flowLog: {
+      mode: f.flowLog as FlowLogMode,
+      group: intFlag('--flow-log-group', f.flowLogGroup, 0, 65535),
+      rate: intFlag('--flow-log-rate', f.flowLogRate, 1, 10_000_000),
+      burst: intFlag('--flow-log-burst', f.flowLogBurst, 1, 10_000_000),
+    },
+    audit: f.audit === true,
+  };
 }
 
 export const IGNORE_HELP =

@@ -174,6 +174,8 @@ export function buildAdminPart(
   policy: AdminPolicy,
   dir: Dir,
   families: readonly Family[],
+  /** Audit mode: a Deny accepts (and the flow log says `audit`). */
+  audit = false,
 ): AdminPart | undefined {
   const list = dir === 'ingress' ? policy.ingress : policy.egress;
   if (list.length === 0) return undefined;
@@ -191,6 +193,7 @@ export function buildAdminPart(
       meta: {
         kind: action === 'Accept' ? 'accept' : action === 'Deny' ? 'drop' : 'pass',
         direction: dir,
+        ...(audit && action === 'Deny' ? { audit: true as const } : {}),
         admin: {
           kind: policy.kind,
           name: policy.name,
@@ -206,10 +209,10 @@ export function buildAdminPart(
       // treat the rule as a 'Deny all' rule": nothing after it is reachable.
       if (r.action === 'Accept') continue;
       counters.push(meta('Deny'));
-      rules.push(`counter name ${counter} drop`);
+      rules.push(`counter name ${counter} ${audit ? 'accept' : 'drop'}`);
       break;
     }
-    const verdict = verdictOf(r, policy, dir);
+    const verdict = audit && r.action === 'Deny' ? 'accept' : verdictOf(r, policy, dir);
     const lines: string[] = [];
     for (const f of families) {
       for (const peer of r.peers) {

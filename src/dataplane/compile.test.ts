@@ -41,6 +41,8 @@ import { compile, IncrementalCompiler } from './compile.js';
 import { conntrackTargets, diffRulesets } from './diff.js';
 import { renderNft } from './render.js';
 import { simulate } from './simulate.js';
+import type { Ruleset } from './model.js';
+import { counterIndex, decide, type Decision } from '../flowlog/attribute.js';
 
 const N1 = node('n1', ['192.168.0.1', 'fd00::1']);
 const N2 = node('n2', ['192.168.0.2']);
@@ -88,7 +90,19 @@ function kernelAllows(
   fam: 4 | 6,
   police: boolean,
 ) {
-  const rs = compiled(snap, police);
+  const r = kernelSim(compiled(snap, police), snap, src, dst, proto, port, fam);
+  return r === undefined ? undefined : r.verdict === 'accept';
+}
+
+function kernelSim(
+  rs: Ruleset,
+  snap: Snapshot,
+  src: Endpoint,
+  dst: Endpoint,
+  proto: Protocol,
+  port: number,
+  fam: 4 | 6,
+) {
   const addr = (e: Endpoint) => {
     const list = e.kind === 'ip' ? [e.ip] : e.pod.ips;
     return list.find((x) => parseIP(x)?.family === fam);
@@ -109,17 +123,15 @@ function kernelAllows(
     ...(snap.nodes.find((n) => n.name === dstNode)?.addresses ?? []),
     ...snap.pods.filter((p) => p.hostNetwork && p.nodeName === dstNode).flatMap((p) => p.ips),
   ]);
-  return (
-    simulate(rs, {
-      family: fam,
-      saddr: s,
-      daddr: d,
-      l4proto: proto.toLowerCase() as 'tcp',
-      dport: port,
-      hook,
-      saddrLocal: dstNode !== undefined && dstNodeAddrs.has(s),
-    }).verdict === 'accept'
-  );
+  return simulate(rs, {
+    family: fam,
+    saddr: s,
+    daddr: d,
+    l4proto: proto.toLowerCase() as 'tcp',
+    dport: port,
+    hook,
+    saddrLocal: dstNode !== undefined && dstNodeAddrs.has(s),
+  });
 }
 
 describe('compile', () => {
@@ -715,7 +727,7 @@ describe('moat touches only traffic of local pods', () => {
   ] as const) {
     it(`${what}: accepted in every conntrack state, no counter`, () => {
       for (const ct of ['new', 'established', 'invalid'] as const) {
-        assert.deepEqual(pkt(saddr, daddr, ct), { verdict: 'accept', counters: [] }, ct);
+        assert.deepEqual(pkt(saddr, daddr, ct), { verdict: 'accept', counters: [], logs: [] }, ct);
       }
     });
   }
@@ -759,3 +771,137 @@ describe('the bridge table', () => {
     );
   });
 });
+
+describe('flow log attribution agrees with the evaluator trace', () => {
+  // Every logged decision, mapped back through the counters (the agent's own mapping), names what
+  // the evaluator says decided each side: the rule, the isolating policies, the admin rule.
+  it('on random snapshots and flows, mode all (and policy: the same decisions but node/open)', () => {
+    fc.assert(
+      fc.property(arbSnapshot, fc.boolean(), fc.constantFrom('all', 'policy'), (snap, police, mode) => {
+        const rs = compile(snap, {
+          table: 'moat',
+          policeNodeEgress: police,
+          flowLog: { mode, group: 1, rate: 10, burst: 5 },
+        });
+        const gens = [counterIndex(rs)];
+        const plain = compiled(snap, police);
+        const endpoints: Endpoint[] = [
+          ...snap.pods.map((p): Endpoint => ({ kind: 'pod', pod: p })),
+          ...['192.168.0.1', '192.168.0.2', '8.8.8.8', 'fd00::1'].map((ip): Endpoint => ({ kind: 'ip', ip })),
+        ];
+        const name = (e: Endpoint) => (e.kind === 'pod' ? `${e.pod.namespace}/${e.pod.name}` : e.ip);
+        for (const src of endpoints) {
+          for (const dst of endpoints) {
+            if (src.kind === 'ip' && dst.kind === 'ip') continue;
+            for (const [proto, port] of [
+              ['TCP', 80],
+              ['UDP', 53],
+            ] as const) {
+              for (const fam of [4, 6] as const) {
+                const sim = kernelSim(rs, snap, src, dst, proto, port, fam);
+                if (sim === undefined) continue;
+                const sa = src.kind === 'pod' ? src.pod.ips.find((x) => parseIP(x)?.family === fam) : src.ip;
+                const da = dst.kind === 'pod' ? dst.pod.ips.find((x) => parseIP(x)?.family === fam) : dst.ip;
+                if (sa === da && !(src.kind === 'pod' && dst.kind === 'pod' && src.pod === dst.pod)) continue;
+                const what = `${name(src)} -> ${name(dst)} ${proto}/${port} v${fam} police=${police} mode=${mode}`;
+                // Logging never changes a verdict.
+                assert.equal(sim.verdict, kernelSim(plain, snap, src, dst, proto, port, fam)!.verdict, what);
+                const decisions = sim.logs.map((l) => {
+                  const d = decide(l, gens);
+                  assert.ok(d, `${what}: prefix ${l} maps to no decision`);
+                  return d;
+                });
+                const v = evaluate(
+                  snap,
+                  { src, dst, protocol: proto, port, family: fam },
+                  { policeNodeEgress: police },
+                );
+                const sides: ('egress' | 'ingress')[] =
+                  v.egress.allowed || sim.verdict === 'drop' ? ['egress', 'ingress'] : ['egress'];
+                for (const dir of sides) {
+                  if (dir === 'ingress' && !v.egress.allowed) break; // the kernel dropped at egress
+                  const side = v[dir];
+                  const mine = decisions.filter((d) => d.direction === dir);
+                  checkSide(`${what} ${dir}`, side, mine, mode);
+                }
+              }
+            }
+          }
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+function checkSide(
+  what: string,
+  side: ReturnType<typeof evaluate>['egress'],
+  mine: readonly Decision[],
+  mode: 'all' | 'policy',
+): void {
+  const last = mine[mine.length - 1];
+  const passes = mine.filter((d) => d.reason === undefined);
+  const msg = `${what}: evaluator ${side.reason}, log ${JSON.stringify(mine)}`;
+  switch (side.reason) {
+    case 'not-a-subject':
+    case 'self':
+    case 'address-conflict':
+      assert.equal(mine.length, 0, msg);
+      return;
+    case 'node':
+      // Egress to the own node is never in postrouting; ingress from it is, and logs in mode all.
+      if (mine.length > 0)
+        assert.deepEqual(
+          mine.map((d) => d.reason),
+          ['own-node'],
+          msg,
+        );
+      if (mode === 'policy') assert.equal(mine.length, 0, msg);
+      return;
+    case 'not-isolated':
+      // Admin passes, then (mode all, or after a Baseline pass) the default allow.
+      assert.ok(
+        mine.slice(0, -1).every((d) => d.reason === undefined),
+        msg,
+      );
+      if (mode === 'all') assert.equal(last?.reason, 'not-isolated', msg);
+      else assert.ok(last === undefined || last.reason === undefined || last.reason === 'not-isolated', msg);
+      assert.ok(passes.length <= mine.length, msg);
+      return;
+    case 'allowed-by-rule': {
+      assert.equal(last?.reason, 'rule-matched', msg);
+      const h = last.hits[0]!;
+      assert.ok(
+        side.matches.some(
+          (m) => m.policy.namespace === h.namespace && m.policy.name === h.name && m.rule === h.rule,
+        ),
+        msg,
+      );
+      assert.equal(last.cls, 'A', msg);
+      return;
+    }
+    case 'no-rule-matched':
+      assert.equal(last?.reason, 'no-rule-matched', msg);
+      assert.deepEqual(
+        last.hits.map((h) => `${h.namespace}/${h.name}`).sort(),
+        side.isolatedBy.map((p) => `${p.namespace}/${p.name}`).sort(),
+        msg,
+      );
+      assert.equal(last.cls, 'D', msg);
+      return;
+    case 'admin-allow':
+    case 'admin-deny':
+    case 'baseline-allow':
+    case 'baseline-deny': {
+      const want = side.reason.replace('allow', 'accept');
+      assert.equal(last?.reason, want, msg);
+      const a = side.tiers.find(
+        (t) => t.admin !== undefined && t.answer !== 'Pass' && t.answer !== 'None',
+      )?.admin;
+      const h = last.hits[0]!;
+      assert.ok(a !== undefined && a.kind === h.kind && a.name === h.name && a.rule === h.rule, msg);
+      return;
+    }
+  }
+}

@@ -19,6 +19,7 @@ import {
   type NftChain,
   type NftCounter,
   type NftElement,
+  type NftLimit,
   type NftSet,
   type Ruleset,
 } from './model.js';
@@ -48,6 +49,7 @@ import {
 } from './compile-admin.js';
 import { compareAdminPolicies } from '../policy/admin.js';
 import { setDeltaHint } from './delta.js';
+import { flowLimit, FlowLogRewriter, NODE_COUNTER, OPEN_COUNTER, SUPPRESSED_COUNTER } from './flowlog.js';
 
 type Dir = 'ingress' | 'egress';
 
@@ -242,6 +244,10 @@ class Pass {
       { fkey: string; parts: Map<Dir, PolicyPart | undefined> }
     >,
     private readonly adminCache: AdminCache,
+    /** Audit mode for every policy (DataplaneOptions.audit). */
+    private readonly auditAll = false,
+    /** Flow log mode `all`: the default allow after the Baseline tier is counted (OPEN_COUNTER). */
+    private readonly logAll = false,
   ) {
     snapshot.policies.forEach((p, i) => {
       let list = this.policiesByNs.get(p.namespace);
@@ -284,7 +290,7 @@ class Pass {
     }
     let part = cached.parts.get(dir);
     if (!cached.parts.has(dir)) {
-      part = buildAdminPart(policy, dir, this.families);
+      part = buildAdminPart(policy, dir, this.families, this.auditAll || policy.audit === true);
       cached.parts.set(dir, part);
     }
     if (part === undefined) return undefined;
@@ -323,7 +329,13 @@ class Pass {
     const name = `${tier === 'Admin' ? 'a' : 'b'}${dir === 'ingress' ? 'in' : 'out'}_${sh}`;
     if (this.chains.has(name)) return name;
     const rules = jumps.map((c) => `jump ${c}`);
-    rules.push(tier === 'Admin' ? `goto ${NP_TIER_CHAIN[dir]}` : 'accept');
+    rules.push(
+      tier === 'Admin'
+        ? `goto ${NP_TIER_CHAIN[dir]}`
+        : this.logAll
+          ? `counter name ${OPEN_COUNTER[dir]} accept`
+          : 'accept',
+    );
     this.chains.set(name, {
       name,
       rules,
@@ -385,9 +397,15 @@ class Pass {
     const sh = shortHash(`${dir}\n${keys.join('\n')}`);
     const name = `${dir === 'ingress' ? 'in' : 'out'}_${sh}`;
     if (this.chains.has(name)) return name;
-    const sorted = [...idxs].sort((a, b) =>
+    const all = [...idxs].sort((a, b) =>
       cmp(policyKey(this.snapshot.policies[a]!), policyKey(this.snapshot.policies[b]!)),
     );
+    // Policies in audit mode do not isolate: where an enforced policy isolates the pod, only the
+    // enforced ones decide (an audited policy's allow must not open what they deny); where every
+    // isolating policy is audited, they are consulted and their would-be drop accepts and logs.
+    const enforced = all.filter((i) => this.snapshot.policies[i]!.audit !== true);
+    const sorted = enforced.length > 0 ? enforced : all;
+    const audit = this.auditAll || enforced.length === 0;
     const rules: string[] = [];
     for (const i of sorted) {
       const pc = this.policyChain(this.snapshot.policies[i]!, dir);
@@ -403,9 +421,10 @@ class Pass {
           const p = this.snapshot.policies[i]!;
           return { namespace: p.namespace, name: p.name };
         }),
+        ...(audit ? { audit: true as const } : {}),
       },
     });
-    rules.push(`counter name ${counter} drop`);
+    rules.push(`counter name ${counter} ${audit ? 'accept' : 'drop'}`);
     this.chains.set(name, { name, rules, comment: comment(`isolated for ${dir} by ${keys.join(', ')}`) });
     return name;
   }
@@ -713,7 +732,14 @@ export class IncrementalCompiler {
   private owners = new Map<string, number>();
   private conflicts: ReadonlySet<string> = new Set();
 
-  constructor(readonly opts: DataplaneOptions) {}
+  private readonly flowLog: FlowLogRewriter | undefined;
+
+  constructor(readonly opts: DataplaneOptions) {
+    this.flowLog =
+      opts.flowLog !== undefined && opts.flowLog.mode !== 'off'
+        ? new FlowLogRewriter(opts.flowLog)
+        : undefined;
+  }
 
   /** Addresses more than one live pod claims, as of the last compile. */
   get conflictSet(): ReadonlySet<string> {
@@ -871,7 +897,14 @@ export class IncrementalCompiler {
     }
 
     // Structure: local pods -> signatures -> policy chains -> the sets they need.
-    const pass = new Pass(snapshot, families, this.policyCache, this.adminCache);
+    const pass = new Pass(
+      snapshot,
+      families,
+      this.policyCache,
+      this.adminCache,
+      opts.audit === true,
+      opts.flowLog?.mode === 'all',
+    );
     const cache = new Map<string, { ingress: number[]; egress: number[] }>();
     const adminSel = new Map<string, AdminSelection>();
     // With admin policies, the pod chains dispatch three times: Admin tier, NetworkPolicy tier
@@ -1020,12 +1053,32 @@ export class IncrementalCompiler {
     // sends from any of its own addresses (InternalIP, the bridge's or the veth's address, a
     // link-local one, NodeLocal DNSCache's 169.254.20.10), and only those: not a list of Node
     // addresses, where an ExternalIP (not on the node) would pass as the node.
-    ingressPods.push('fib saddr type local accept');
+    const logAll = opts.flowLog?.mode === 'all';
+    if (logAll) {
+      pass.addCounter({
+        name: NODE_COUNTER,
+        meta: { kind: 'accept', direction: 'ingress', open: 'own-node' },
+      });
+      for (const d of ['ingress', 'egress'] as const) {
+        pass.addCounter({
+          name: OPEN_COUNTER[d],
+          meta: { kind: 'accept', direction: d, open: 'not-isolated' },
+        });
+      }
+    }
+    const openAccept = (d: Dir) => (logAll ? `counter name ${OPEN_COUNTER[d]} accept` : 'accept');
+    ingressPods.push(
+      logAll ? `fib saddr type local counter name ${NODE_COUNTER} accept` : 'fib saddr type local accept',
+    );
     if (!tiered) {
       for (const f of families) {
         const { ip, sfx } = FAM[f];
         ingressPods.push(`${ip} daddr vmap @ingress_${sfx}`);
         egressPods.push(`${ip} saddr vmap @egress_${sfx}`);
+      }
+      if (logAll) {
+        ingressPods.push(openAccept('ingress'));
+        egressPods.push(openAccept('egress'));
       }
     } else {
       // "Policy tiers are evaluated in the following order: Admin tier, NetworkPolicy tier,
@@ -1044,7 +1097,7 @@ export class IncrementalCompiler {
           const key = `${FAM[f].ip} ${d === 'ingress' ? 'daddr' : 'saddr'}`;
           np.push(`${key} vmap @${d}_baseline_${FAM[f].sfx}`);
         }
-        np.push('accept');
+        np.push(openAccept(d));
         pass.chains.set(NP_TIER_CHAIN[d], {
           name: NP_TIER_CHAIN[d],
           rules: np,
@@ -1122,9 +1175,19 @@ export class IncrementalCompiler {
     }
     pass.chains.set('egress_pods', { name: 'egress_pods', rules: egressPods, comment: 'from local pods' });
     pass.chains.set('ingress_pods', { name: 'ingress_pods', rules: ingressPods, comment: 'to local pods' });
-    const regular = [...pass.chains.values()]
-      .filter((ch) => ch.rules.length > 0)
-      .sort((a, b) => cmp(a.name, b.name));
+    let regular = [...pass.chains.values()].filter((ch) => ch.rules.length > 0);
+    let limits: NftLimit[] | undefined;
+    if (this.flowLog !== undefined) {
+      const metas = new Map([...pass.counters.values()].map((c) => [c.name, c.meta]));
+      const rw = this.flowLog.rewrite([...base, ...regular], metas);
+      base.splice(0, base.length, ...rw.chains.slice(0, base.length));
+      regular = [...rw.chains.slice(base.length), ...rw.logChains];
+      if (rw.logChains.length > 0) {
+        pass.counters.set(SUPPRESSED_COUNTER.name, SUPPRESSED_COUNTER);
+        limits = [flowLimit(this.flowLog.opts)];
+      }
+    }
+    regular.sort((a, b) => cmp(a.name, b.name));
     const chains = [...base, ...regular].map((ch) => {
       const old = this.prevChains.get(ch.name);
       return old !== undefined && sameChain(old, ch) ? old : ch;
@@ -1139,6 +1202,7 @@ export class IncrementalCompiler {
       family: 'inet',
       table: opts.table,
       counters: [...pass.counters.values()].sort((a, b) => cmp(a.name, b.name)),
+      ...(limits !== undefined ? { limits } : {}),
       sets: [...sets.values()].sort((a, b) => cmp(a.name, b.name)),
       chains,
       ...(bridge !== undefined ? { bridge } : {}),

@@ -22,6 +22,9 @@ export function needsFullReplace(from: Ruleset, to: Ruleset): boolean {
     return true;
   }
   if (from.table !== to.table || from.family !== to.family) return true;
+  // Limits (the flow log's) are created with the table; a changed rate or burst is rare.
+  const limits = (rs: Ruleset) => JSON.stringify(rs.limits ?? []);
+  if (limits(from) !== limits(to)) return true;
   const hooks = (rs: Ruleset) =>
     rs.chains
       .filter((c) => c.base !== undefined)

@@ -54,6 +54,10 @@ export interface CounterMeta {
   /** guard counters: the address family or frame type. */
   readonly family?: 'ipv4' | 'ipv6' | 'arp' | 'ether' | 'other';
   /** Admin-tier rule counters (kind accept, drop or pass): the policy and rule that decided. */
+  /** drop counters (d_ and admin Deny): audit mode, the rule accepts and logs instead. */
+  readonly audit?: true;
+  /** accept counters of the flow log's `all` mode: no policy decided (see FlowLogOptions). */
+  readonly open?: 'not-isolated' | 'own-node';
   readonly admin?: {
     readonly kind: AdminKind;
     readonly name: string;
@@ -79,11 +83,20 @@ export interface NftCounter {
   readonly meta: CounterMeta;
 }
 
+/** A named limit object (`limit NAME { rate R/second burst B packets }`), shared by every rule using it. */
+export interface NftLimit {
+  readonly name: string;
+  readonly rate: number;
+  readonly burst: number;
+}
+
 export interface Ruleset {
   readonly family: 'inet' | 'bridge';
   readonly table: string;
   /** Sorted by name. */
   readonly counters: readonly NftCounter[];
+  /** Named limits (the flow log's rate limit), sorted by name; absent when none. */
+  readonly limits?: readonly NftLimit[];
   /** Sets and verdict maps, sorted by name. */
   readonly sets: readonly NftSet[];
   /** Base chains first (in hook order), then regular chains sorted by name. */
@@ -110,7 +123,33 @@ export interface DataplaneOptions {
    * source check off (then a pod can send with any source address: see docs/security.md).
    */
   readonly podInterfaces?: readonly string[];
+  /** Flow logs (NFLOG) at every point of decision; default off. */
+  readonly flowLog?: FlowLogOptions;
+  /** Audit mode for every policy: would-be drops are accepted (and logged as `audit`). */
+  readonly audit?: boolean;
 }
+
+/**
+ * What the ruleset logs, through NFLOG, for the first packet of each connection (what reaches a
+ * point of decision is new: established packets leave at the fast path):
+ * - denied: the drops a policy decided (isolation, admin and baseline Deny), audit included;
+ * - policy: every verdict a policy decided (rule accepts, drops, admin/baseline Accept and Pass);
+ * - all: also traffic no policy decided (pods not isolated, and the pod's own node).
+ */
+export type FlowLogMode = 'off' | 'denied' | 'policy' | 'all';
+export const FLOW_LOG_MODES: readonly FlowLogMode[] = ['off', 'denied', 'policy', 'all'];
+
+export interface FlowLogOptions {
+  readonly mode: FlowLogMode;
+  /** NFLOG group (0-65535). */
+  readonly group: number;
+  /** Records per second for the whole node (both directions share one limit). */
+  readonly rate: number;
+  /** Records allowed above the rate in a burst. */
+  readonly burst: number;
+}
+
+export const DEFAULT_FLOW_LOG: FlowLogOptions = { mode: 'policy', group: 3477, rate: 1000, burst: 200 };
 
 export const DEFAULT_POD_INTERFACES: readonly string[] = ['veth*'];
 

@@ -58,6 +58,9 @@ export function renderAddElements(
 /** The table definition: counters, sets, chains (no elements). */
 export function renderTableBody(rs: Ruleset): string {
   let out = `table ${tableRef(rs)} {\n`;
+  for (const l of rs.limits ?? []) {
+    out += `\tlimit ${l.name} {\n\t\trate ${l.rate}/second burst ${l.burst} packets\n\t}\n`;
+  }
   for (const c of rs.counters) out += renderCounter(c);
   for (const s of rs.sets) out += renderSetDecl(s);
   for (const ch of rs.chains) out += renderChain(ch);

@@ -20,12 +20,16 @@ export interface SimPacket {
   readonly tcpFlags?: readonly ('fin' | 'syn' | 'rst' | 'psh' | 'ack' | 'urg')[];
   /** IPv6 hop limit as the hook sees it; default 64. */
   readonly hoplimit?: number;
+  /** The flow log's rate limit is exhausted (`limit name` does not match). */
+  readonly overLimit?: boolean;
 }
 
 export interface SimResult {
   readonly verdict: 'accept' | 'drop';
   /** Named counters the packet incremented, in order. */
   readonly counters: readonly string[];
+  /** NFLOG prefixes the packet was logged with, in order (the flow log). */
+  readonly logs: readonly string[];
 }
 
 type Verdict = { kind: 'accept' } | { kind: 'drop' } | { kind: 'jump' | 'goto'; chain: string } | undefined;
@@ -90,6 +94,7 @@ function run(
   pkt: SimPacket,
 ): SimResult {
   const counters: string[] = [];
+  const logs: string[] = [];
 
   const field = (proto: string, name: string): string | undefined => {
     if (!FIELDS.has(name)) throw new Error(`simulate: unknown field ${proto} ${name}`);
@@ -142,19 +147,35 @@ function run(
     const t = rule.split(' ');
     let i = 0;
     const hits: string[] = [];
+    const logHits: string[] = [];
+    const done = () => {
+      counters.push(...hits);
+      logs.push(...logHits);
+    };
     while (i < t.length) {
       const tok = t[i]!;
       if (tok === 'accept' || tok === 'drop') {
-        counters.push(...hits);
+        done();
         return { kind: tok };
       }
       if (tok === 'jump' || tok === 'goto') {
-        counters.push(...hits);
+        done();
         return { kind: tok, chain: t[i + 1]! };
       }
       if (tok === 'counter' && t[i + 1] === 'name') {
         hits.push(t[i + 2]!);
         i += 3;
+        continue;
+      }
+      if (tok === 'limit' && t[i + 1] === 'name') {
+        // The flow log's rate limit: over it, the packet is not logged (same verdict either way).
+        if (pkt.overLimit === true) return undefined;
+        i += 3;
+        continue;
+      }
+      if (tok === 'log' && t[i + 1] === 'prefix' && t[i + 3] === 'group') {
+        logHits.push(t[i + 2]!.replace(/^"|"$/g, ''));
+        i += 5;
         continue;
       }
       if (tok === 'fib') {
@@ -203,7 +224,7 @@ function run(
         const v = m.get(key);
         if (v === undefined) return undefined;
         const [kind, chain] = v.split(' ');
-        counters.push(...hits);
+        done();
         return kind === 'goto' || kind === 'jump'
           ? { kind, chain: chain! }
           : { kind: kind as 'accept' | 'drop' };
@@ -218,7 +239,7 @@ function run(
       }
       if (ok === negate) return undefined;
     }
-    counters.push(...hits);
+    done();
     return undefined;
   };
 
@@ -240,7 +261,7 @@ function run(
 
   for (const b of bases) {
     // "accept" ends one base chain; the next base chain still sees the packet. "drop" is final.
-    if (runChain(b.name, 0) === 'drop') return { verdict: 'drop', counters };
+    if (runChain(b.name, 0) === 'drop') return { verdict: 'drop', counters, logs };
   }
-  return { verdict: 'accept', counters };
+  return { verdict: 'accept', counters, logs };
 }

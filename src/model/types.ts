@@ -129,6 +129,8 @@ export interface NetworkPolicy {
     /** Field paths of ports without protocol, e.g. "spec.egress[0].ports[1]". */
     readonly protocols?: readonly string[];
   };
+  /** Audit mode (annotation moat.dev/audit: "true"): would-be drops are accepted and logged. */
+  readonly audit?: true;
   readonly origin?: Origin;
 }
 
@@ -191,6 +193,8 @@ export interface AdminPolicy {
   /** Rules in order: "a rule that appears at the top ... would take the highest precedence". */
   readonly ingress: readonly AdminRule[];
   readonly egress: readonly AdminRule[];
+  /** Audit mode (annotation moat.dev/audit: "true"): its Deny rules accept and log instead. */
+  readonly audit?: true;
   readonly origin?: Origin;
 }
 

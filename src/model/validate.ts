@@ -167,7 +167,12 @@ export interface Meta {
   readonly labels: Labels;
   /** metadata.deletionTimestamp is set: the object is being deleted. */
   readonly terminating: boolean;
+  /** The AUDIT_ANNOTATION is "true": the policy's would-be drops are logged, not enforced. */
+  readonly audit?: true;
 }
+
+/** A policy with this annotation set to "true" is in audit mode (docs/flows.md#audit-mode). */
+export const AUDIT_ANNOTATION = 'moat.dev/audit';
 
 /** Reads name and namespace without reporting (for naming the object in messages). */
 export function peekMeta(root: MapTree, namespaced: boolean): { name: string; namespace: string } {
@@ -248,10 +253,23 @@ export function decodeMeta(
   }
   // Cluster-scoped objects: the API server clears metadata.namespace (rest.BeforeCreate), so ignore it.
   const labels = decodeLabels(r, 'metadata.labels', get(m, 'labels'));
-  expectMap(r, 'metadata.annotations', get(m, 'annotations'));
+  const annotations = expectMap(r, 'metadata.annotations', get(m, 'annotations'));
+  const auditTree = get(annotations, AUDIT_ANNOTATION);
+  let audit = false;
+  if (auditTree !== undefined) {
+    const v = auditTree.t === 'str' ? auditTree.v : undefined;
+    if (v === 'true') audit = true;
+    else if (v !== 'false') {
+      r.add(
+        `metadata.annotations["${AUDIT_ANNOTATION}"]`,
+        auditTree.line,
+        msg.invalid(v ?? auditTree.t, 'must be "true" or "false"'),
+      );
+    }
+  }
   const deletion = get(m, 'deletionTimestamp');
   const terminating = deletion !== undefined && deletion.t === 'str' && deletion.v !== '';
-  return { name, namespace, labels, terminating };
+  return { name, namespace, labels, terminating, ...(audit ? { audit: true as const } : {}) };
 }
 
 // ---- label selectors (metav1.LabelSelector) ----
@@ -570,6 +588,7 @@ export function decodeNetworkPolicy(r: Reporter, root: MapTree, meta: Meta, file
     ingress,
     egress,
     ...(Object.keys(implicit).length > 0 ? { implicit } : {}),
+    ...(meta.audit === true ? { audit: true as const } : {}),
     origin: { file, line: root.line },
   };
 }

@@ -490,6 +490,7 @@ function decodeAdmin(k: KindRules, r: Reporter, root: MapTree, meta: Meta, file:
     subject: subject ?? { kind: 'namespaces', namespaceSelector: EMPTY },
     ingress,
     egress,
+    ...(meta.audit === true ? { audit: true as const } : {}),
     origin: { file, line: root.line },
   };
 }

@@ -2,9 +2,15 @@
 import type { Command } from 'commander';
 import { compile, DEFAULT_POD_INTERFACES, DEFAULT_TABLE, renderNft } from '../../dataplane/index.js';
 import { UsageError } from '../../errors.js';
-import { loadSnapshot, parseInterfaces } from '../io.js';
+import {
+  addFlowLogOptions,
+  loadSnapshot,
+  parseFlowLogFlags,
+  parseInterfaces,
+  type FlowLogFlags,
+} from '../io.js';
 
-interface CompileFlags {
+interface CompileFlags extends FlowLogFlags {
   file?: string[];
   node?: string;
   table: string;
@@ -16,7 +22,7 @@ interface CompileFlags {
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
 export function registerCompile(program: Command): void {
-  program
+  const cmd = program
     .command('compile')
     .description(
       'print the nftables ruleset for a node (an `nft -f` script that atomically replaces the table)',
@@ -29,32 +35,35 @@ export function registerCompile(program: Command): void {
       '--pod-interfaces <globs>',
       'host-side pod interfaces whose packets must carry their pod address ("" turns the check off)',
       DEFAULT_POD_INTERFACES.join(','),
-    )
-    .action(async (flags: CompileFlags) => {
-      if (flags.file === undefined || flags.file.length === 0) {
-        throw new UsageError('compile: -f PATH is required (a file, a directory, or - for stdin)');
-      }
-      if (!TABLE_NAME.test(flags.table)) {
-        throw new UsageError(
-          `compile: --table "${flags.table}": must start with a letter or _ and contain only letters, digits, _ and - (at most 64)`,
-        );
-      }
-      const snap = await loadSnapshot(flags.file);
-      if (
-        flags.node !== undefined &&
-        !snap.nodes.some((n) => n.name === flags.node) &&
-        !snap.pods.some((p) => p.nodeName === flags.node)
-      ) {
-        process.stderr.write(
-          `moat: compile: node "${flags.node}" has no Node object and no pods in the input\n`,
-        );
-      }
-      const rs = compile(snap, {
-        table: flags.table,
-        ...(flags.node !== undefined ? { nodeName: flags.node } : {}),
-        ...(flags.policeNodeEgress === true ? { policeNodeEgress: true } : {}),
-        podInterfaces: parseInterfaces('--pod-interfaces', flags.podInterfaces),
-      });
-      process.stdout.write(renderNft(rs));
+    );
+  addFlowLogOptions(cmd).action(async (flags: CompileFlags) => {
+    if (flags.file === undefined || flags.file.length === 0) {
+      throw new UsageError('compile: -f PATH is required (a file, a directory, or - for stdin)');
+    }
+    if (!TABLE_NAME.test(flags.table)) {
+      throw new UsageError(
+        `compile: --table "${flags.table}": must start with a letter or _ and contain only letters, digits, _ and - (at most 64)`,
+      );
+    }
+    const { flowLog, audit } = parseFlowLogFlags(flags);
+    const snap = await loadSnapshot(flags.file);
+    if (
+      flags.node !== undefined &&
+      !snap.nodes.some((n) => n.name === flags.node) &&
+      !snap.pods.some((p) => p.nodeName === flags.node)
+    ) {
+      process.stderr.write(
+        `moat: compile: node "${flags.node}" has no Node object and no pods in the input\n`,
+      );
+    }
+    const rs = compile(snap, {
+      table: flags.table,
+      ...(flags.node !== undefined ? { nodeName: flags.node } : {}),
+      ...(flags.policeNodeEgress === true ? { policeNodeEgress: true } : {}),
+      podInterfaces: parseInterfaces('--pod-interfaces', flags.podInterfaces),
+      flowLog,
+      ...(audit ? { audit } : {}),
     });
+    process.stdout.write(renderNft(rs));
+  });
 }

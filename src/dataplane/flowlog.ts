@@ -1,0 +1,130 @@
+// Flow logs in the ruleset (pure): every point of decision that the mode logs sends the first packet
+// of a connection to NFLOG with a prefix naming its counter, which Ruleset.counters maps back to the
+// direction, tier, policy and rule. A decision rule `... counter name X <verdict>` becomes
+// `... counter name X goto fl_X`, and chain fl_X is
+//
+//   limit name "flowlog" log prefix "moat:<class>:X" group G <verdict>
+//   counter name flowlog_suppressed <verdict>
+//
+// `limit` is a match, so logging cannot share the decision rule: over the node's rate the first
+// rule does not match and the second one counts the record it suppressed; the verdict is the same
+// either way. One named limit serves every rule (nft stateful objects are shared by reference).
+import type { CounterMeta, FlowLogOptions, NftChain, NftCounter, NftLimit } from './model.js';
+
+export const FLOW_LIMIT = 'flowlog';
+export const FLOW_SUPPRESSED = 'flowlog_suppressed';
+export const FLOW_PREFIX = 'moat';
+/** Counters of the `all` mode: traffic no policy decided. */
+export const OPEN_COUNTER = { ingress: 'open_i', egress: 'open_e' } as const;
+export const NODE_COUNTER = 'node_i';
+
+/** A: allowed, D: denied, P: passed to the next tier, U: audit (a drop that accepted). */
+export type FlowClass = 'A' | 'D' | 'P' | 'U';
+
+export function flowClass(meta: CounterMeta): FlowClass | undefined {
+  switch (meta.kind) {
+    case 'accept':
+      return 'A';
+    case 'pass':
+      return 'P';
+    case 'drop':
+      return meta.audit === true ? 'U' : 'D';
+    case 'guard':
+      return undefined;
+  }
+}
+
+/** The NFLOG prefix of a decision: "moat:D:d_1a2b3c4d_i". */
+export function flowPrefix(cls: FlowClass, counter: string): string {
+  return `${FLOW_PREFIX}:${cls}:${counter}`;
+}
+
+/** The class and counter of a prefix flowPrefix made; undefined for any other prefix. */
+export function parseFlowPrefix(prefix: string): { cls: FlowClass; counter: string } | undefined {
+  const m = /^moat:([ADPU]):([A-Za-z0-9_]+)$/.exec(prefix);
+  return m ? { cls: m[1] as FlowClass, counter: m[2]! } : undefined;
+}
+
+function logged(mode: FlowLogOptions['mode'], cls: FlowClass, meta: CounterMeta): boolean {
+  switch (mode) {
+    case 'off':
+      return false;
+    case 'denied':
+      return cls === 'D' || cls === 'U';
+    case 'policy':
+      return meta.open === undefined;
+    case 'all':
+      return true;
+  }
+}
+
+const DECISION = /^(.*\bcounter name (\S+)) (accept|drop|goto \S+)$/;
+
+export function flowLimit(opts: FlowLogOptions): NftLimit {
+  return { name: FLOW_LIMIT, rate: opts.rate, burst: opts.burst };
+}
+
+export const SUPPRESSED_COUNTER: NftCounter = {
+  name: FLOW_SUPPRESSED,
+  meta: { kind: 'guard', direction: 'ingress' },
+};
+
+/**
+ * Rewrites the decision rules of the chains for the mode; returns the chains (an unchanged chain
+ * is the same object) and the log chains they now go to. `memo` keeps rewritten rule lists per
+ * original list, so an unchanged policy chain stays the same object across compiles.
+ */
+export class FlowLogRewriter {
+  private readonly memo = new WeakMap<readonly string[], { rules: readonly string[]; logs: string[] }>();
+
+  constructor(readonly opts: FlowLogOptions) {}
+
+  rewrite(
+    chains: readonly NftChain[],
+    counters: ReadonlyMap<string, CounterMeta>,
+  ): { chains: NftChain[]; logChains: NftChain[] } {
+    const out: NftChain[] = [];
+    const logChains = new Map<string, NftChain>();
+    for (const ch of chains) {
+      let m = this.memo.get(ch.rules);
+      if (m === undefined) {
+        m = this.rewriteRules(ch.rules, counters);
+        this.memo.set(ch.rules, m);
+      }
+      out.push(m.rules === ch.rules ? ch : { ...ch, rules: m.rules });
+      for (const l of m.logs) {
+        const [counter, verdict, cls] = l.split('\u0000') as [string, string, FlowClass];
+        const name = `fl_${counter}`;
+        if (logChains.has(name)) continue;
+        logChains.set(name, {
+          name,
+          rules: [
+            `limit name "${FLOW_LIMIT}" log prefix "${flowPrefix(cls, counter)}" group ${this.opts.group} ${verdict}`,
+            `counter name ${FLOW_SUPPRESSED} ${verdict}`,
+          ],
+        });
+      }
+    }
+    return { chains: out, logChains: [...logChains.values()] };
+  }
+
+  private rewriteRules(
+    rules: readonly string[],
+    counters: ReadonlyMap<string, CounterMeta>,
+  ): { rules: readonly string[]; logs: string[] } {
+    const logs: string[] = [];
+    let changed = false;
+    const next = rules.map((r) => {
+      const m = DECISION.exec(r);
+      if (!m) return r;
+      const meta = counters.get(m[2]!);
+      if (meta === undefined) return r;
+      const cls = flowClass(meta);
+      if (cls === undefined || !logged(this.opts.mode, cls, meta)) return r;
+      changed = true;
+      logs.push(`${m[2]!}\u0000${m[3]!}\u0000${cls}`);
+      return `${m[1]!} goto fl_${m[2]!}`;
+    });
+    return { rules: changed ? next : rules, logs };
+  }
+}
