@@ -1,0 +1,135 @@
+// The agent's flow logger: logged packets in, flow records out. It knows the ruleset generations
+// that were live (a record logged just before an apply names the previous one's counter) and the
+// snapshot's owners of addresses; it merges an admin Pass with the decision logged after it for the
+// same packet; it keeps recent records for /flows and hands each to the sinks. No sockets here.
+import type { Ruleset } from '../dataplane/model.js';
+import type { Snapshot } from '../model/types.js';
+import {
+  addressBook,
+  buildRecord,
+  counterIndex,
+  decide,
+  type AddressBook,
+  type CounterIndex,
+  type Decision,
+  type PacketEnds,
+} from './attribute.js';
+import type { FlowRecord } from './record.js';
+
+export interface LoggedPacket {
+  readonly prefix: string;
+  readonly packet: PacketEnds;
+  /** The packet's bytes as logged (identifies the same packet logged twice: a Pass, then more). */
+  readonly key: string;
+  readonly time: Date;
+}
+
+export interface FlowLoggerOptions {
+  readonly node: string;
+  /** Records kept for /flows' replay. Default 10,000. */
+  readonly recent?: number;
+  /** How long a Pass waits for the next decision on the same packet. Default 50 ms. */
+  readonly passWaitMs?: number;
+}
+
+export interface FlowLoggerStats {
+  /** Records by verdict and direction ("allowed/ingress"). */
+  readonly records: ReadonlyMap<string, number>;
+  /** Logged packets whose prefix no live generation knows (or not moat's). */
+  readonly unattributed: number;
+}
+
+type Listener = (r: FlowRecord) => void;
+
+const GENERATIONS = 3;
+
+export class FlowLogger {
+  private gens: CounterIndex[] = [];
+  private book: AddressBook = { lookup: () => undefined };
+  private readonly ring: FlowRecord[] = [];
+  private ringStart = 0;
+  private readonly listeners = new Set<Listener>();
+  private readonly counts = new Map<string, number>();
+  private unattributed = 0;
+  private pending: { key: string; decisions: Decision[]; pkt: LoggedPacket } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly opts: FlowLoggerOptions) {}
+
+  /** After each apply: the generation now live and whose addresses are whose. */
+  setGeneration(rs: Ruleset, snapshot: Snapshot): void {
+    const idx = counterIndex(rs);
+    this.gens = [idx, ...this.gens].slice(0, GENERATIONS);
+    this.book = addressBook(snapshot);
+  }
+
+  /** Every record, as it is made. Returns the unsubscribe function. */
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** The records kept, oldest first. */
+  recent(): FlowRecord[] {
+    return [...this.ring.slice(this.ringStart), ...this.ring.slice(0, this.ringStart)];
+  }
+
+  stats(): FlowLoggerStats {
+    return { records: new Map(this.counts), unattributed: this.unattributed };
+  }
+
+  ingest(p: LoggedPacket): void {
+    const d = decide(p.prefix, this.gens);
+    if (d === undefined) {
+      this.unattributed++;
+      return;
+    }
+    const key = `${d.direction}\u0000${p.key}`;
+    const pend = this.pending;
+    if (pend !== undefined && pend.key === key) {
+      pend.decisions.push(d);
+      if (d.reason === undefined) return; // another Pass (a later admin policy cannot: still safe)
+      this.clearPending();
+      this.emit(pend.decisions, pend.pkt);
+      return;
+    }
+    this.flush();
+    if (d.reason === undefined) {
+      this.pending = { key, decisions: [d], pkt: p };
+      this.timer = setTimeout(() => this.flush(), this.opts.passWaitMs ?? 50);
+      this.timer.unref();
+      return;
+    }
+    this.emit([d], p);
+  }
+
+  /** Emits a Pass still waiting (nothing decided after it: the pod was not isolated). */
+  flush(): void {
+    const pend = this.pending;
+    if (pend === undefined) return;
+    this.clearPending();
+    this.emit(pend.decisions, pend.pkt);
+  }
+
+  private clearPending(): void {
+    this.pending = undefined;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private emit(decisions: readonly Decision[], p: LoggedPacket): void {
+    const r = buildRecord(decisions, p.packet, this.book, this.opts.node, p.time);
+    if (r === undefined) return;
+    const k = `${r.verdict}/${r.direction}`;
+    this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+    const max = this.opts.recent ?? 10_000;
+    if (max > 0) {
+      if (this.ring.length < max) this.ring.push(r);
+      else {
+        this.ring[this.ringStart] = r;
+        this.ringStart = (this.ringStart + 1) % max;
+      }
+    }
+    for (const l of this.listeners) l(r);
+  }
+}
