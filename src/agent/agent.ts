@@ -11,6 +11,9 @@ import {
   type CommandRunner,
   type Ruleset,
 } from '../dataplane/index.js';
+import type { FlowLogOptions } from '../dataplane/model.js';
+import { FileSink } from '../flowlog/file-sink.js';
+import { FlowService, type PacketReader } from '../flowlog/service.js';
 import { addressConflicts } from '../model/conflicts.js';
 import type { Snapshot } from '../model/types.js';
 import { CniAttachments, DEFAULT_CNI_RESULTS_DIR, withAttachments } from './attachments.js';
@@ -73,6 +76,14 @@ export interface AgentOptions {
   readonly readyFailAfterMs?: number;
   /** First retry delay of failed watches and applies. Default 500 ms. */
   readonly retryMs?: number;
+  /** Flow logs (NFLOG at every decision); default off. */
+  readonly flowLog?: FlowLogOptions;
+  /** Audit mode for every policy: would-be drops are accepted and logged as `audit`. */
+  readonly audit?: boolean;
+  /** Where flow records go: the agent's log (default), or a rotating file. */
+  readonly flowLogFile?: { readonly path: string; readonly maxBytes?: number; readonly keep?: number };
+  /** Opens the NFLOG reader of a group (default: NflogReader in this process's namespace). */
+  readonly openFlowReader?: (group: number) => Promise<PacketReader>;
   /** Replaces the NftApplier (tests). */
   readonly applier?: AgentApplier;
   readonly onApplied?: (a: Applied) => void;
@@ -103,6 +114,9 @@ export class Agent {
   private unguarded = new Map<string, Unguarded>();
   private guardTimer: NodeJS.Timeout | undefined;
   private guardCheck: Promise<void> | undefined;
+  /** Flow logs, when on. */
+  readonly flows: FlowService | undefined;
+  private flowFile: FileSink | undefined;
 
   private constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? silentLog;
@@ -117,6 +131,8 @@ export class Agent {
         ...(opts.policeNodeEgress !== undefined ? { policeNodeEgress: opts.policeNodeEgress } : {}),
         ...(opts.conntrackCleanup !== undefined ? { conntrackCleanup: opts.conntrackCleanup } : {}),
         ...(opts.podInterfaces !== undefined ? { podInterfaces: opts.podInterfaces } : {}),
+        ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
+        ...(opts.audit === true ? { audit: true } : {}),
       });
     const dir = opts.cniResultsDir ?? DEFAULT_CNI_RESULTS_DIR;
     this.attachments =
@@ -140,7 +156,32 @@ export class Agent {
       onWatchError: (kind) => this.metrics.watchError(kind),
       onList: (kind) => this.metrics.listed(kind),
     });
+    if (opts.flowLog !== undefined && opts.flowLog.mode !== 'off') {
+      const file = opts.flowLogFile;
+      this.flowFile = file !== undefined ? new FileSink(file) : undefined;
+      const sink = this.flowFile;
+      this.flows = new FlowService({
+        node: opts.nodeName,
+        sinks: [sink !== undefined ? (r) => sink.write(r) : (r) => this.log.info('flow', { flow: r })],
+        onError: (e) => {
+          this.metrics.error('flowlog');
+          this.log.error('flow log reader failed: no more flow records', { error: errorField(e) });
+        },
+      });
+    }
     this.metrics = new AgentMetrics({
+      flows: () => {
+        const f = this.flows;
+        if (f === undefined) return undefined;
+        const st = f.logger.stats();
+        const reader = f.readerStats();
+        return {
+          ...(reader !== undefined ? { reader } : {}),
+          records: st.records,
+          unattributed: st.unattributed,
+          undecoded: f.undecodedPayloads,
+        };
+      },
       ruleset: () => this.applier.kernelView,
       counters: () => (this.applier.kernelView ? readNftCounters(runner, table) : Promise.resolve(undefined)),
       objects: () => Object.fromEntries(WATCHABLE.map((r) => [r.kind, this.source.state.count(r.kind)])),
@@ -189,7 +230,10 @@ export class Agent {
     this.heartbeat = setInterval(() => (this.lastBeat = Date.now()), 1000);
     this.heartbeat.unref();
     const health = healthRoutes(this.health());
-    const metrics = metricsRoutes(() => this.metrics.text(), this.metrics.registry.contentType);
+    const metrics = {
+      ...metricsRoutes(() => this.metrics.text(), this.metrics.registry.contentType),
+      ...(this.flows !== undefined ? { '/flows': this.flows.handle.bind(this.flows) } : {}),
+    };
     try {
       const same =
         o.metricsAddr !== undefined &&
@@ -215,6 +259,16 @@ export class Agent {
       metrics: this.metricsAddress,
       health: this.healthAddress,
     });
+    if (this.flows !== undefined && o.flowLog !== undefined) {
+      try {
+        const open = o.openFlowReader ?? (await import('../flowlog/nflog-reader.js')).openNflogReader;
+        this.flows.attach(await open(o.flowLog.group));
+      } catch (e) {
+        // The ruleset still logs (to nobody: the kernel frees the messages); enforcement is intact.
+        this.metrics.error('flowlog');
+        this.log.error('cannot read flow logs', { group: o.flowLog.group, error: errorField(e) });
+      }
+    }
     const timed = this.timedSource();
     await this.reconciler.start(this.attachments ? withAttachments(timed, this.attachments) : timed);
   }
@@ -255,6 +309,8 @@ export class Agent {
       policies: a.snapshot.policies.length,
     };
     this.inFlightEventAt = undefined;
+    const kv = this.applier.kernelView;
+    if (this.flows !== undefined && kv !== undefined) this.flows.setGeneration(kv, a.snapshot);
     this.noteConflicts(a.snapshot);
     this.scheduleGuardCheck(a.snapshot);
     if (a.generation === 1) this.log.info('first sync: table replaced atomically', fields);
@@ -417,6 +473,8 @@ export class Agent {
       }
       if (this.heartbeat) clearInterval(this.heartbeat);
       await this.closeServers();
+      await this.flows?.close();
+      this.flowFile?.close();
     })();
     return this.stopping;
   }

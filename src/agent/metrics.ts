@@ -2,8 +2,18 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ApplyResult, CommandRunner, NftCounter, Ruleset } from '../dataplane/index.js';
 import type { ReconcilePhase } from './reconcile.js';
+import { FLOW_SUPPRESSED } from '../dataplane/flowlog.js';
 
-export type ErrorPhase = ReconcilePhase | 'watch' | 'decode' | 'counters' | 'remove';
+export type ErrorPhase = ReconcilePhase | 'watch' | 'decode' | 'counters' | 'remove' | 'flowlog';
+
+/** The flow log's figures (FlowService): reader, records, what could not be attributed. */
+export interface FlowFigures {
+  readonly reader?: { received: number; decoded: number; undecodable: number; lost: number };
+  /** "verdict/direction" -> records. */
+  readonly records: ReadonlyMap<string, number>;
+  readonly unattributed: number;
+  readonly undecoded: number;
+}
 
 export interface CounterValue {
   readonly packets: number;
@@ -75,6 +85,8 @@ export interface PolicyPackets {
   readonly direction: 'ingress' | 'egress';
   readonly allowed: number;
   readonly dropped: number;
+  /** Would-be drops accepted in audit mode. */
+  readonly audited: number;
 }
 
 /**
@@ -89,12 +101,19 @@ export function policyPackets(
 ): PolicyPackets[] {
   const acc = new Map<
     string,
-    { namespace: string; policy: string; direction: 'ingress' | 'egress'; allowed: number; dropped: number }
+    {
+      namespace: string;
+      policy: string;
+      direction: 'ingress' | 'egress';
+      allowed: number;
+      dropped: number;
+      audited: number;
+    }
   >();
   const entry = (namespace: string, policy: string, direction: 'ingress' | 'egress') => {
     const k = `${namespace}/${policy}/${direction}`;
     let e = acc.get(k);
-    if (!e) acc.set(k, (e = { namespace, policy, direction, allowed: 0, dropped: 0 }));
+    if (!e) acc.set(k, (e = { namespace, policy, direction, allowed: 0, dropped: 0, audited: 0 }));
     return e;
   };
   for (const c of counters) {
@@ -104,7 +123,8 @@ export function policyPackets(
     if (m.kind === 'accept' && m.policy)
       entry(m.policy.namespace, m.policy.name, m.direction).allowed += v.packets;
     if (m.kind === 'drop') {
-      for (const p of m.policies ?? []) entry(p.namespace, p.name, m.direction).dropped += v.packets;
+      const field = m.audit === true ? 'audited' : 'dropped';
+      for (const p of m.policies ?? []) entry(p.namespace, p.name, m.direction)[field] += v.packets;
     }
   }
   return [...acc.values()].sort((a, b) =>
@@ -160,6 +180,8 @@ export interface MetricsSources {
   readonly unguarded?: () => number;
   /** Pod attachments read from the CNI result cache; undefined when not read. */
   readonly attachments?: () => number | undefined;
+  /** Flow logs; undefined when off. */
+  readonly flows?: () => FlowFigures | undefined;
 }
 
 export class AgentMetrics {
@@ -288,7 +310,12 @@ export class AgentMetrics {
     });
     // Kernel counters are read at scrape time. They restart at 0 when the table is replaced, which
     // Prometheus' rate() treats as a counter reset.
-    type Read = { policies: PolicyPackets[]; guards: GuardPackets[]; admin: AdminRulePackets[] };
+    type Read = {
+      policies: PolicyPackets[];
+      guards: GuardPackets[];
+      admin: AdminRulePackets[];
+      suppressed: number;
+    };
     let scrape: Promise<Read> | undefined;
     const readCounters = (): Promise<Read> => {
       scrape ??= (async () => {
@@ -300,11 +327,12 @@ export class AgentMetrics {
                 policies: policyPackets(rs.counters, values),
                 guards: guardPackets(rs, values),
                 admin: adminRulePackets(rs.counters, values),
+                suppressed: values.get(FLOW_SUPPRESSED)?.packets ?? 0,
               }
-            : { policies: [], guards: [], admin: [] };
+            : { policies: [], guards: [], admin: [], suppressed: 0 };
         } catch {
           this.error('counters');
-          return { policies: [], guards: [], admin: [] };
+          return { policies: [], guards: [], admin: [], suppressed: 0 };
         } finally {
           setImmediate(() => (scrape = undefined));
         }
@@ -323,7 +351,7 @@ export class AgentMetrics {
         for (const r of rows) this.inc({ reason: r.reason, family: r.family, table: r.table }, r.packets);
       },
     });
-    const perPolicy = (name: string, help: string, field: 'allowed' | 'dropped') =>
+    const perPolicy = (name: string, help: string, field: 'allowed' | 'dropped' | 'audited') =>
       new Counter({
         name,
         help,
@@ -351,11 +379,62 @@ export class AgentMetrics {
         }
       },
     });
+    new Counter({
+      name: 'moat_flow_log_messages_total',
+      help: 'NFLOG messages the flow log reader received, decoded, or could not decode',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const f = src.flows?.();
+        this.reset();
+        if (f?.reader === undefined) return;
+        this.inc({ state: 'received' }, f.reader.received);
+        this.inc({ state: 'decoded' }, f.reader.decoded);
+        this.inc({ state: 'undecodable' }, f.reader.undecodable + f.undecoded);
+        this.inc({ state: 'unattributed' }, f.unattributed);
+      },
+    });
+    new Counter({
+      name: 'moat_flow_log_overruns_total',
+      help: 'Socket overruns of the flow log reader (ENOBUFS): the kernel dropped records it could not deliver',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src.flows?.()?.reader?.lost ?? 0);
+      },
+    });
+    new Counter({
+      name: 'moat_flow_records_total',
+      help: 'Flow records written, by verdict (allowed, denied, audit) and direction',
+      labelNames: ['verdict', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [k, n] of src.flows?.()?.records ?? []) {
+          const [verdict = '', direction = ''] = k.split('/');
+          this.inc({ verdict, direction }, n);
+        }
+      },
+    });
+    new Counter({
+      name: 'moat_flow_records_suppressed_total',
+      help: "Flow records the node's rate limit suppressed (--flow-log-rate): the verdict was enforced, not logged",
+      registers,
+      async collect() {
+        this.reset();
+        this.inc((await readCounters()).suppressed);
+      },
+    });
     perPolicy('moat_policy_allowed_packets_total', 'Packets admitted by a rule of the policy', 'allowed');
     perPolicy(
       'moat_policy_dropped_packets_total',
       'Packets dropped at pods the policy isolates (counted for every policy isolating them)',
       'dropped',
+    );
+    perPolicy(
+      'moat_policy_audited_packets_total',
+      'Packets the policy would drop, accepted in audit mode (--audit, annotation moat.dev/audit)',
+      'audited',
     );
   }
 

@@ -33,18 +33,20 @@ export function parseInterfaces(flag: string, text: string): string[] {
 }
 
 export interface FlowLogFlags {
-  flowLog: string;
+  /** The mode: `--flow-log MODE` (agent, compile) or `--flow-log-mode MODE` (lab, where --flow-log is a file). */
+  flowLog?: string;
+  flowLogMode?: string;
   flowLogGroup: string;
   flowLogRate: string;
   flowLogBurst: string;
   audit?: boolean;
 }
 
-/** The flow-log flags, the same on `agent`, `lab` and `compile`. */
-export function addFlowLogOptions(cmd: Command): Command {
+/** The flow-log flags, the same on `agent`, `compile` and `lab` (there the mode is --flow-log-mode). */
+export function addFlowLogOptions(cmd: Command, modeFlag: '--flow-log' | '--flow-log-mode' = '--flow-log'): Command {
   return cmd
     .option(
-      '--flow-log <mode>',
+      `${modeFlag} <mode>`,
       'log the first packet of each connection: off, denied, policy (every verdict a policy decided), all',
       DEFAULT_FLOW_LOG.mode,
     )
@@ -54,11 +56,7 @@ export function addFlowLogOptions(cmd: Command): Command {
       'flow records per second for the node (beyond: counted, not logged)',
       String(DEFAULT_FLOW_LOG.rate),
     )
-    .option(
-      '--flow-log-burst <n>',
-      'records allowed above the rate in a burst',
-      String(DEFAULT_FLOW_LOG.burst),
-    )
+    .option('--flow-log-burst <n>', 'records allowed above the rate in a burst', String(DEFAULT_FLOW_LOG.burst))
     .option('--audit', 'audit mode for every policy: would-be drops are accepted and logged as audit');
 }
 
@@ -71,12 +69,14 @@ function intFlag(flag: string, text: string, min: number, max: number): number {
 }
 
 export function parseFlowLogFlags(f: FlowLogFlags): { flowLog: FlowLogOptions; audit: boolean } {
-  if (!(FLOW_LOG_MODES as readonly string[]).includes(f.flowLog)) {
-    throw new UsageError(`--flow-log "${f.flowLog}": must be one of ${FLOW_LOG_MODES.join(', ')}`);
+  const [flag, mode] =
+    f.flowLogMode !== undefined ? ['--flow-log-mode', f.flowLogMode] : ['--flow-log', f.flowLog ?? DEFAULT_FLOW_LOG.mode];
+  if (!(FLOW_LOG_MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`${flag} "${mode}": must be one of ${FLOW_LOG_MODES.join(', ')}`);
   }
   return {
     flowLog: {
-      mode: f.flowLog as FlowLogMode,
+      mode: mode as FlowLogMode,
       group: intFlag('--flow-log-group', f.flowLogGroup, 0, 65535),
       rate: intFlag('--flow-log-rate', f.flowLogRate, 1, 10_000_000),
       burst: intFlag('--flow-log-burst', f.flowLogBurst, 1, 10_000_000),

@@ -12,6 +12,9 @@ import {
   type SourceSink,
 } from '../agent/reconcile.js';
 import { DEFAULT_TABLE, NftApplier, netnsRunner, type DriftResult } from '../dataplane/index.js';
+import type { FlowLogOptions } from '../dataplane/model.js';
+import type { FlowRecord } from '../flowlog/record.js';
+import { FlowService } from '../flowlog/service.js';
 import { formatAddress, parseIP } from '../model/cidr.js';
 import type { Snapshot } from '../model/types.js';
 import type { Lab } from './lab.js';
@@ -76,6 +79,8 @@ export interface NodeAgent {
   readonly applier: NftApplier;
   readonly reconciler: Reconciler;
   readonly attachments: CniAttachments;
+  /** Its flow log service (LabAgentsOptions.flowLog). */
+  readonly flows?: FlowService;
 }
 
 /** 'lab': building pods for a snapshot (the lab's part, not an agent's). */
@@ -93,6 +98,12 @@ export interface LabAgentsOptions {
   /** Every node's agent enforces the lab's newest snapshot, its pods' attachments included. */
   readonly onSynced?: (snapshot: Snapshot, applied: readonly Applied[]) => void | Promise<void>;
   readonly onDrift?: (node: string, d: DriftResult) => void;
+  /** Flow logs in every node's ruleset, read in its namespace (NetnsNflogReader); default off. */
+  readonly flowLog?: FlowLogOptions;
+  /** Audit mode for every policy (DataplaneOptions.audit). */
+  readonly audit?: boolean;
+  /** Every flow record of every node. */
+  readonly onFlow?: (r: FlowRecord) => void;
   /** `node` is undefined for the lab's own phase (building pods for a snapshot: 'lab'). */
   readonly onError?: (node: string | undefined, err: unknown, phase: LabPhase) => void;
 }
@@ -123,7 +134,7 @@ export class LabAgents {
   private waiters: (() => void)[] = [];
 
   constructor(
-    private readonly lab: Lab,
+    readonly lab: Lab,
     private readonly opts: LabAgentsOptions = {},
   ) {
     const table = opts.table ?? DEFAULT_TABLE;
@@ -132,7 +143,18 @@ export class LabAgents {
         table,
         nodeName: name,
         podInterfaces: LAB_POD_INTERFACES,
+        ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
+        ...(opts.audit === true ? { audit: true } : {}),
       });
+      const onFlow = opts.onFlow;
+      const flows =
+        opts.flowLog !== undefined && opts.flowLog.mode !== 'off'
+          ? new FlowService({
+              node: name,
+              sinks: onFlow !== undefined ? [onFlow] : [],
+              onError: (e) => opts.onError?.(name, e, 'source'),
+            })
+          : undefined;
       const attachments = new CniAttachments(cniResultsDir, {
         pollMs: 1000,
         onProblem: (p) => opts.onError?.(name, new Error(p), 'source'),
@@ -143,6 +165,9 @@ export class LabAgents {
         ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
         driftIntervalMs: opts.driftIntervalMs ?? 0,
         onApplied: async (a) => {
+          if (flows !== undefined && applier.kernelView !== undefined) {
+            flows.setGeneration(applier.kernelView, a.snapshot);
+          }
           this.last.set(name, a);
           await opts.onApplied?.(name, a);
           await this.checkSynced();
@@ -150,7 +175,7 @@ export class LabAgents {
         onDrift: (d) => opts.onDrift?.(name, d),
         onError: (e, phase) => opts.onError?.(name, e, phase),
       });
-      return { node: name, netns, applier, reconciler, attachments };
+      return { node: name, netns, applier, reconciler, attachments, ...(flows !== undefined ? { flows } : {}) };
     });
   }
 
@@ -163,6 +188,13 @@ export class LabAgents {
 
   /** Starts every node's agent (on its feed and its CNI cache), then the manifest source. */
   async start(source: SnapshotSource): Promise<void> {
+    const group = this.opts.flowLog?.group;
+    if (group !== undefined) {
+      const { NetnsNflogReader } = await import('../flowlog/nflog-netns.js');
+      for (const a of this.agents) {
+        if (a.flows !== undefined) a.flows.attach(await NetnsNflogReader.open({ netns: a.netns, group }));
+      }
+    }
     for (const a of this.agents) {
       const feed = new Feed();
       this.feeds.push(feed);
@@ -279,6 +311,16 @@ export class LabAgents {
     await this.building;
     await Promise.all(this.agents.map((a) => a.reconciler.stop()));
     this.wake();
+  }
+
+  /** Emits what the flow loggers hold back (a Pass waiting for its packet's next decision). */
+  flushFlows(): void {
+    for (const a of this.agents) a.flows?.logger.flush();
+  }
+
+  /** Stops reading flow logs (stop() leaves them running: a lab probes after its agents stop). */
+  async closeFlows(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.flows?.close()));
   }
 
   /** Deletes every node's tables. */

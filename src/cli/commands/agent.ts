@@ -8,9 +8,11 @@ import { parseListenAddress } from '../../agent/server.js';
 import { DEFAULT_CNI_RESULTS_DIR } from '../../agent/attachments.js';
 import { DEFAULT_POD_INTERFACES, DEFAULT_TABLE, localRunner, netnsRunner } from '../../dataplane/index.js';
 import { UsageError } from '../../errors.js';
-import { parseInterfaces } from '../io.js';
+import { addFlowLogOptions, parseFlowLogFlags, parseInterfaces, type FlowLogFlags } from '../io.js';
 
-interface AgentFlags {
+interface AgentFlags extends FlowLogFlags {
+  flowLogFile?: string;
+  flowLogFileSize: string;
   nodeName?: string;
   kubeconfig?: string;
   table: string;
@@ -74,7 +76,7 @@ export async function loadKubeConfig(path: string | undefined, env: NodeJS.Proce
 }
 
 export function registerAgent(program: Command): void {
-  program
+  const cmd = program
     .command('agent')
     .description(
       'run the node agent: watch Pods, Namespaces, Nodes, NetworkPolicies and the admin tiers (where served) and enforce this node in nftables',
@@ -119,8 +121,16 @@ export function registerAgent(program: Command): void {
       'the container runtime\'s CNI result cache: which bridge port is which pod ("": not read)',
       DEFAULT_CNI_RESULTS_DIR,
     )
-    .addOption(new Option('--netns <name>', 'run nft in this network namespace (labs and tests)').hideHelp())
+    .addOption(new Option('--netns <name>', 'run nft in this network namespace (labs and tests)').hideHelp());
+  addFlowLogOptions(cmd)
+    .option('--flow-log-file <path>', 'write flow records to this file, one JSON line each (default: the log)')
+    .option('--flow-log-file-size <MiB>', 'rotate the flow log file at this size (3 rotated files kept)', '100')
     .action(async (f: AgentFlags) => {
+      const { flowLog, audit } = parseFlowLogFlags(f);
+      const fileMiB = Number(f.flowLogFileSize);
+      if (!Number.isFinite(fileMiB) || fileMiB <= 0) {
+        throw new UsageError(`agent: --flow-log-file-size "${f.flowLogFileSize}": must be a positive number of MiB`);
+      }
       const nodeName = f.nodeName ?? process.env.NODE_NAME ?? '';
       const podInterfaces = parseInterfaces('--pod-interfaces', f.podInterfaces);
       if (nodeName === '') throw new UsageError('agent: no node name: give --node-name or set NODE_NAME');
@@ -151,6 +161,19 @@ export function registerAgent(program: Command): void {
         podInterfaces,
         cniResultsDir: f.cniResultsDir,
         runner: f.netns !== undefined ? netnsRunner(f.netns) : localRunner(),
+        flowLog,
+        audit,
+        ...(f.flowLogFile !== undefined
+          ? { flowLogFile: { path: f.flowLogFile, maxBytes: Math.round(fileMiB * 1024 * 1024) } }
+          : {}),
+        ...(f.netns !== undefined
+          ? {
+              openFlowReader: async (group: number) => {
+                const { NetnsNflogReader } = await import('../../flowlog/nflog-netns.js');
+                return NetnsNflogReader.open({ netns: f.netns!, group });
+              },
+            }
+          : {}),
       });
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -18,9 +18,12 @@ import {
   type LabNetwork,
 } from '../../lab/plan.js';
 import type { Snapshot } from '../../model/types.js';
-import { loadSnapshot } from '../io.js';
+import { addFlowLogOptions, loadSnapshot, parseFlowLogFlags, type FlowLogFlags } from '../io.js';
+import { formatCompact } from '../../flowlog/format.js';
+import type { FlowRecord } from '../../flowlog/record.js';
+import { writeFileSync } from 'node:fs';
 
-interface CommonFlags {
+interface CommonFlags extends FlowLogFlags {
   nodeName?: string;
   nodes?: string;
   network: string;
@@ -33,11 +36,14 @@ interface CommonFlags {
 interface ProbeFlags extends CommonFlags {
   file?: string[];
   output: string;
+  /** The flow records seen while probing go to this file (JSON lines). */
+  flowLog?: string;
 }
 
 interface UpFlags extends CommonFlags {
   file?: string[];
   driftInterval: string;
+  flows?: boolean;
 }
 
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -93,7 +99,7 @@ function labOptions(cmd: string, f: CommonFlags, snap: Snapshot): LabOptions {
 }
 
 function common(cmd: Command): Command {
-  return cmd
+  return addFlowLogOptions(cmd, '--flow-log-mode')
     .option(
       '--nodes <n>',
       'number of lab nodes, each a namespace with its own agent; pods go to the node their ' +
@@ -195,8 +201,10 @@ export function registerLab(program: Command): void {
         'build the lab, enforce, probe every pod -> pod on every declared port, compare with the evaluator, tear down',
       )
       .option('-f, --file <path...>', 'manifests: files, directories, or - for stdin')
-      .option('-o, --output <format>', 'table or json (the schema of `moat matrix -o json`)', 'table'),
+      .option('-o, --output <format>', 'table or json (the schema of `moat matrix -o json`)', 'table')
+      .option('--flow-log <file>', 'write the flow records seen while probing to FILE (JSON lines; docs/flows.md)'),
   ).action(async (f: ProbeFlags) => {
+    const fl = parseFlowLogFlags(f); // --flow-log is a file here: the mode is --flow-log-mode
     if (f.file === undefined || f.file.length === 0) throw new UsageError('lab probe: -f PATH is required');
     if (f.output !== 'table' && f.output !== 'json') {
       throw new UsageError(`lab probe: -o "${f.output}": must be table or json`);
@@ -215,10 +223,14 @@ export function registerLab(program: Command): void {
     async function probeOnce(l: Lab): Promise<number> {
       let failure: unknown;
       const many = l.nodes.length > 1;
+      const records: FlowRecord[] = [];
       const agents = new LabAgents(l, {
         table: f.table,
         coalesceMs: 0,
         driftIntervalMs: 0,
+        flowLog: fl.flowLog,
+        ...(fl.audit ? { audit: true } : {}),
+        onFlow: (r) => records.push(r),
         onApplied: (node, a) => err(describeApply(a, many ? node : undefined)),
         onError: (node, e) => {
           // No retries here: a failed apply is the answer.
@@ -229,16 +241,38 @@ export function registerLab(program: Command): void {
           void agents.stop();
         },
       });
+      try {
+        return await enforceAndProbe(agents, records, () => failure);
+      } finally {
+        await agents.closeFlows();
+      }
+    }
+
+    async function enforceAndProbe(
+      agents: LabAgents,
+      records: FlowRecord[],
+      failed: () => unknown,
+    ): Promise<number> {
+      const l = agents.lab;
       await agents.start(staticSource(snap));
       await agents.idle();
       await agents.stop();
+      const failure = failed();
       if (failure instanceof MoatError) throw failure;
       if (failure !== undefined) {
         throw new MoatError(
           `lab probe: enforcing failed: ${failure instanceof Error ? failure.message : 'unknown error'}`,
         );
       }
+      records.length = 0; // only what probing sends
       const observed = await l.probeMatrix();
+      if (f.flowLog !== undefined) {
+        // The last records are still on their way from the node namespaces' readers.
+        await new Promise((r) => setTimeout(r, 300));
+        agents.flushFlows();
+        writeFileSync(f.flowLog, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+        err(`lab: ${records.length} flow record(s) written to ${f.flowLog}`);
+      }
       const out =
         f.output === 'json'
           ? JSON.stringify(observed.json, null, 2) + '\n'
@@ -255,8 +289,10 @@ export function registerLab(program: Command): void {
         'build the lab and enforce DIR with the agent loop; re-apply and re-probe on every change; Ctrl-C tears down',
       )
       .option('-f, --file <path...>', 'manifests to watch: files or directories')
-      .option('--drift-interval <ms>', 'how often to check the nft table for drift', '10000'),
+      .option('--drift-interval <ms>', 'how often to check the nft table for drift', '10000')
+      .option('--flows', 'print every flow record as it is logged (one line each, as `moat flows`)'),
   ).action(async (f: UpFlags) => {
+    const fl = parseFlowLogFlags(f);
     if (f.file === undefined || f.file.length === 0) throw new UsageError('lab up: -f DIR is required');
     if (f.file.includes('-')) throw new UsageError('lab up: cannot watch stdin; give files or directories');
     const driftMs = positiveInt('--drift-interval', f.driftInterval);
@@ -268,6 +304,9 @@ export function registerLab(program: Command): void {
       const agents = new LabAgents(l, {
         table: f.table,
         driftIntervalMs: driftMs,
+        flowLog: fl.flowLog,
+        ...(fl.audit ? { audit: true } : {}),
+        ...(f.flows === true ? { onFlow: (r: FlowRecord) => process.stdout.write(`${formatCompact(r)}\n`) } : {}),
         onApplied: (node, a) => err(describeApply(a, many ? node : undefined)),
         // Probe once every node's agent has applied the snapshot.
         onSynced: async (snapshot, applied) => {
@@ -290,6 +329,7 @@ export function registerLab(program: Command): void {
       err(`lab: watching ${f.file!.join(', ')}; Ctrl-C to tear down`);
       await stopped;
       await agents.stop();
+      await agents.closeFlows();
       await agents.remove().catch(() => undefined);
     });
   });
