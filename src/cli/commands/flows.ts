@@ -12,10 +12,10 @@ import { InputError, MoatError, UsageError } from '../../errors.js';
 import { decodeFlowRecord } from '../../flowlog/decode.js';
 import {
   filterToParams,
+  FLOW_FILTER_KEYS,
   matchesFlow,
   parseFlowFilter,
   type FlowFilter,
-  type FlowFilterKey,
 } from '../../flowlog/filter.js';
 import {
   FLOW_OUTPUTS,
@@ -63,23 +63,9 @@ interface Line {
   readonly text: string;
 }
 
-const FILTER_FLAGS: readonly FlowFilterKey[] = [
-  'verdict',
-  'direction',
-  'namespace',
-  'pod',
-  'from',
-  'to',
-  'port',
-  'protocol',
-  'policy',
-  'node',
-  'since',
-];
-
 export function flowsFilter(a: FlowsArgs, now: Date): FlowFilter {
   const params: Record<string, string | readonly string[]> = {};
-  for (const k of FILTER_FLAGS) {
+  for (const k of FLOW_FILTER_KEYS) {
     const v = a[k];
     if (v !== undefined && (typeof v === 'string' || v.length > 0)) params[k] = v;
   }
