@@ -10,6 +10,7 @@ import { registerDiff } from './commands/diff.js';
 import { registerCompile } from './commands/compile.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
+import { registerFlows } from './commands/flows.js';
 
 export function buildProgram(): Command {
   const program = new Command('moat')
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerCompile(program);
   registerLab(program);
   registerAgent(program);
+  registerFlows(program);
   return program;
 }
 
