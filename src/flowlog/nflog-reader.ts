@@ -50,7 +50,10 @@ export interface NflogStats {
    * the kernel dropped: it does not tell how many records; lostRecords does.
    */
   readonly lost: number;
-  /** Records the kernel numbered (NFULA_SEQ) that never arrived: gaps in the sequence. */
+  /**
+   * Records the kernel numbered (NFULA_SEQ) that never arrived: gaps in the sequence. A child
+   * reader (nflog-netns.ts) adds the records it dropped while its parent did not read.
+   */
   readonly lostRecords: number;
   /** Datagrams that could not be framed, and messages of a type NFLOG does not send. */
   readonly malformed: number;
