@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { formatAddress } from '../model/cidr.js';
 import {
   decodeIpPacket,
   decodeNetlinkAck,
@@ -524,4 +525,20 @@ test('tcpFlagsText', () => {
   assert.equal(tcpFlagsText(TCP.FIN | TCP.ACK), 'FIN|ACK');
   assert.equal(tcpFlagsText(TCP.RST), 'RST');
   assert.equal(tcpFlagsText(0xff), 'FIN|SYN|RST|PSH|ACK|URG|ECE|CWR');
+});
+
+test('decodeIpPacket: IPv6 text is formatAddress (RFC 5952) for any address', () => {
+  const group = fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+  const address = fc.array(group, { minLength: 8, maxLength: 8 });
+  fc.assert(
+    fc.property(address, address, (a, b) => {
+      const text = (g: number[]): string =>
+        formatAddress({ family: 6, value: g.reduce((v, x) => (v << 16n) | BigInt(x), 0n) });
+      const pkt = ipv6({ src: text(a), dst: text(b), next: 17, l4: udp(1, 2) });
+      const got = decodeIpPacket(pkt);
+      assert.equal(got?.src, text(a));
+      assert.equal(got?.dst, text(b));
+    }),
+    { numRuns: 3000 },
+  );
 });

@@ -1,7 +1,6 @@
 // NFLOG over netlink, pure: config requests, datagrams split into messages, packet messages
 // decoded, and the IP and transport headers they carry. The I/O is in nflog-reader.ts.
 // Layouts: linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nfnetlink_log.h.
-import { formatAddress } from '../model/cidr.js';
 
 export const NETLINK_NETFILTER = 12;
 export const NFNL_SUBSYS_ULOG = 4;
@@ -25,6 +24,9 @@ export const NFULNL_CFG_F_CONNTRACK = 4;
 /** Netfilter hook numbers (NFULA_PACKET_HDR.hook) for the inet families. */
 export const HOOK_NAMES: readonly string[] = ['prerouting', 'input', 'forward', 'output', 'postrouting'];
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const EMPTY = Buffer.alloc(0);
 const NLMSG_HDRLEN = 16;
 const NFGENMSG_LEN = 4;
 const NLA_TYPE_MASK = 0x3fff; // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
@@ -241,40 +243,35 @@ export function decodeNflogPacket(msg: NetlinkMessage): NflogPacket | undefined 
   const family = p[0]!;
   const group = p.readUInt16BE(2);
   let hook: number | undefined;
-  let hwProtocol = 0;
-  let prefix = '';
-  let payload: Buffer = p.subarray(0, 0);
-  const extra: {
-    -readonly [
-      K in 'timestamp' | 'indev' | 'outdev' | 'mark' | 'uid' | 'gid' | 'seq' | 'seqGlobal' | 'hwaddr'
-    ]?: NflogPacket[K];
-  } = {};
+  const out: Mutable<NflogPacket> = { group, family, prefix: '', hook: 0, hwProtocol: 0, payload: EMPTY };
   let off = NFGENMSG_LEN;
   while (off + 4 <= p.length) {
     const len = p.readUInt16LE(off);
     const type = p.readUInt16LE(off + 2) & NLA_TYPE_MASK;
     if (len < 4 || off + len > p.length) return undefined;
-    const v = p.subarray(off + 4, off + len);
+    // The value is p[v, v + n): offsets, not views, on this per-packet path.
+    const v = off + 4;
+    const n = len - 4;
     switch (type) {
       case A_PACKET_HDR:
         // struct nfulnl_msg_packet_hdr { __be16 hw_protocol; __u8 hook; __u8 _pad; }
-        if (v.length < 4) return undefined;
-        hwProtocol = v.readUInt16BE(0);
-        hook = v[2]!;
+        if (n < 4) return undefined;
+        out.hwProtocol = p.readUInt16BE(v);
+        hook = p[v + 2]!;
         break;
       case A_PREFIX: {
-        const nul = v.indexOf(0);
-        prefix = v.toString('utf8', 0, nul < 0 ? v.length : nul);
+        const nul = p.indexOf(0, v);
+        out.prefix = p.toString('utf8', v, nul < 0 || nul > v + n ? v + n : nul);
         break;
       }
       case A_PAYLOAD:
-        payload = v;
+        out.payload = p.subarray(v, v + n);
         break;
       case A_TIMESTAMP: {
         // struct nfulnl_msg_packet_timestamp { __aligned_be64 sec; __aligned_be64 usec; }
-        if (v.length < 16) return undefined;
-        const ms = Number(v.readBigUInt64BE(0)) * 1000 + Math.floor(Number(v.readBigUInt64BE(8)) / 1000);
-        extra.timestamp = new Date(ms);
+        if (n < 16) return undefined;
+        const ms = Number(p.readBigUInt64BE(v)) * 1000 + Math.floor(Number(p.readBigUInt64BE(v + 8)) / 1000);
+        out.timestamp = new Date(ms);
         break;
       }
       case A_IFINDEX_INDEV:
@@ -284,24 +281,24 @@ export function decodeNflogPacket(msg: NetlinkMessage): NflogPacket | undefined 
       case A_GID:
       case A_SEQ:
       case A_SEQ_GLOBAL: {
-        if (v.length < 4) return undefined;
-        const n = v.readUInt32BE(0);
-        if (type === A_IFINDEX_INDEV) extra.indev = n;
-        else if (type === A_IFINDEX_OUTDEV) extra.outdev = n;
-        else if (type === A_MARK) extra.mark = n;
-        else if (type === A_UID) extra.uid = n;
-        else if (type === A_GID) extra.gid = n;
-        else if (type === A_SEQ) extra.seq = n;
-        else extra.seqGlobal = n;
+        if (n < 4) return undefined;
+        const x = p.readUInt32BE(v);
+        if (type === A_IFINDEX_INDEV) out.indev = x;
+        else if (type === A_IFINDEX_OUTDEV) out.outdev = x;
+        else if (type === A_MARK) out.mark = x;
+        else if (type === A_UID) out.uid = x;
+        else if (type === A_GID) out.gid = x;
+        else if (type === A_SEQ) out.seq = x;
+        else out.seqGlobal = x;
         break;
       }
       case A_HWADDR: {
         // struct nfulnl_msg_packet_hw { __be16 hw_addrlen; __u16 _pad; __u8 hw_addr[8]; }
-        if (v.length < 4) return undefined;
-        const n = Math.min(v.readUInt16BE(0), v.length - 4, 8);
+        if (n < 4) return undefined;
+        const k = Math.min(p.readUInt16BE(v), n - 4, 8);
         const parts: string[] = [];
-        for (let i = 0; i < n; i++) parts.push(v[4 + i]!.toString(16).padStart(2, '0'));
-        extra.hwaddr = parts.join(':');
+        for (let i = 0; i < k; i++) parts.push(p[v + 4 + i]!.toString(16).padStart(2, '0'));
+        out.hwaddr = parts.join(':');
         break;
       }
       default:
@@ -310,7 +307,8 @@ export function decodeNflogPacket(msg: NetlinkMessage): NflogPacket | undefined 
     off += (len + 3) & ~3;
   }
   if (hook === undefined) return undefined;
-  return { group, family, prefix, hook, hwProtocol, ...extra, payload };
+  out.hook = hook;
+  return out;
 }
 
 export type IpProtocolName = 'TCP' | 'UDP' | 'SCTP' | 'ICMP' | 'ICMPv6';
@@ -353,13 +351,41 @@ export function tcpFlagsText(bits: number): string {
   return set.length === 0 ? 'NONE' : set.join('|');
 }
 
+const TCP_FLAGS_TEXT = Array.from({ length: 256 }, (_, i) => tcpFlagsText(i));
+
 function ipv4Text(b: Buffer, off: number): string {
   return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
 }
 
+/** RFC 5952 text, as formatAddress in model/cidr.ts gives it (tested equal), without bigints. */
 function ipv6Text(b: Buffer, off: number): string {
-  const value = (b.readBigUInt64BE(off) << 64n) | b.readBigUInt64BE(off + 8);
-  return formatAddress({ family: 6, value });
+  // The longest run of two or more zero groups, the first of equals, becomes "::".
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (b.readUInt16BE(off + 2 * i) !== 0) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < 8 && b.readUInt16BE(off + 2 * j) === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === best) {
+      s += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (s !== '' && !s.endsWith(':')) s += ':';
+    s += b.readUInt16BE(off + 2 * i).toString(16);
+  }
+  return s;
 }
 
 // IPv6 extension headers that a transport header may follow (RFC 8200 4.1; AH per RFC 4302).
@@ -381,75 +407,87 @@ export function decodeIpPacket(p: Buffer): PacketInfo | undefined {
     if (p.length < 20) return undefined;
     const ihl = (p[0]! & 0x0f) * 4;
     if (ihl < 20) return undefined;
-    const protocol = p[9]!;
-    const base = { family: 'ipv4', src: ipv4Text(p, 12), dst: ipv4Text(p, 16) } as const;
+    const r = info('ipv4', ipv4Text(p, 12), ipv4Text(p, 16), p[9]!);
     if ((p.readUInt16BE(6) & 0x1fff) !== 0) {
-      return { ...base, protocol, protocolName: protocolName(protocol), laterFragment: true };
+      r.laterFragment = true;
+      return r;
     }
     // tot_len bounds the packet (the copy may hold trailing padding); 0 is a GSO packet.
     const totLen = p.readUInt16BE(2);
-    const end = totLen >= ihl ? Math.min(totLen, p.length) : p.length;
-    return transport(base, protocol, p.subarray(Math.min(ihl, end), end), ihl > end);
+    return transport(r, p, ihl, totLen >= ihl ? Math.min(totLen, p.length) : p.length);
   }
   if (version === 6) {
     if (p.length < 40) return undefined;
-    const base = { family: 'ipv6', src: ipv6Text(p, 8), dst: ipv6Text(p, 24) } as const;
     const payloadLen = p.readUInt16BE(4);
     const end = payloadLen === 0 ? p.length : Math.min(40 + payloadLen, p.length);
     let next = p[6]!;
     let off = 40;
+    let later = false;
     for (;;) {
       if (next === HOP_BY_HOP || next === ROUTING || next === DEST_OPTIONS || next === AH) {
-        if (off + 2 > end)
-          return { ...base, protocol: next, protocolName: protocolName(next), truncated: true };
+        if (off + 2 > end) break;
         const hdrLen = next === AH ? (p[off + 1]! + 2) * 4 : (p[off + 1]! + 1) * 8;
         next = p[off]!;
         off += hdrLen;
-        continue;
-      }
-      if (next === FRAGMENT) {
-        if (off + 8 > end)
-          return { ...base, protocol: next, protocolName: protocolName(next), truncated: true };
-        const fragOffset = p.readUInt16BE(off + 2) >> 3;
+      } else if (next === FRAGMENT) {
+        if (off + 8 > end) break;
+        later = p.readUInt16BE(off + 2) >> 3 !== 0;
         next = p[off]!;
         off += 8;
-        if (fragOffset !== 0) {
-          return { ...base, protocol: next, protocolName: protocolName(next), laterFragment: true };
-        }
-        continue;
+        if (later) break;
+      } else {
+        break;
       }
-      break;
     }
-    return transport(base, next, p.subarray(Math.min(off, end), end), off > end);
+    const r = info('ipv6', ipv6Text(p, 8), ipv6Text(p, 24), next);
+    if (later) {
+      r.laterFragment = true;
+      return r;
+    }
+    // Stopped inside the chain (the copy ended): `protocol` is the header it could not read.
+    if (isExtension(next)) {
+      r.truncated = true;
+      return r;
+    }
+    return transport(r, p, off, end);
   }
   return undefined;
 }
 
-function transport(
-  base: Pick<PacketInfo, 'family' | 'src' | 'dst'>,
-  protocol: number,
-  t: Buffer,
-  cut: boolean,
-): PacketInfo {
-  const info = { ...base, protocol, protocolName: protocolName(protocol) };
-  const short = { ...info, truncated: true } as const;
-  if (cut) return short;
-  switch (protocol) {
-    case 6: {
-      if (t.length < 4) return short;
-      const ports = { srcPort: t.readUInt16BE(0), dstPort: t.readUInt16BE(2) };
-      if (t.length < 14) return { ...info, ...ports, truncated: true };
-      return { ...info, ...ports, tcpFlags: tcpFlagsText(t[13]!) };
-    }
+function isExtension(n: number): boolean {
+  return n === HOP_BY_HOP || n === ROUTING || n === DEST_OPTIONS || n === AH || n === FRAGMENT;
+}
+
+function info(family: PacketInfo['family'], src: string, dst: string, protocol: number): Mutable<PacketInfo> {
+  return { family, src, dst, protocol, protocolName: protocolName(protocol) };
+}
+
+/** Fills in the transport fields from p[off, end). */
+function transport(r: Mutable<PacketInfo>, p: Buffer, off: number, end: number): PacketInfo {
+  const len = end - off;
+  if (len < 0) {
+    r.truncated = true;
+    return r;
+  }
+  switch (r.protocol) {
+    case 6:
     case 17:
     case 132:
-      if (t.length < 4) return short;
-      return { ...info, srcPort: t.readUInt16BE(0), dstPort: t.readUInt16BE(2) };
+      if (len < 4) break;
+      r.srcPort = p.readUInt16BE(off);
+      r.dstPort = p.readUInt16BE(off + 2);
+      if (r.protocol !== 6) return r;
+      if (len < 14) break;
+      r.tcpFlags = TCP_FLAGS_TEXT[p[off + 13]!]!;
+      return r;
     case 1:
     case 58:
-      if (t.length < 2) return short;
-      return { ...info, icmp: { type: t[0]!, code: t[1]! } };
+      if (len < 2) break;
+      r.icmp = { type: p[off]!, code: p[off + 1]! };
+      return r;
     default:
-      return info;
+      return r;
   }
+  r.truncated = true;
+  return r;
 }
