@@ -234,3 +234,13 @@ test('close: the close event, and nothing after it', async () => {
   sock.deliver(OUTPUT_BATCH);
   assert.equal(packets.length, 0);
 });
+
+test('open: no socket', async () => {
+  const socket = (): NetlinkSocket => {
+    throw new Error('socket failed: Protocol not supported');
+  };
+  await assert.rejects(
+    NflogReader.open({ group: 3 }, { socket }),
+    /^NflogError: NFLOG group 3: no netlink socket: socket failed: Protocol not supported$/,
+  );
+});

@@ -9,7 +9,6 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { RawNetlinkSocket } from 'netlink';
 import { MoatError } from '../errors.js';
 import {
   decodeIpPacket,
@@ -98,7 +97,7 @@ export interface NetlinkSocket {
 }
 
 export interface NflogReaderDeps {
-  readonly socket?: (opts: { recvBuffer: number }) => NetlinkSocket;
+  readonly socket?: (opts: { recvBuffer: number }) => NetlinkSocket | Promise<NetlinkSocket>;
   /** Whether this process has CAP_NET_ADMIN, to tell the two causes of EPERM apart. */
   readonly hasNetAdmin?: () => boolean | undefined;
 }
@@ -205,7 +204,12 @@ export class NflogReader extends EventEmitter<NflogEvents> implements NflogSourc
   /** Binds the group and configures it; rejects with an NflogError that says why not. */
   static async open(opts: NflogReaderOptions, deps: NflogReaderDeps = {}): Promise<NflogReader> {
     const recvBuffer = opts.recvBuffer ?? 8 << 20;
-    const sock = (deps.socket ?? defaultSocket)({ recvBuffer });
+    let sock: NetlinkSocket;
+    try {
+      sock = await (deps.socket ?? defaultSocket)({ recvBuffer });
+    } catch (e) {
+      throw new NflogError(`NFLOG group ${opts.group}: no netlink socket: ${(e as Error).message}`);
+    }
     const r = new NflogReader(opts.group, sock, opts.requestTimeoutMs ?? 2000);
     const settings: NflogConfigItem[] = [
       { kind: 'mode', copyRange: opts.copyRange ?? 128 },
@@ -354,7 +358,9 @@ export class NflogReader extends EventEmitter<NflogEvents> implements NflogSourc
   }
 }
 
-function defaultSocket(opts: { recvBuffer: number }): NetlinkSocket {
+/** Loaded on first use: importing this module (or its types) does not load the native addon. */
+async function defaultSocket(opts: { recvBuffer: number }): Promise<NetlinkSocket> {
+  const { RawNetlinkSocket } = await import('netlink');
   return new RawNetlinkSocket(NETLINK_NETFILTER, {
     recvBufferSize: opts.recvBuffer,
     sendBufferSize: 1 << 16,
