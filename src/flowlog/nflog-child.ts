@@ -3,7 +3,8 @@
 //   ip netns exec NS node dist/src/flowlog/nflog-child.js --group G
 // Lines, each one JSON object with `type`:
 //   ready   {group, recvBuffer}                once the group is bound and configured
-//   fatal   {message, code?}                   the group could not be bound; exit status 1
+//   fatal   {message, code?}                   the group could not be bound (exit 1), bad
+//                                              arguments (exit 2)
 //   packet  LoggedPacket, with timestamp as epoch ms and payload as base64
 //   stats   NflogStats                         every --stats-interval ms, and last on exit;
 //                                              lostRecords includes lines dropped here while
