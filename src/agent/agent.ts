@@ -13,7 +13,7 @@ import {
 } from '../dataplane/index.js';
 import type { FlowLogOptions } from '../dataplane/model.js';
 import { FileSink } from '../flowlog/file-sink.js';
-import { FlowService, type PacketReader } from '../flowlog/service.js';
+import { FlowService, type OpenReader } from '../flowlog/service.js';
 import { addressConflicts } from '../model/conflicts.js';
 import type { Snapshot } from '../model/types.js';
 import { CniAttachments, DEFAULT_CNI_RESULTS_DIR, withAttachments } from './attachments.js';
@@ -82,8 +82,8 @@ export interface AgentOptions {
   readonly audit?: boolean;
   /** Where flow records go: the agent's log (default), or a rotating file. */
   readonly flowLogFile?: { readonly path: string; readonly maxBytes?: number; readonly keep?: number };
-  /** Opens the NFLOG reader of a group (default: NflogReader in this process's namespace). */
-  readonly openFlowReader?: (group: number) => Promise<PacketReader>;
+  /** Opens the NFLOG reader (default: NetnsNflogReader, a child in this process's namespace). */
+  readonly openFlowReader?: (group: number) => ReturnType<OpenReader>;
   /** Replaces the NftApplier (tests). */
   readonly applier?: AgentApplier;
   readonly onApplied?: (a: Applied) => void;
@@ -261,8 +261,10 @@ export class Agent {
     });
     if (this.flows !== undefined && o.flowLog !== undefined) {
       try {
-        const open = o.openFlowReader ?? (await import('../flowlog/nflog-reader.js')).openNflogReader;
-        this.flows.attach(await open(o.flowLog.group));
+        const group = o.flowLog.group;
+        const { NetnsNflogReader } = await import('../flowlog/nflog-netns.js');
+        const open = o.openFlowReader ?? ((g: number) => NetnsNflogReader.open({ group: g }));
+        await this.flows.start(() => open(group));
       } catch (e) {
         // The ruleset still logs (to nobody: the kernel frees the messages); enforcement is intact.
         this.metrics.error('flowlog');

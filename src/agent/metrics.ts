@@ -8,7 +8,14 @@ export type ErrorPhase = ReconcilePhase | 'watch' | 'decode' | 'counters' | 'rem
 
 /** The flow log's figures (FlowService): reader, records, what could not be attributed. */
 export interface FlowFigures {
-  readonly reader?: { received: number; decoded: number; undecodable: number; lost: number };
+  readonly reader?: {
+    received: number;
+    decoded: number;
+    undecodable: number;
+    lost: number;
+    /** Records the kernel numbered that never arrived (sequence gaps). */
+    lostRecords: number;
+  };
   /** "verdict/direction" -> records. */
   readonly records: ReadonlyMap<string, number>;
   readonly unattributed: number;
@@ -401,6 +408,15 @@ export class AgentMetrics {
       collect() {
         this.reset();
         this.inc(src.flows?.()?.reader?.lost ?? 0);
+      },
+    });
+    new Counter({
+      name: 'moat_flow_log_lost_records_total',
+      help: 'Flow records the kernel logged that never reached the agent (gaps in the NFLOG sequence numbers)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src.flows?.()?.reader?.lostRecords ?? 0);
       },
     });
     new Counter({

@@ -43,7 +43,10 @@ export interface FlowLogFlags {
 }
 
 /** The flow-log flags, the same on `agent`, `compile` and `lab` (there the mode is --flow-log-mode). */
-export function addFlowLogOptions(cmd: Command, modeFlag: '--flow-log' | '--flow-log-mode' = '--flow-log'): Command {
+export function addFlowLogOptions(
+  cmd: Command,
+  modeFlag: '--flow-log' | '--flow-log-mode' = '--flow-log',
+): Command {
   return cmd
     .option(
       `${modeFlag} <mode>`,
@@ -56,7 +59,11 @@ export function addFlowLogOptions(cmd: Command, modeFlag: '--flow-log' | '--flow
       'flow records per second for the node (beyond: counted, not logged)',
       String(DEFAULT_FLOW_LOG.rate),
     )
-    .option('--flow-log-burst <n>', 'records allowed above the rate in a burst', String(DEFAULT_FLOW_LOG.burst))
+    .option(
+      '--flow-log-burst <n>',
+      'records allowed above the rate in a burst',
+      String(DEFAULT_FLOW_LOG.burst),
+    )
     .option('--audit', 'audit mode for every policy: would-be drops are accepted and logged as audit');
 }
 
@@ -70,7 +77,9 @@ function intFlag(flag: string, text: string, min: number, max: number): number {
 
 export function parseFlowLogFlags(f: FlowLogFlags): { flowLog: FlowLogOptions; audit: boolean } {
   const [flag, mode] =
-    f.flowLogMode !== undefined ? ['--flow-log-mode', f.flowLogMode] : ['--flow-log', f.flowLog ?? DEFAULT_FLOW_LOG.mode];
+    f.flowLogMode !== undefined
+      ? ['--flow-log-mode', f.flowLogMode]
+      : ['--flow-log', f.flowLog ?? DEFAULT_FLOW_LOG.mode];
   if (!(FLOW_LOG_MODES as readonly string[]).includes(mode)) {
     throw new UsageError(`${flag} "${mode}": must be one of ${FLOW_LOG_MODES.join(', ')}`);
   }

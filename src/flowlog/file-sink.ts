@@ -38,7 +38,8 @@ export class FileSink {
     if (this.keep === 0) rmSync(p, { force: true });
     else {
       rmSync(`${p}.${this.keep}`, { force: true });
-      for (let i = this.keep - 1; i >= 1; i--) if (existsSync(`${p}.${i}`)) renameSync(`${p}.${i}`, `${p}.${i + 1}`);
+      for (let i = this.keep - 1; i >= 1; i--)
+        if (existsSync(`${p}.${i}`)) renameSync(`${p}.${i}`, `${p}.${i + 1}`);
       renameSync(p, `${p}.1`);
     }
     this.fd = openSync(p, 'a');

@@ -7,40 +7,29 @@ import type { Snapshot } from '../model/types.js';
 import type { PacketEnds } from './attribute.js';
 import { FLOWS_CONTROL_PARAMS, FlowFilterError, matchesFlow, parseFlowFilter } from './filter.js';
 import { FlowLogger } from './logger.js';
-import { decodeIpPacket, type NflogPacket } from './nflog.js';
+import type { PacketInfo } from './nflog.js';
+import type { LoggedPacket, NflogSource, NflogStats } from './nflog-reader.js';
 import type { FlowRecord } from './record.js';
 
-export interface ReaderStats {
-  /** NFLOG packet messages received. */
-  readonly received: number;
-  readonly decoded: number;
-  readonly undecodable: number;
-  /** Socket overruns (ENOBUFS): records the kernel could not deliver; each counts one event. */
-  readonly lost: number;
-}
+export type ReaderStats = NflogStats;
 
-/** What the service needs of an NFLOG reader (NflogReader, NetnsNflogReader). */
-export interface PacketReader {
-  on(event: 'packet', listener: (p: NflogPacket) => void): unknown;
-  on(event: 'error', listener: (e: Error) => void): unknown;
-  stats(): ReaderStats;
-  close(): unknown;
-}
+/** Opens the NFLOG reader (NetnsNflogReader: in a child, where an addon crash cannot reach us). */
+export type OpenReader = () => Promise<NflogSource>;
 
 export type FlowSink = (r: FlowRecord) => void;
 
 export interface FlowServiceOptions {
   readonly node: string;
   readonly sinks: readonly FlowSink[];
-  /** Reader errors (a child that died, a socket error); the service keeps going without records. */
+  /** Reader errors (a child that died, an overrun); the service opens a new reader after reopenMs. */
   readonly onError?: (e: Error) => void;
+  /** Delay before a failed reader is opened again. Default 1 s. */
+  readonly reopenMs?: number;
   readonly recent?: number;
 }
 
-/** The packet's ends as a record needs them; undefined when the payload is not an IP packet. */
-export function packetEnds(payload: Buffer): PacketEnds | undefined {
-  const p = decodeIpPacket(payload);
-  if (p === undefined) return undefined;
+/** The packet's ends as a record needs them. */
+export function packetEnds(p: PacketInfo): PacketEnds {
   return {
     family: p.family,
     protocol: p.protocolName,
@@ -53,32 +42,87 @@ export function packetEnds(payload: Buffer): PacketEnds | undefined {
   };
 }
 
+const ZERO: NflogStats = { received: 0, decoded: 0, undecodable: 0, lost: 0, lostRecords: 0, malformed: 0 };
+
+function add(a: NflogStats, b: NflogStats): NflogStats {
+  return {
+    received: a.received + b.received,
+    decoded: a.decoded + b.decoded,
+    undecodable: a.undecodable + b.undecodable,
+    lost: a.lost + b.lost,
+    lostRecords: a.lostRecords + b.lostRecords,
+    malformed: a.malformed + b.malformed,
+  };
+}
+
 export class FlowService {
   readonly logger: FlowLogger;
-  private reader: PacketReader | undefined;
+  private reader: NflogSource | undefined;
+  /** Counters of the readers before this one (a reader that failed was replaced). */
+  private past: NflogStats = ZERO;
   private undecoded = 0;
+  private open: OpenReader | undefined;
+  private closed = false;
+  private reopenTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly opts: FlowServiceOptions) {
-    this.logger = new FlowLogger({ node: opts.node, ...(opts.recent !== undefined ? { recent: opts.recent } : {}) });
+    this.logger = new FlowLogger({
+      node: opts.node,
+      ...(opts.recent !== undefined ? { recent: opts.recent } : {}),
+    });
     for (const s of opts.sinks) this.logger.subscribe(s);
   }
 
-  attach(reader: PacketReader): void {
+  /** Opens the reader; when it fails later (an overrun kills its child), a new one is opened. */
+  async start(open: OpenReader): Promise<void> {
+    this.open = open;
+    this.use(await open());
+  }
+
+  private use(reader: NflogSource): void {
     this.reader = reader;
+    let gone = false;
+    const lost = (e?: Error) => {
+      if (gone) return;
+      gone = true;
+      if (e !== undefined) this.opts.onError?.(e);
+      if (this.reader === reader) {
+        this.past = add(this.past, reader.stats());
+        this.reader = undefined;
+      }
+      if (!this.closed) this.scheduleReopen();
+    };
     reader.on('packet', (p) => this.packet(p));
-    reader.on('error', (e) => this.opts.onError?.(e));
+    reader.on('error', (e) => lost(e));
+    reader.on('close', () => lost());
+  }
+
+  private scheduleReopen(): void {
+    const open = this.open;
+    if (open === undefined || this.reopenTimer !== undefined) return;
+    this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = undefined;
+      if (this.closed) return;
+      open().then(
+        (r) => (this.closed ? void r.close() : this.use(r)),
+        (e: unknown) => {
+          this.opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+          this.scheduleReopen();
+        },
+      );
+    }, this.opts.reopenMs ?? 1000);
+    this.reopenTimer.unref();
   }
 
   /** Feeds one logged packet (the reader's event; tests call it directly). */
-  packet(p: NflogPacket): void {
-    const ends = packetEnds(p.payload);
-    if (ends === undefined) {
+  packet(p: LoggedPacket): void {
+    if (p.ip === undefined) {
       this.undecoded++;
       return;
     }
     this.logger.ingest({
       prefix: p.prefix,
-      packet: ends,
+      packet: packetEnds(p.ip),
       key: p.payload.toString('base64'),
       time: p.timestamp ?? new Date(),
     });
@@ -88,8 +132,10 @@ export class FlowService {
     this.logger.setGeneration(rs, s);
   }
 
+  /** Every reader's counters so far; undefined before one was opened. */
   readerStats(): ReaderStats | undefined {
-    return this.reader?.stats();
+    if (this.open === undefined) return undefined;
+    return this.reader !== undefined ? add(this.past, this.reader.stats()) : this.past;
   }
 
   /** Logged packets whose payload was not an IP packet this service could read. */
@@ -127,8 +173,14 @@ export class FlowService {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.reopenTimer !== undefined) clearTimeout(this.reopenTimer);
     this.logger.flush();
-    await this.reader?.close();
+    const r = this.reader;
     this.reader = undefined;
+    if (r !== undefined) {
+      this.past = add(this.past, r.stats());
+      await r.close();
+    }
   }
 }

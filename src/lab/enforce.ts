@@ -175,7 +175,14 @@ export class LabAgents {
         onDrift: (d) => opts.onDrift?.(name, d),
         onError: (e, phase) => opts.onError?.(name, e, phase),
       });
-      return { node: name, netns, applier, reconciler, attachments, ...(flows !== undefined ? { flows } : {}) };
+      return {
+        node: name,
+        netns,
+        applier,
+        reconciler,
+        attachments,
+        ...(flows !== undefined ? { flows } : {}),
+      };
     });
   }
 
@@ -192,7 +199,7 @@ export class LabAgents {
     if (group !== undefined) {
       const { NetnsNflogReader } = await import('../flowlog/nflog-netns.js');
       for (const a of this.agents) {
-        if (a.flows !== undefined) a.flows.attach(await NetnsNflogReader.open({ netns: a.netns, group }));
+        await a.flows?.start(() => NetnsNflogReader.open({ netns: a.netns, group }));
       }
     }
     for (const a of this.agents) {
@@ -320,7 +327,7 @@ export class LabAgents {
 
   /** Stops reading flow logs (stop() leaves them running: a lab probes after its agents stop). */
   async closeFlows(): Promise<void> {
-    await Promise.all(this.agents.map((a) => a.flows?.close()));
+    await Promise.all(this.agents.map((a) => (a.flows !== undefined ? a.flows.close() : Promise.resolve())));
   }
 
   /** Deletes every node's tables. */

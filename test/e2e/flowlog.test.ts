@@ -43,7 +43,7 @@ async function flowNode(lab: Lab, flowLog: FlowLogOptions, audit = false) {
   });
   const records: FlowRecord[] = [];
   const flows = new FlowService({ node: n.name, sinks: [(r) => records.push(r)] });
-  flows.attach(await NetnsNflogReader.open({ netns: n.netns, group: flowLog.group }));
+  await flows.start(() => NetnsNflogReader.open({ netns: n.netns, group: flowLog.group }));
   return {
     applier,
     records,

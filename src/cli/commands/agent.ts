@@ -123,13 +123,22 @@ export function registerAgent(program: Command): void {
     )
     .addOption(new Option('--netns <name>', 'run nft in this network namespace (labs and tests)').hideHelp());
   addFlowLogOptions(cmd)
-    .option('--flow-log-file <path>', 'write flow records to this file, one JSON line each (default: the log)')
-    .option('--flow-log-file-size <MiB>', 'rotate the flow log file at this size (3 rotated files kept)', '100')
+    .option(
+      '--flow-log-file <path>',
+      'write flow records to this file, one JSON line each (default: the log)',
+    )
+    .option(
+      '--flow-log-file-size <MiB>',
+      'rotate the flow log file at this size (3 rotated files kept)',
+      '100',
+    )
     .action(async (f: AgentFlags) => {
       const { flowLog, audit } = parseFlowLogFlags(f);
       const fileMiB = Number(f.flowLogFileSize);
       if (!Number.isFinite(fileMiB) || fileMiB <= 0) {
-        throw new UsageError(`agent: --flow-log-file-size "${f.flowLogFileSize}": must be a positive number of MiB`);
+        throw new UsageError(
+          `agent: --flow-log-file-size "${f.flowLogFileSize}": must be a positive number of MiB`,
+        );
       }
       const nodeName = f.nodeName ?? process.env.NODE_NAME ?? '';
       const podInterfaces = parseInterfaces('--pod-interfaces', f.podInterfaces);

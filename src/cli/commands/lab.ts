@@ -202,7 +202,10 @@ export function registerLab(program: Command): void {
       )
       .option('-f, --file <path...>', 'manifests: files, directories, or - for stdin')
       .option('-o, --output <format>', 'table or json (the schema of `moat matrix -o json`)', 'table')
-      .option('--flow-log <file>', 'write the flow records seen while probing to FILE (JSON lines; docs/flows.md)'),
+      .option(
+        '--flow-log <file>',
+        'write the flow records seen while probing to FILE (JSON lines; docs/flows.md)',
+      ),
   ).action(async (f: ProbeFlags) => {
     const fl = parseFlowLogFlags(f); // --flow-log is a file here: the mode is --flow-log-mode
     if (f.file === undefined || f.file.length === 0) throw new UsageError('lab probe: -f PATH is required');
@@ -306,7 +309,9 @@ export function registerLab(program: Command): void {
         driftIntervalMs: driftMs,
         flowLog: fl.flowLog,
         ...(fl.audit ? { audit: true } : {}),
-        ...(f.flows === true ? { onFlow: (r: FlowRecord) => process.stdout.write(`${formatCompact(r)}\n`) } : {}),
+        ...(f.flows === true
+          ? { onFlow: (r: FlowRecord) => process.stdout.write(`${formatCompact(r)}\n`) }
+          : {}),
         onApplied: (node, a) => err(describeApply(a, many ? node : undefined)),
         // Probe once every node's agent has applied the snapshot.
         onSynced: async (snapshot, applied) => {
