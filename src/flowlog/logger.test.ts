@@ -227,4 +227,44 @@ describe('FlowLogger', () => {
     logger.ingest({ prefix: `moat:D:${drop}`, key: 'late', time: new Date(9), packet: pkt });
     assert.equal(logger.stats().unattributed, 2);
   });
+  it("merges a Pass with its packet's decision when other packets come between them", () => {
+    const pass = cnp('delegate', {
+      ingress: [adminRule('Pass', [{ kind: 'namespaces', namespaceSelector: sel() }], undefined, 'to-np')],
+    });
+    const s = base({ policies: [denyAll], adminPolicies: [pass] });
+    const rs = compile(s, { table: 'moat', flowLog: { mode: 'policy', group: 1, rate: 10, burst: 5 } });
+    const logger = new FlowLogger({ node: 'n1', passWaitMs: 1000 });
+    logger.setGeneration(rs, s);
+    const out: FlowRecord[] = [];
+    logger.subscribe((r) => out.push(r));
+    const sim = (src: string) =>
+      simulate(rs, {
+        family: 4,
+        saddr: src,
+        daddr: '10.0.0.2',
+        l4proto: 'tcp',
+        dport: 80,
+        hook: 'postrouting',
+      }).logs;
+    const a = sim('10.0.0.1');
+    const b = sim('10.0.0.3');
+    assert.equal(a.length, 2);
+    const pkt = (src: string) => ({
+      family: 'ipv4' as const,
+      protocol: 'TCP',
+      src,
+      dst: '10.0.0.2',
+      dstPort: 80,
+    });
+    const feed = (prefix: string, src: string) =>
+      logger.ingest({ prefix, key: src, time: new Date(0), packet: pkt(src) });
+    feed(a[0]!, '10.0.0.1');
+    feed(b[0]!, '10.0.0.3');
+    feed(b[1]!, '10.0.0.3');
+    feed(a[1]!, '10.0.0.1');
+    assert.deepEqual(
+      out.map((r) => `${r.src.ip} ${r.policies.map((h) => h.action).join(',')}`),
+      ['10.0.0.3 pass,deny', '10.0.0.1 pass,deny'],
+    );
+  });
 });

@@ -28,7 +28,7 @@ export interface FlowLoggerOptions {
   readonly node: string;
   /** Records kept for /flows' replay. Default 10,000. */
   readonly recent?: number;
-  /** How long a Pass waits for the next decision on the same packet. Default 50 ms. */
+  /** How long a Pass waits for the next decision on the same packet. Default 200 ms. */
   readonly passWaitMs?: number;
 }
 
@@ -42,6 +42,7 @@ export interface FlowLoggerStats {
 type Listener = (r: FlowRecord) => void;
 
 const GENERATIONS = 3;
+const MAX_PENDING = 4096;
 
 export class FlowLogger {
   private gens: CounterIndex[] = [];
@@ -51,8 +52,11 @@ export class FlowLogger {
   private readonly listeners = new Set<Listener>();
   private readonly counts = new Map<string, number>();
   private unattributed = 0;
-  private pending: { key: string; decisions: Decision[]; pkt: LoggedPacket } | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /**
+   * Passes waiting for the next decision on their packet, by direction and packet bytes. Messages
+   * of one packet arrive in order, but another CPU's packets may come between them.
+   */
+  private readonly pending = new Map<string, { decisions: Decision[]; pkt: LoggedPacket; timer: NodeJS.Timeout }>();
 
   constructor(readonly opts: FlowLoggerOptions) {}
 
@@ -85,36 +89,34 @@ export class FlowLogger {
       return;
     }
     const key = `${d.direction}\u0000${p.key}`;
-    const pend = this.pending;
-    if (pend !== undefined && pend.key === key) {
+    const pend = this.pending.get(key);
+    if (pend !== undefined) {
       pend.decisions.push(d);
-      if (d.reason === undefined) return; // another Pass (a later admin policy cannot: still safe)
-      this.clearPending();
-      this.emit(pend.decisions, pend.pkt);
+      if (d.reason === undefined) return; // a Baseline-tier Pass after an Admin one: still waiting
+      this.settle(key);
       return;
     }
-    this.flush();
     if (d.reason === undefined) {
-      this.pending = { key, decisions: [d], pkt: p };
-      this.timer = setTimeout(() => this.flush(), this.opts.passWaitMs ?? 50);
-      this.timer.unref();
+      if (this.pending.size >= MAX_PENDING) this.settle(this.pending.keys().next().value!);
+      const timer = setTimeout(() => this.settle(key), this.opts.passWaitMs ?? 200);
+      timer.unref();
+      this.pending.set(key, { decisions: [d], pkt: p, timer });
       return;
     }
     this.emit([d], p);
   }
 
-  /** Emits a Pass still waiting (nothing decided after it: the pod was not isolated). */
+  /** Emits every Pass still waiting (nothing decided after it: the pod was not isolated). */
   flush(): void {
-    const pend = this.pending;
-    if (pend === undefined) return;
-    this.clearPending();
-    this.emit(pend.decisions, pend.pkt);
+    for (const key of [...this.pending.keys()]) this.settle(key);
   }
 
-  private clearPending(): void {
-    this.pending = undefined;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+  private settle(key: string): void {
+    const pend = this.pending.get(key);
+    if (pend === undefined) return;
+    this.pending.delete(key);
+    clearTimeout(pend.timer);
+    this.emit(pend.decisions, pend.pkt);
   }
 
   private emit(decisions: readonly Decision[], p: LoggedPacket): void {

@@ -6,6 +6,10 @@
 // Replay: MOAT_FLOW_SEED=<seed> MOAT_FLOW_ROUNDS=<n> node --test dist/test/e2e/flowlog.test.js
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { moat, repoRoot } from '../support/cli.js';
 import { NftApplier, netnsRunner } from '../../src/dataplane/index.js';
 import type { FlowLogOptions } from '../../src/dataplane/model.js';
 import { readNftCounters } from '../../src/agent/metrics.js';
@@ -16,7 +20,7 @@ import { run } from '../../src/lab/exec.js';
 import { Lab } from '../../src/lab/lab.js';
 import { LAB_POD_INTERFACES } from '../../src/lab/plan.js';
 import { netpol, ns, pod, pport, rule, sel, snapshot as snap0 } from '../../src/model/build.js';
-import { loadText } from '../../src/model/load.js';
+import { loadPaths, loadText } from '../../src/model/load.js';
 import type { Snapshot } from '../../src/model/types.js';
 import { podKey } from '../../src/model/types.js';
 import { evaluate, type SideVerdict } from '../../src/policy/evaluate.js';
@@ -287,6 +291,136 @@ test(
     } finally {
       await node.flows.close();
       await lab.destroy();
+    }
+  },
+);
+
+test(
+  'lab probe --flow-log: every record of the admin-tier example agrees with the evaluator',
+  { skip: needsRoot },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moat-flows-'));
+    const file = join(dir, 'flows.ndjson');
+    try {
+      const r = moat([
+        'lab',
+        'probe',
+        '-f',
+        join(repoRoot(), 'examples/tenants'),
+        '-o',
+        'json',
+        '--flow-log',
+        file,
+        '--flow-log-mode',
+        'all',
+        '--prefix',
+        uniquePrefix(),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const snap = (await loadPaths([join(repoRoot(), 'examples/tenants')])).snapshot;
+      const records = readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as FlowRecord);
+      assert.ok(records.length > 50, `${records.length} records`);
+      const byName = (e: FlowRecord['src']) =>
+        snap.pods.find((p) => p.namespace === e.namespace && p.name === e.pod);
+      const problems: string[] = [];
+      for (const rec of records) {
+        const src = byName(rec.src);
+        const dst = byName(rec.dst);
+        if (src === undefined || dst === undefined || rec.dst.port === undefined) continue;
+        const v = evaluate(snap, {
+          src: { kind: 'pod', pod: src },
+          dst: { kind: 'pod', pod: dst },
+          port: rec.dst.port,
+          protocol: rec.protocol as 'TCP',
+          family: rec.family === 'ipv4' ? 4 : 6,
+        });
+        const e = checkSide(
+          `${rec.src.pod} -> ${rec.dst.pod} ${rec.protocol}/${rec.dst.port}`,
+          v[rec.direction],
+          [rec],
+        );
+        if (e !== undefined) problems.push(e);
+      }
+      assert.deepEqual(problems.slice(0, 10), []);
+      // The admin tiers are named: the example's cluster-wide rules decide some of its flows.
+      assert.ok(
+        records.some((x) => x.policies.some((h) => h.tier !== 'NetworkPolicy')),
+        'admin-tier hits',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'audit mode: a would-be drop is accepted and logged as audit, by flag and by annotation',
+  { skip: needsRoot },
+  async () => {
+    const yaml = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: a, labels: {app: client}}
+spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: server, namespace: a, labels: {app: server}}
+spec: {containers: [{name: c, image: x, ports: [{containerPort: 80}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny, namespace: a, annotations: {moat.dev/audit: "true"}}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+`;
+    const loaded = loadText(yaml, 'audit.yaml');
+    assert.deepEqual(loaded.problems, []);
+    assert.equal(loaded.snapshot.policies[0]?.audit, true);
+    const lab = await Lab.create(loaded.snapshot, { prefix: uniquePrefix(), probeTimeoutMs: 1000 });
+    const node = await flowNode(lab, { mode: 'policy', group: GROUP + 2, rate: 1000, burst: 100 });
+    try {
+      await node.apply(lab.snapshot);
+      const o = await lab.probe('a/client', 'a/server', 80, 'TCP');
+      assert.equal(o.allowed, true, `audited default-deny does not drop: ${o.detail}`);
+      await node.settle();
+      const rec = node.records.find((r) => r.direction === 'ingress' && r.dst.port === 80);
+      assert.equal(rec?.verdict, 'audit', JSON.stringify(node.records));
+      assert.equal(rec.summary, 'audit: would be dropped: isolated by a/default-deny; no rule matched');
+      // Without the annotation, enforced: the same probe is dropped and logged as denied.
+      const enforced = { ...lab.snapshot, policies: lab.snapshot.policies.map(({ audit: _a, ...p }) => p) };
+      await node.apply(enforced);
+      await flushConntrack(lab);
+      node.records.length = 0;
+      const d = await lab.probe('a/client', 'a/server', 80, 'TCP');
+      assert.equal(d.allowed, false);
+      await node.settle();
+      assert.ok(node.records.some((r) => r.verdict === 'denied' && r.reason === 'no-rule-matched'));
+    } finally {
+      await node.flows.close();
+      await lab.destroy();
+    }
+    // --audit for the whole node: the enforced policy's drop is accepted too.
+    const lab2 = await Lab.create(loaded.snapshot, { prefix: uniquePrefix(), probeTimeoutMs: 1000 });
+    const node2 = await flowNode(lab2, { mode: 'denied', group: GROUP + 3, rate: 1000, burst: 100 }, true);
+    try {
+      const enforced = { ...lab2.snapshot, policies: lab2.snapshot.policies.map(({ audit: _a, ...p }) => p) };
+      await node2.apply(enforced);
+      assert.equal((await lab2.probe('a/client', 'a/server', 80, 'TCP')).allowed, true);
+      await node2.settle();
+      assert.deepEqual(
+        node2.records.map((r) => r.verdict),
+        ['audit'],
+      );
+    } finally {
+      await node2.flows.close();
+      await lab2.destroy();
     }
   },
 );
