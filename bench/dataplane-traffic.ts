@@ -11,7 +11,10 @@
 // SYN retransmissions (1 s stalls: the reason earlier figures were noise) are counted per round;
 // the server's accept queue is deep (backlog 4096, somaxconn and tcp_max_syn_backlog raised in the
 // bench's own namespaces only: they are per-netns sysctls).
-//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8] [A=baseline|noguard]
+// Variant `flowlog`: A is moat's ruleset without flow logs, B the same with `--flow-log policy` and
+// a rate limit no connection reaches (every decision logged: two records per connection, egress
+// and ingress), read by the agent's NFLOG reader and flow logger in the node namespace.
+//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8] [A=baseline|noguard|flowlog]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -20,6 +23,8 @@ import { cport, netpol, pod, podPeer, pport, rule, sel } from '../src/model/buil
 import type { Snapshot } from '../src/model/types.js';
 import { generate } from './dataplane-load.js';
 import { BenchNetns, isRoot, median, percentile, sh } from './netns.js';
+import { NetnsNflogReader } from '../src/flowlog/nflog-netns.js';
+import { FlowService } from '../src/flowlog/service.js';
 
 const TABLE = 'moat_bench';
 const CLIENT = '10.130.0.2';
@@ -137,6 +142,8 @@ interface Results {
   gbps: Record<'A' | 'B', number[]>;
   lat: Record<'A' | 'B', number[]>;
   synRetrans: Record<'A' | 'B', number[]>;
+  /** Connections B's rate loops made (each logs twice with flow logs on). */
+  connsB: number;
 }
 
 /** TcpExt counters of a namespace (/proc/net/netstat is per netns). */
@@ -168,17 +175,27 @@ async function main(): Promise<void> {
   const snap = benchSnapshot();
   // The node-side veths are the pod interfaces: every packet from client and server passes the
   // source check (a fib lookup in prerouting), established ones included.
-  const rs = compile(snap, { table: TABLE, nodeName: 'node-0', podInterfaces: ['moat*'] });
+  const variant = process.argv[5] ?? 'baseline';
+  if (variant !== 'baseline' && variant !== 'noguard' && variant !== 'flowlog')
+    throw new Error(`A: baseline, noguard or flowlog, not ${variant}`);
+  const flowLog = { mode: 'policy' as const, group: 3499, rate: 10_000_000, burst: 10_000_000 };
+  const rs = compile(snap, {
+    table: TABLE,
+    nodeName: 'node-0',
+    podInterfaces: ['moat*'],
+    ...(variant === 'flowlog' ? { flowLog } : {}),
+  });
   const moatScript = renderNft(rs);
   // A: only the conntrack rules (default), or `noguard`: moat's whole ruleset without the source
   // check, so that B/A is the source check's own cost.
-  const variant = process.argv[5] ?? 'baseline';
-  if (variant !== 'baseline' && variant !== 'noguard')
-    throw new Error(`A: baseline or noguard, not ${variant}`);
   const baselineA =
     variant === 'noguard'
       ? renderNft(compile(snap, { table: TABLE, nodeName: 'node-0', podInterfaces: [] }))
-      : baselineScript();
+      : variant === 'flowlog'
+        ? renderNft(compile(snap, { table: TABLE, nodeName: 'node-0', podInterfaces: ['moat*'] }))
+        : baselineScript();
+  let flows: FlowService | undefined;
+  let logged = 0;
   const nsx = new BenchNetns();
   try {
     const { client, node, server } = setup(nsx);
@@ -192,6 +209,11 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     };
     const loadMs = load('B');
+    if (variant === 'flowlog') {
+      flows = new FlowService({ node: 'node-0', sinks: [() => logged++], recent: 0 });
+      flows.setGeneration(rs, snap);
+      await flows.start(() => NetnsNflogReader.open({ netns: node, group: flowLog.group }));
+    }
     // The moat ruleset really admits the flow through the intended rules.
     inNs(client, ['node', TCP_LOAD, 'latency', SERVER, String(PORT), '3']);
     const counters = inNs(node, ['nft', 'list', 'counters', 'table', 'inet', TABLE]);
@@ -203,6 +225,7 @@ async function main(): Promise<void> {
       gbps: { A: [], B: [] },
       lat: { A: [], B: [] },
       synRetrans: { A: [], B: [] },
+      connsB: 0,
     };
     const before = { client: tcpExt(client), server: tcpExt(server) };
     for (let r = 0; r < rounds; r++) {
@@ -219,6 +242,7 @@ async function main(): Promise<void> {
         };
         if (rate.errors > 0) process.stderr.write(`round ${r}${which}: ${rate.errors} connect errors\n`);
         res.rate[which].push(rate.connections / (rate.ms / 1000));
+        if (which === 'B') res.connsB += rate.connections;
         res.synRetrans[which].push((tcpExt(client).get('TCPSynRetrans') ?? 0) - syn0);
         const ip = JSON.parse(
           inNs(client, ['iperf3', '-c', SERVER, '-p', String(IPERF_PORT), '-t', '2', '-J']),
@@ -245,18 +269,36 @@ async function main(): Promise<void> {
       return `${who}: ${d.join(', ')}`;
     });
     const overflows = moved.join('; ');
+    let flowLine = '';
+    if (flows !== undefined) {
+      // The reader's child keeps reading while this process waits on spawnSync: let it catch up.
+      for (let last = -1; last !== logged;) {
+        last = logged;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      flows.logger.flush();
+      const st = flows.readerStats();
+      const secs = (rounds * rateMs) / 1000;
+      flowLine =
+        `flow log (B): ${res.connsB} connections in the rate loops, ${st?.received ?? 0} NFLOG records received ` +
+        `(${((st?.received ?? 0) / secs).toFixed(0)}/s during the rate loops, all of B's traffic included), ` +
+        `${logged} flow records made, lost ${st?.lost ?? 0} overruns / ${st?.lostRecords ?? 0} records, ` +
+        `undecodable ${st?.undecodable ?? 0}`;
+      await flows.close();
+    }
     process.stdout.write(
       [
         `date: ${new Date().toISOString()}`,
         `ruleset: 10,000 pods / ${snap.policies.length} policies, node-0's share: ${rs.sets.length} sets, ${rules} rules; full load ${f(loadMs)} ms`,
         `accept counters hit by the test flow: ${hits.join(', ')}`,
-        `A: ${variant === 'noguard' ? "moat's ruleset without the source check" : 'conntrack rules only'}; B: moat's ruleset`,
+        `A: ${variant === 'noguard' ? "moat's ruleset without the source check" : variant === 'flowlog' ? "moat's ruleset, flow logs off" : 'conntrack rules only'}; B: moat's ruleset${variant === 'flowlog' ? ', flow logs on (policy mode, every decision logged)' : ''}`,
         `rounds: ${rounds} x AB (ABBA order); rate: ${rateMs} ms on ${par} sockets; TcpExt counters that moved during the run: ${overflows}`,
         `connections/s  A ${spread(res.rate.A)}  B ${spread(res.rate.B)}`,
         `               ratio B/A of medians ${f(median(res.rate.B) / median(res.rate.A), 3)}; per pair ${spread(pairs(res.rate), 3)}`,
         `SYN retransmissions per round  A ${spread(res.synRetrans.A)}  B ${spread(res.synRetrans.B)}`,
         `iperf3 Gbit/s  A ${spread(res.gbps.A, 2)}  B ${spread(res.gbps.B, 2)}`,
         `               ratio B/A of medians ${f(median(res.gbps.B) / median(res.gbps.A), 3)}; per pair ${spread(pairs(res.gbps), 3)}`,
+        ...(flowLine !== '' ? [flowLine] : []),
         `connect us     A p50 ${percentile(res.lat.A, 50)} p99 ${percentile(res.lat.A, 99)}  B p50 ${percentile(res.lat.B, 50)} p99 ${percentile(res.lat.B, 99)}  added p50 ${percentile(res.lat.B, 50) - percentile(res.lat.A, 50)} p99 ${percentile(res.lat.B, 99) - percentile(res.lat.A, 99)}`,
       ].join('\n') + '\n',
     );
