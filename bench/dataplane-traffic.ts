@@ -14,7 +14,9 @@
 // Variant `flowlog`: A is moat's ruleset without flow logs, B the same with `--flow-log policy` and
 // a rate limit no connection reaches (every decision logged: two records per connection, egress
 // and ingress), read by the agent's NFLOG reader and flow logger in the node namespace.
-//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8] [A=baseline|noguard|flowlog]
+// RECORDS_PER_S is the node's rate limit (default 1000, the agent's default; 10000000: every
+// decision logged). The reader runs in its own process, as in the agent (bench/flow-sink.ts).
+//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8] [A=baseline|noguard|flowlog] [RECORDS_PER_S]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -23,8 +25,7 @@ import { cport, netpol, pod, podPeer, pport, rule, sel } from '../src/model/buil
 import type { Snapshot } from '../src/model/types.js';
 import { generate } from './dataplane-load.js';
 import { BenchNetns, isRoot, median, percentile, sh } from './netns.js';
-import { NetnsNflogReader } from '../src/flowlog/nflog-netns.js';
-import { FlowService } from '../src/flowlog/service.js';
+import { spawn } from 'node:child_process';
 
 const TABLE = 'moat_bench';
 const CLIENT = '10.130.0.2';
@@ -178,7 +179,8 @@ async function main(): Promise<void> {
   const variant = process.argv[5] ?? 'baseline';
   if (variant !== 'baseline' && variant !== 'noguard' && variant !== 'flowlog')
     throw new Error(`A: baseline, noguard or flowlog, not ${variant}`);
-  const flowLog = { mode: 'policy' as const, group: 3499, rate: 10_000_000, burst: 10_000_000 };
+  const limit = Number(process.argv[6] ?? 1000);
+  const flowLog = { mode: 'policy' as const, group: 3499, rate: limit, burst: Math.min(limit, 200) };
   const rs = compile(snap, {
     table: TABLE,
     nodeName: 'node-0',
@@ -194,8 +196,8 @@ async function main(): Promise<void> {
       : variant === 'flowlog'
         ? renderNft(compile(snap, { table: TABLE, nodeName: 'node-0', podInterfaces: ['moat*'] }))
         : baselineScript();
-  let flows: FlowService | undefined;
-  let logged = 0;
+  let sink: ReturnType<typeof spawn> | undefined;
+  let sinkOut = '';
   const nsx = new BenchNetns();
   try {
     const { client, node, server } = setup(nsx);
@@ -210,9 +212,28 @@ async function main(): Promise<void> {
     };
     const loadMs = load('B');
     if (variant === 'flowlog') {
-      flows = new FlowService({ node: 'node-0', sinks: [() => logged++], recent: 0 });
-      flows.setGeneration(rs, snap);
-      await flows.start(() => NetnsNflogReader.open({ netns: node, group: flowLog.group }));
+      sink = spawn(
+        process.execPath,
+        [
+          join(here, 'flow-sink.js'),
+          node,
+          TABLE,
+          String(flowLog.group),
+          String(flowLog.rate),
+          String(flowLog.burst),
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      const s0 = sink;
+      await new Promise<void>((resolve, reject) => {
+        s0.stdout!.on('data', (b: Buffer) => {
+          sinkOut += b.toString();
+          if (sinkOut.includes('ready\n')) resolve();
+        });
+        s0.on('exit', (code) => reject(new Error(`flow-sink exited ${code}`)));
+      });
     }
     // The moat ruleset really admits the flow through the intended rules.
     inNs(client, ['node', TCP_LOAD, 'latency', SERVER, String(PORT), '3']);
@@ -270,21 +291,25 @@ async function main(): Promise<void> {
     });
     const overflows = moved.join('; ');
     let flowLine = '';
-    if (flows !== undefined) {
-      // The reader's child keeps reading while this process waits on spawnSync: let it catch up.
-      for (let last = -1; last !== logged;) {
-        last = logged;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      flows.logger.flush();
-      const st = flows.readerStats();
-      const secs = (rounds * rateMs) / 1000;
+    if (sink !== undefined) {
+      const s0 = sink;
+      const done = new Promise<void>((resolve) => s0.on('exit', () => resolve()));
+      s0.kill('SIGTERM');
+      await done;
+      const st = JSON.parse(
+        sinkOut
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .at(-1) ?? '{}',
+      ) as Record<string, number>;
+      const counters = inNs(node, ['nft', '-j', 'list', 'counters', 'table', 'inet', TABLE]);
+      const suppressed = Number(
+        /"name": ?"flowlog_suppressed"[^}]*"packets": ?(\d+)/.exec(counters)?.[1] ?? 0,
+      );
       flowLine =
-        `flow log (B): ${res.connsB} connections in the rate loops, ${st?.received ?? 0} NFLOG records received ` +
-        `(${((st?.received ?? 0) / secs).toFixed(0)}/s during the rate loops, all of B's traffic included), ` +
-        `${logged} flow records made, lost ${st?.lost ?? 0} overruns / ${st?.lostRecords ?? 0} records, ` +
-        `undecodable ${st?.undecodable ?? 0}`;
-      await flows.close();
+        `flow log (B, limit ${limit}/s): ${res.connsB} connections in B's rate loops; NFLOG records received ${st.received ?? 0}, ` +
+        `flow records ${st.records ?? 0}, suppressed by the limit ${suppressed}, lost ${st.lost ?? 0} overruns / ${st.lostRecords ?? 0} records, ` +
+        `undecodable ${st.undecodable ?? 0}, unattributed ${st.unattributed ?? 0}`;
     }
     process.stdout.write(
       [
