@@ -64,6 +64,8 @@ export class FlowService {
   private open: OpenReader | undefined;
   private closed = false;
   private reopenTimer: NodeJS.Timeout | undefined;
+  /** The next reopen's delay: doubles while opening fails (up to a minute), reset by a success. */
+  private backoff = 0;
 
   constructor(readonly opts: FlowServiceOptions) {
     this.logger = new FlowLogger({
@@ -104,13 +106,18 @@ export class FlowService {
       this.reopenTimer = undefined;
       if (this.closed) return;
       open().then(
-        (r) => (this.closed ? void r.close() : this.use(r)),
+        (r) => {
+          this.backoff = 0;
+          if (this.closed) void r.close();
+          else this.use(r);
+        },
         (e: unknown) => {
           this.opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+          this.backoff = Math.min(Math.max(this.backoff * 2, (this.opts.reopenMs ?? 1000) * 2), 60_000);
           this.scheduleReopen();
         },
       );
-    }, this.opts.reopenMs ?? 1000);
+    }, this.backoff || (this.opts.reopenMs ?? 1000));
     this.reopenTimer.unref();
   }
 
