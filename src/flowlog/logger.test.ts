@@ -197,10 +197,10 @@ describe('FlowLogger', () => {
     );
   });
 
-  it('counts unattributed prefixes, keeps recent records in a ring, and counts by verdict', () => {
+  it('counts unattributed prefixes, keeps recent records in a ring, and counts by verdict', async () => {
     const s = base({ policies: [denyAll] });
     const rs = compile(s, { table: 'moat', flowLog: { mode: 'policy', group: 1, rate: 10, burst: 5 } });
-    const logger = new FlowLogger({ node: 'n1', recent: 2 });
+    const logger = new FlowLogger({ node: 'n1', recent: 2, earlyWaitMs: 0 });
     logger.setGeneration(rs, s);
     const drop = rs.counters.find((c) => c.name.startsWith('d_'))!.name;
     const pkt = {
@@ -213,6 +213,7 @@ describe('FlowLogger', () => {
     };
     logger.ingest({ prefix: 'moat:D:nope', key: 'x', time: new Date(0), packet: pkt });
     logger.ingest({ prefix: 'other', key: 'x', time: new Date(0), packet: pkt });
+    await new Promise((r) => setTimeout(r, 5)); // the unknown moat counter waited for a generation
     for (let i = 0; i < 3; i++) {
       logger.ingest({ prefix: `moat:D:${drop}`, key: String(i), time: new Date(i), packet: pkt });
     }
@@ -266,5 +267,27 @@ describe('FlowLogger', () => {
       out.map((r) => `${r.src.ip} ${r.policies.map((h) => h.action).join(',')}`),
       ['10.0.0.3 pass,deny', '10.0.0.1 pass,deny'],
     );
+  });
+  it('a packet logged before the agent learned the new generation is attributed by it', () => {
+    const s = base({ policies: [denyAll] });
+    const rs = compile(s, { table: 'moat', flowLog: { mode: 'policy', group: 1, rate: 10, burst: 5 } });
+    const logger = new FlowLogger({ node: 'n1' });
+    const out: FlowRecord[] = [];
+    logger.subscribe((r) => out.push(r));
+    logger.setGeneration(compile(base(), { table: 'moat' }), base());
+    const drop = rs.counters.find((c) => c.name.startsWith('d_'))!.name;
+    const pkt = {
+      family: 'ipv4' as const,
+      protocol: 'UDP',
+      src: '10.0.0.1',
+      dst: '10.0.0.2',
+      srcPort: 1,
+      dstPort: 53,
+    };
+    logger.ingest({ prefix: `moat:D:${drop}`, key: 'k', time: new Date(0), packet: pkt });
+    assert.equal(out.length, 0);
+    logger.setGeneration(rs, s);
+    assert.equal(out[0]?.reason, 'no-rule-matched');
+    assert.equal(logger.stats().unattributed, 0);
   });
 });

@@ -15,6 +15,7 @@ import {
   type PacketEnds,
 } from './attribute.js';
 import type { FlowRecord } from './record.js';
+import { parseFlowPrefix } from '../dataplane/flowlog.js';
 
 export interface LoggedPacket {
   readonly prefix: string;
@@ -28,6 +29,8 @@ export interface FlowLoggerOptions {
   readonly node: string;
   /** Records kept for /flows' replay. Default 10,000. */
   readonly recent?: number;
+  /** How long a packet naming an unknown counter waits for the next generation. Default 1 s. */
+  readonly earlyWaitMs?: number;
   /** How long a Pass waits for the next decision on the same packet. Default 200 ms. */
   readonly passWaitMs?: number;
 }
@@ -52,11 +55,16 @@ export class FlowLogger {
   private readonly listeners = new Set<Listener>();
   private readonly counts = new Map<string, number>();
   private unattributed = 0;
+  private early: LoggedPacket[] = [];
+  private earlyTimer: NodeJS.Timeout | undefined;
   /**
    * Passes waiting for the next decision on their packet, by direction and packet bytes. Messages
    * of one packet arrive in order, but another CPU's packets may come between them.
    */
-  private readonly pending = new Map<string, { decisions: Decision[]; pkt: LoggedPacket; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    string,
+    { decisions: Decision[]; pkt: LoggedPacket; timer: NodeJS.Timeout }
+  >();
 
   constructor(readonly opts: FlowLoggerOptions) {}
 
@@ -65,6 +73,12 @@ export class FlowLogger {
     const idx = counterIndex(rs);
     this.gens = [idx, ...this.gens].slice(0, GENERATIONS);
     this.book = addressBook(snapshot);
+    // Packets logged between the commit and this call name counters only this generation knows.
+    const early = this.early;
+    this.early = [];
+    if (this.earlyTimer !== undefined) clearTimeout(this.earlyTimer);
+    this.earlyTimer = undefined;
+    for (const p of early) this.ingest(p, false);
   }
 
   /** Every record, as it is made. Returns the unsubscribe function. */
@@ -82,9 +96,24 @@ export class FlowLogger {
     return { records: new Map(this.counts), unattributed: this.unattributed };
   }
 
-  ingest(p: LoggedPacket): void {
+  /**
+   * One logged packet. A moat prefix no generation knows may be from a ruleset committed just now
+   * (the agent learns the generation once the apply returns): it waits for the next generation,
+   * for a second at most, before it counts as unattributed.
+   */
+  ingest(p: LoggedPacket, wait = true): void {
     const d = decide(p.prefix, this.gens);
     if (d === undefined) {
+      if (wait && parseFlowPrefix(p.prefix) !== undefined && this.early.length < MAX_PENDING) {
+        this.early.push(p);
+        this.earlyTimer ??= setTimeout(() => {
+          this.earlyTimer = undefined;
+          this.unattributed += this.early.length;
+          this.early = [];
+        }, this.opts.earlyWaitMs ?? 1000);
+        this.earlyTimer.unref();
+        return;
+      }
       this.unattributed++;
       return;
     }

@@ -102,22 +102,25 @@ export class FlowService {
   private scheduleReopen(): void {
     const open = this.open;
     if (open === undefined || this.reopenTimer !== undefined) return;
-    this.reopenTimer = setTimeout(() => {
-      this.reopenTimer = undefined;
-      if (this.closed) return;
-      open().then(
-        (r) => {
-          this.backoff = 0;
-          if (this.closed) void r.close();
-          else this.use(r);
-        },
-        (e: unknown) => {
-          this.opts.onError?.(e instanceof Error ? e : new Error(String(e)));
-          this.backoff = Math.min(Math.max(this.backoff * 2, (this.opts.reopenMs ?? 1000) * 2), 60_000);
-          this.scheduleReopen();
-        },
-      );
-    }, this.backoff || (this.opts.reopenMs ?? 1000));
+    this.reopenTimer = setTimeout(
+      () => {
+        this.reopenTimer = undefined;
+        if (this.closed) return;
+        open().then(
+          (r) => {
+            this.backoff = 0;
+            if (this.closed) void r.close();
+            else this.use(r);
+          },
+          (e: unknown) => {
+            this.opts.onError?.(e instanceof Error ? e : new Error(String(e)));
+            this.backoff = Math.min(Math.max(this.backoff * 2, (this.opts.reopenMs ?? 1000) * 2), 60_000);
+            this.scheduleReopen();
+          },
+        );
+      },
+      this.backoff || (this.opts.reopenMs ?? 1000),
+    );
     this.reopenTimer.unref();
   }
 
