@@ -145,6 +145,8 @@ interface Results {
   synRetrans: Record<'A' | 'B', number[]>;
   /** Connections B's rate loops made (each logs twice with flow logs on). */
   connsB: number;
+  /** flowlog_suppressed of B's rounds (each load replaces the table: read before the next). */
+  suppressedB: number;
 }
 
 /** TcpExt counters of a namespace (/proc/net/netstat is per netns). */
@@ -247,6 +249,7 @@ async function main(): Promise<void> {
       lat: { A: [], B: [] },
       synRetrans: { A: [], B: [] },
       connsB: 0,
+      suppressedB: 0,
     };
     const before = { client: tcpExt(client), server: tcpExt(server) };
     for (let r = 0; r < rounds; r++) {
@@ -273,6 +276,12 @@ async function main(): Promise<void> {
           inNs(client, ['node', TCP_LOAD, 'latency', SERVER, String(PORT), '600']),
         ) as number[];
         res.lat[which].push(...lat.slice(50)); // the first ones warm up the JIT
+        if (which === 'B' && variant === 'flowlog') {
+          const counters = inNs(node, ['nft', '-j', 'list', 'counters', 'table', 'inet', TABLE]);
+          res.suppressedB += Number(
+            /"name": ?"flowlog_suppressed"[^}]*"packets": ?(\d+)/.exec(counters)?.[1] ?? 0,
+          );
+        }
         process.stdout.write(
           `round ${r + 1}${which}: ${res.rate[which].at(-1)!.toFixed(0)} conn/s (${res.synRetrans[which].at(-1)} SYN retransmissions), ${res.gbps[which].at(-1)!.toFixed(2)} Gbit/s, connect p50 ${percentile(lat, 50)} us\n`,
         );
@@ -302,10 +311,7 @@ async function main(): Promise<void> {
           .filter((l) => l.startsWith('{'))
           .at(-1) ?? '{}',
       ) as Record<string, number>;
-      const counters = inNs(node, ['nft', '-j', 'list', 'counters', 'table', 'inet', TABLE]);
-      const suppressed = Number(
-        /"name": ?"flowlog_suppressed"[^}]*"packets": ?(\d+)/.exec(counters)?.[1] ?? 0,
-      );
+      const suppressed = res.suppressedB;
       flowLine =
         `flow log (B, limit ${limit}/s): ${res.connsB} connections in B's rate loops; NFLOG records received ${st.received ?? 0}, ` +
         `flow records ${st.records ?? 0}, suppressed by the limit ${suppressed}, lost ${st.lost ?? 0} overruns / ${st.lostRecords ?? 0} records, ` +
