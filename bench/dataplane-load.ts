@@ -5,11 +5,13 @@
 // snapshot and the applier's state. Needs root and nft for the load part. Reports; asserts nothing.
 // A third field (`10000:1000:100`) adds that many admin-tier policies (bench/admin-policies.ts) and
 // measures the cluster with and without them side by side, `--runs` times (default 5, ABBA order).
+// `--flow-log MODE` measures the cluster without and with flow logs (that mode) side by side.
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { compile, localRunner, netnsRunner, NftApplier, renderNft } from '../src/dataplane/index.js';
+import { FLOW_LOG_MODES, type DataplaneOptions, type FlowLogMode } from '../src/dataplane/model.js';
 import {
   cport,
   ipPeer,
@@ -135,8 +137,9 @@ async function measure(
   snap: Snapshot,
   nodeName: string | undefined,
   netns: string | undefined,
+  extra: Partial<DataplaneOptions> = {},
 ): Promise<Measure> {
-  const opts = { table: 'moat_bench', ...(nodeName !== undefined ? { nodeName } : {}) };
+  const opts = { table: 'moat_bench', ...(nodeName !== undefined ? { nodeName } : {}), ...extra };
   gc();
   const t0 = performance.now();
   const rs = compile(snap, opts);
@@ -230,8 +233,44 @@ async function sideBySide(
   }
 }
 
+/** The cluster without and with flow logs in `mode`, side by side (ABBA), all pods and node-0. */
+async function flowSideBySide(
+  p: number,
+  q: number,
+  mode: FlowLogMode,
+  runs: number,
+  netns: string | undefined,
+): Promise<void> {
+  const snap = generate(p, q);
+  const flowLog = { mode, group: 3477, rate: 1000, burst: 200 };
+  for (const nodeName of [undefined, 'node-0']) {
+    const res: Record<'off' | 'on', Measure[]> = { off: [], on: [] };
+    for (let r = 0; r < runs; r++) {
+      for (const k of r % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+        res[k].push(await measure(snap, nodeName, netns, k === 'on' ? { flowLog } : {}));
+      }
+    }
+    const line = (k: 'off' | 'on') => {
+      const m = res[k][0]!;
+      const apply = res[k].map((x) => x.applyMs ?? NaN);
+      return `${k}: ${m.chains} chains, ${m.rules} rules, ${m.counters} counters, ${m.kib.toFixed(0)} KiB; compile ${stats(res[k].map((x) => x.compileMs))} ms, first apply ${netns !== undefined ? stats(apply) : '-'} ms`;
+    };
+    const ratio = res.on.map((x, i) => (x.applyMs ?? NaN) / (res.off[i]!.applyMs ?? NaN));
+    process.stdout.write(
+      `${p} pods / ${q} policies, node=${nodeName ?? '<all>'}, flow log ${mode} (${runs} runs):\n  ${line('off')}\n  ${line('on')}\n` +
+        (netns !== undefined ? `  first apply on/off per run ${ratioStats(ratio)}\n` : ''),
+    );
+  }
+}
+
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
+  const argv0 = process.argv.slice(2);
+  const fi = argv0.indexOf('--flow-log');
+  const flowMode = fi >= 0 ? argv0[fi + 1] : undefined;
+  if (flowMode !== undefined && !(FLOW_LOG_MODES as readonly string[]).includes(flowMode)) {
+    throw new Error(`--flow-log ${flowMode}: one of ${FLOW_LOG_MODES.join(', ')}`);
+  }
+  const argv = fi >= 0 ? argv0.filter((_, i) => i !== fi && i !== fi + 1) : argv0;
   const ri = argv.indexOf('--runs');
   const runs = ri >= 0 ? Math.max(1, Number(argv[ri + 1] ?? 5)) : 5;
   const args = ri >= 0 ? argv.filter((_, i) => i !== ri && i !== ri + 1) : argv;
@@ -246,7 +285,7 @@ async function main(): Promise<void> {
   const withAdmin = sizes.some((s) => parseSize(s, [0, 0, 0])[2] > 0);
   try {
     // Rules are flat in pods: 1,000 policies fixed, pods x10 and x50 (not repeated in admin runs).
-    for (const nodeName of withAdmin ? [] : [undefined, 'node-0']) {
+    for (const nodeName of withAdmin || flowMode !== undefined ? [] : [undefined, 'node-0']) {
       const counts = [1000, 10000, 50000].map((p) => {
         const rs = compile(generate(p, 1000), {
           table: 'moat_bench',
@@ -261,6 +300,10 @@ async function main(): Promise<void> {
     const netns = nsx?.add('load');
     for (const size of sizes) {
       const [p, q, a] = parseSize(size, [10000, 1000, 0]);
+      if (flowMode !== undefined) {
+        await flowSideBySide(p, q, flowMode as FlowLogMode, runs, netns);
+        continue;
+      }
       if (a > 0) {
         await sideBySide(p, q, a, runs, netns);
         continue;

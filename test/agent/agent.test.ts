@@ -472,8 +472,8 @@ test('per-policy packets from nft counters', () => {
     values,
   );
   assert.deepEqual(rows, [
-    { namespace: 'shop', policy: 'other', direction: 'ingress', allowed: 0, dropped: 7 },
-    { namespace: 'shop', policy: 'web', direction: 'ingress', allowed: 7, dropped: 7 },
+    { namespace: 'shop', policy: 'other', direction: 'ingress', allowed: 0, dropped: 7, audited: 0 },
+    { namespace: 'shop', policy: 'web', direction: 'ingress', allowed: 7, dropped: 7, audited: 0 },
   ]);
 });
 
