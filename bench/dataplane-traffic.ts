@@ -16,7 +16,8 @@
 // and ingress), read by the agent's NFLOG reader and flow logger in the node namespace.
 // RECORDS_PER_S is the node's rate limit (default 1000, the agent's default; 10000000: every
 // decision logged). The reader runs in its own process, as in the agent (bench/flow-sink.ts).
-//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8] [A=baseline|noguard|flowlog] [RECORDS_PER_S]
+// READER `noreader` leaves the group unbound: the kernel's cost alone (the log rules and the limit).
+//   node dist/bench/dataplane-traffic.js [rounds=10] [RATE_MS=3000] [PAR=8] [A=baseline|noguard|flowlog] [RECORDS_PER_S] [reader|noreader]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     };
     const loadMs = load('B');
-    if (variant === 'flowlog') {
+    if (variant === 'flowlog' && process.argv[7] !== 'noreader') {
       sink = spawn(
         process.execPath,
         [
@@ -300,6 +301,9 @@ async function main(): Promise<void> {
     });
     const overflows = moved.join('; ');
     let flowLine = '';
+    if (variant === 'flowlog' && sink === undefined) {
+      flowLine = `flow log (B, limit ${limit}/s): no reader bound; suppressed by the limit ${res.suppressedB} of ${res.connsB} connections' decisions`;
+    }
     if (sink !== undefined) {
       const s0 = sink;
       const done = new Promise<void>((resolve) => s0.on('exit', () => resolve()));
