@@ -34,7 +34,10 @@ async function answer(req: CtRequest): Promise<CtAnswer> {
       // A socket that reported an error (an overrun, ...) is not reused.
       const old = sock;
       sock = undefined;
-      void old.then((s) => s.close(), () => undefined);
+      void old.then(
+        (s) => s.close(),
+        () => undefined,
+      );
     } else if (!(err instanceof Error && err.name === 'CtError')) {
       sock = undefined; // the socket could not be made
     }
