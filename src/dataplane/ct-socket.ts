@@ -27,6 +27,8 @@ export interface CtNetlinkSocket {
  * (an error answer carries the request: ~100 bytes, ~1 KiB of buffer each).
  */
 export const DELETES_PER_DATAGRAM = 128;
+/** The receive buffer of one read: a dump datagram is at most 32 KiB (netlink_dump). */
+const RECV_BYTES = 64 << 10;
 
 const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
@@ -99,6 +101,10 @@ export class CtSocket {
         new RawNetlinkSocket(NETLINK_NETFILTER, {
           recvBufferSize: opts.recvBuffer ?? 4 << 20,
           sendBufferSize: 1 << 20,
+          // One read per datagram into a buffer of this size (no peek first); the kernel sizes
+          // a dump's datagrams by the reader's buffer: 32 KiB of entries per read, not 4 KiB.
+          messagePeeking: false,
+          msgBufferSize: RECV_BYTES,
         });
     }
     return new CtSocket(make(), opts.timeoutMs ?? 10_000);
