@@ -332,6 +332,8 @@ export class Agent {
     else if (a.result.mode === 'none') this.log.debug('in sync', fields);
     else this.log.info('applied', fields);
     for (const e of a.result.conntrackErrors) this.log.warn('conntrack cleanup failed', { error: e });
+    const fb = a.result.conntrackFallback;
+    if (fb !== undefined) this.log.warn('conntrack over netlink failed: conntrack-tools used', { error: fb });
     this.opts.onApplied?.(a);
   }
 
