@@ -11,6 +11,7 @@ import { IncrementalCompiler } from './compile.js';
 import {
   flowLabel,
   parseConntrackList,
+  parseAddressList,
   parseIpAddrJson,
   planConntrackCleanup,
   type CtPlan,
@@ -198,7 +199,7 @@ export class NftApplier {
           (entries) => ({ entries }),
           (e: Error) => ({ error: e.message }),
         ),
-        this.localAddresses(),
+        this.localAddresses(client),
       ]);
       if ('entries' in listed) {
         const plan = planConntrackCleanup(listed.entries, targets, next, local);
@@ -232,8 +233,18 @@ export class NftApplier {
     return withFallback(await this.runDeletions(byTarget));
   }
 
-  /** The node's own addresses (`ip -j address`), undefined when they cannot be read. */
-  private async localAddresses(): Promise<Set<string> | undefined> {
+  /**
+   * The node's own addresses: from the client (rtnetlink, no process) when it can, else
+   * `ip -j address`; undefined when they cannot be read.
+   */
+  private async localAddresses(client?: ConntrackClient): Promise<Set<string> | undefined> {
+    if (client?.addresses !== undefined) {
+      try {
+        return parseAddressList(await client.addresses());
+      } catch {
+        // the runner below
+      }
+    }
     const addrs = await this.runner.run(IP_ADDRESSES);
     return addrs.code === 0 ? parseIpAddrJson(addrs.stdout) : undefined;
   }

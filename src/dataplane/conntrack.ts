@@ -170,6 +170,11 @@ export function parseIpAddrJson(text: string): Set<string> | undefined {
   return out;
 }
 
+/** Addresses as text (rtnetlink's), canonical like parseIpAddrJson's. */
+export function parseAddressList(addrs: readonly string[]): Set<string> {
+  return new Set(addrs.map(canon));
+}
+
 interface Judged {
   readonly e: CtEntry;
   readonly drop: boolean;

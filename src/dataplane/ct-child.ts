@@ -4,6 +4,7 @@
 // JSON lines on stdin, one answer line each on stdout, in order:
 //   {"id":1,"op":"list"}                 -> {"id":1,"entries":[CtEntry...]}
 //   {"id":2,"op":"delete","entries":[]}  -> {"id":2,"errnos":[0,2,...]}  (0 deleted, 2 ENOENT)
+//   {"id":3,"op":"addresses"}            -> {"id":3,"addresses":["10.0.0.1",...]}  (rtnetlink)
 //   a request that failed                -> {"id":N,"error":"...","code":"ENOBUFS"?}
 // It exits when stdin ends (the parent is gone), and on SIGTERM.
 import { createInterface } from 'node:readline';
@@ -12,11 +13,13 @@ import { CtSocket, type CtError } from './ct-socket.js';
 
 export type CtRequest =
   | { readonly id: number; readonly op: 'list' }
+  | { readonly id: number; readonly op: 'addresses' }
   | { readonly id: number; readonly op: 'delete'; readonly entries: readonly CtEntry[] };
 
 export type CtAnswer =
   | { readonly id: number; readonly entries: CtEntry[] }
   | { readonly id: number; readonly errnos: number[] }
+  | { readonly id: number; readonly addresses: string[] }
   | { readonly id: number; readonly error: string; readonly code?: string };
 
 let sock: Promise<CtSocket> | undefined;
@@ -27,6 +30,7 @@ async function answer(req: CtRequest): Promise<CtAnswer> {
     const s = await sock;
     if (req.op === 'list') return { id: req.id, entries: await s.list() };
     if (req.op === 'delete') return { id: req.id, errnos: await s.delete(req.entries) };
+    if (req.op === 'addresses') return { id: req.id, addresses: await s.addresses() };
     return { id: (req as { id: number }).id, error: `ct-child: unknown op ${JSON.stringify(req)}` };
   } catch (e) {
     const err = e as CtError;

@@ -18,6 +18,8 @@ export interface ConntrackClient {
   list(): Promise<CtEntry[]>;
   /** Deletes the entries by exact tuple: an errno per entry (0 deleted, 2 ENOENT already gone). */
   delete(entries: readonly CtEntry[]): Promise<number[]>;
+  /** The namespace's own addresses, as `ip -j address` lists them (optional: else `ip` runs). */
+  addresses?(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,12 @@ export class NetlinkConntrack implements ConntrackClient {
     if (!('errnos' in a) || a.errnos.length !== entries.length)
       throw new ConntrackClientError(`${this.where}: delete: bad answer`);
     return a.errnos;
+  }
+
+  async addresses(): Promise<string[]> {
+    const a = await this.request({ op: 'addresses' });
+    if (!('addresses' in a)) throw new ConntrackClientError(`${this.where}: addresses: bad answer`);
+    return a.addresses;
   }
 
   /** Ends the child (it exits when its stdin ends); a later request starts none. */

@@ -4,7 +4,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { run, tryRun } from '../../src/lab/exec.js';
-import { parseConntrackList, type CtEntry } from '../../src/dataplane/conntrack.js';
+import {
+  parseAddressList,
+  parseConntrackList,
+  parseIpAddrJson,
+  type CtEntry,
+} from '../../src/dataplane/conntrack.js';
 import { NetlinkConntrack } from '../../src/dataplane/ct-client.js';
 import { needsRoot } from './lab-util.js';
 
@@ -78,6 +83,11 @@ describe('ctnetlink from a real kernel, in a network namespace', { skip: needsRo
   before(async () => {
     await teardown();
     await run(['ip', 'netns', 'add', NS]);
+    await run(['ip', '-n', NS, 'link', 'set', 'lo', 'up']);
+    await run(['ip', '-n', NS, 'link', 'add', 'moat0', 'type', 'veth', 'peer', 'name', 'moat1']);
+    await run(['ip', '-n', NS, 'address', 'add', '10.9.0.2/24', 'dev', 'moat0']);
+    await run(['ip', '-n', NS, 'address', 'add', '10.9.1.1', 'peer', '10.9.1.2', 'dev', 'moat0']);
+    await run(['ip', '-n', NS, 'address', 'add', 'fd00::2:0:0:2/64', 'dev', 'moat0', 'nodad']);
     for (const a of INSERTS) {
       const tcp = a[1] === 'tcp' ? ['--state', 'ESTABLISHED', '-u', 'ASSURED'] : [];
       await run(['ip', 'netns', 'exec', NS, 'conntrack', '-I', ...a, ...tcp, '-t', '600']);
@@ -134,6 +144,14 @@ describe('ctnetlink from a real kernel, in a network namespace', { skip: needsRo
     // Deleted already: every one is "gone", and nothing else is touched.
     assert.deepEqual(await client.delete(doomed), [2, 2, 2, 2]);
     assert.deepEqual(await listed(), left);
+  });
+
+  test('lists the addresses as `ip -j address` does (rtnetlink, in the same child)', async () => {
+    const ip = parseIpAddrJson((await run(['ip', '-n', NS, '-j', 'address', 'show'])).stdout);
+    const got = parseAddressList(await client.addresses());
+    assert.deepEqual([...got].sort(), [...(ip ?? [])].sort());
+    for (const a of ['127.0.0.1', '::1', '10.9.0.2', '10.9.1.1', 'fd00::2:0:0:2']) assert.ok(got.has(a), a);
+    assert.ok(!got.has('10.9.1.2'), 'a point-to-point peer is not local');
   });
 
   test('a child that died is started again on the next request', async () => {
