@@ -14,12 +14,21 @@
 //               first ingress rule, Deny app-2 -> 8081/TCP (every other change cuts those flows)
 //   admin-prio  the same policy's priority moves past the other Admin-tier policies selecting
 //               those pods and back (the admin signature chain's jump order changes)
-//   node dist/bench/dataplane-update.js [pods:policies[:admin]=10000:1000] [iterations=60] [flows=1000]
+// Conntrack goes through ctnetlink (NetlinkConntrack, a child in the netns: exact-tuple deletes),
+// as the agent does; `tools` as the fifth argument runs conntrack-tools instead (its fallback).
+//   node dist/bench/dataplane-update.js [pods:policies[:admin]=10000:1000] [iterations=60] [flows=1000] [netlink|tools]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { localRunner, netnsRunner, NftApplier, type CommandRunner } from '../src/dataplane/index.js';
+import {
+  localRunner,
+  NetlinkConntrack,
+  netnsRunner,
+  NftApplier,
+  type CommandRunner,
+  type ConntrackClient,
+} from '../src/dataplane/index.js';
 import { adminSelects } from '../src/dataplane/compile-admin.js';
 import {
   adminRule,
@@ -68,6 +77,24 @@ function timed(inner: CommandRunner): CommandRunner & {
   return r;
 }
 
+/** A client whose requests count as conntrack time of the runner (wall time, as there). */
+function timedClient(inner: ConntrackClient, r: ReturnType<typeof timed>): ConntrackClient {
+  const time = async <T>(p: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await p();
+    } finally {
+      if (!(r.ctStart <= t0)) r.ctStart = t0;
+      r.ctEnd = Math.max(Number.isNaN(r.ctEnd) ? 0 : r.ctEnd, performance.now());
+    }
+  };
+  return {
+    list: () => time(() => inner.list()),
+    delete: (entries) => time(() => inner.delete(entries)),
+    close: () => inner.close(),
+  };
+}
+
 /** Inserts established TCP entries (no NAT) into the runner's conntrack table, one process. */
 async function insertFlows(
   runner: CommandRunner,
@@ -105,13 +132,21 @@ async function main(): Promise<void> {
   const [p, q, a] = parseSize(process.argv[2] ?? '10000:1000', [10000, 1000, 0]);
   const iterations = Math.min(Math.max(Number(process.argv[3] ?? 60), 1), 500);
   const numFlows = Math.min(Math.max(Number(process.argv[4] ?? 1000), 0), 100_000);
+  const via = process.argv[5] ?? 'netlink';
+  if (via !== 'netlink' && via !== 'tools') throw new Error(`conntrack: "${via}" is not netlink or tools`);
   let snap: Snapshot = a > 0 ? adminCluster(generate(p, q), a).admin : generate(p, q);
   const nsx = new BenchNetns();
   try {
     const netns = nsx.add('u');
     const plain = netnsRunner(netns, localRunner());
     const runner = timed(plain);
-    const ap = new NftApplier(runner, { table: 'moat_bench', nodeName: 'node-0' });
+    const client = via === 'netlink' ? new NetlinkConntrack({ netns }) : undefined;
+    const ap = new NftApplier(
+      runner,
+      { table: 'moat_bench', nodeName: 'node-0' },
+      { conntrack: client && timedClient(client, runner) },
+    );
+    let fallbacks = 0;
     const t0 = performance.now();
     await ap.apply(snap);
     const firstMs = performance.now() - t0;
@@ -250,16 +285,22 @@ async function main(): Promise<void> {
         res[kind].cut.push(flowsOf(r.conntrackDeleted));
         res[kind].filters.push(r.conntrackDeleted.length);
         if (r.conntrackErrors.length > 0) process.stderr.write(`${kind}: ${r.conntrackErrors.join('; ')}\n`);
+        if (r.conntrackFallback !== undefined) {
+          fallbacks++;
+          process.stderr.write(`${kind}: conntrack-tools fallback: ${r.conntrackFallback}\n`);
+        }
       }
     }
     const drift = await ap.checkDrift();
+    await ap.close();
     const left = await plain.run(['conntrack', '-L']);
     const entries = left.stdout.split('\n').filter((l) => l.includes('src=')).length;
     const f = (x: number) => x.toFixed(1);
     const lines = [
       `date: ${new Date().toISOString()}`,
       `${p} pods / ${q} policies / ${a} admin policies, node-0's share; first full apply ${firstMs.toFixed(0)} ms; drift after the run: ${drift.drifted ? drift.differences.join('; ') : 'none'}`,
-      `conntrack table: ${numFlows} flows inserted, ${warmCut} cut by the untimed admin warm-up, ${entries} entries at the end`,
+      `conntrack table: ${numFlows} flows inserted, ${warmCut} cut by the untimed admin warm-up, ${entries} entries at the end; ` +
+        `cleanup via ${via === 'netlink' ? `ctnetlink (exact tuples; ${fallbacks} fallbacks to conntrack-tools)` : 'conntrack-tools'}`,
     ];
     if (target !== undefined) {
       lines.push(

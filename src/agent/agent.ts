@@ -7,8 +7,10 @@ import {
   DEFAULT_POD_INTERFACES,
   DEFAULT_TABLE,
   localRunner,
+  NetlinkConntrack,
   NftApplier,
   type CommandRunner,
+  type ConntrackClient,
   type Ruleset,
 } from '../dataplane/index.js';
 import type { FlowLogOptions } from '../dataplane/model.js';
@@ -38,6 +40,8 @@ export interface AgentApplier extends Applier {
   /** Addresses that more than one live pod claims, as of the last apply. */
   readonly conflicts?: ReadonlySet<string>;
   remove(): Promise<void>;
+  /** Stops helpers (the conntrack client's child). */
+  close?(): Promise<void>;
 }
 
 export type OnExit = 'keep' | 'remove';
@@ -72,6 +76,11 @@ export interface AgentOptions {
   readonly cniResultsDir?: string;
   /** Runs nft and conntrack (default: on this host). */
   readonly runner?: CommandRunner;
+  /**
+   * Lists and deletes conntrack entries over ctnetlink (default: a NetlinkConntrack on this host
+   * when no runner is given); conntrack-tools through the runner is the fallback.
+   */
+  readonly conntrack?: ConntrackClient;
   /** Not ready once applies have been failing for this long. Default 60 s. */
   readonly readyFailAfterMs?: number;
   /** First retry delay of failed watches and applies. Default 500 ms. */
@@ -125,15 +134,19 @@ export class Agent {
     const table = opts.table ?? DEFAULT_TABLE;
     this.applier =
       opts.applier ??
-      new NftApplier(runner, {
-        table,
-        nodeName: opts.nodeName,
-        ...(opts.policeNodeEgress !== undefined ? { policeNodeEgress: opts.policeNodeEgress } : {}),
-        ...(opts.conntrackCleanup !== undefined ? { conntrackCleanup: opts.conntrackCleanup } : {}),
-        ...(opts.podInterfaces !== undefined ? { podInterfaces: opts.podInterfaces } : {}),
-        ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
-        ...(opts.audit === true ? { audit: true } : {}),
-      });
+      new NftApplier(
+        runner,
+        {
+          table,
+          nodeName: opts.nodeName,
+          ...(opts.policeNodeEgress !== undefined ? { policeNodeEgress: opts.policeNodeEgress } : {}),
+          ...(opts.conntrackCleanup !== undefined ? { conntrackCleanup: opts.conntrackCleanup } : {}),
+          ...(opts.podInterfaces !== undefined ? { podInterfaces: opts.podInterfaces } : {}),
+          ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
+          ...(opts.audit === true ? { audit: true } : {}),
+        },
+        { conntrack: opts.conntrack ?? (opts.runner === undefined ? new NetlinkConntrack() : undefined) },
+      );
     const dir = opts.cniResultsDir ?? DEFAULT_CNI_RESULTS_DIR;
     this.attachments =
       dir === ''
@@ -319,6 +332,8 @@ export class Agent {
     else if (a.result.mode === 'none') this.log.debug('in sync', fields);
     else this.log.info('applied', fields);
     for (const e of a.result.conntrackErrors) this.log.warn('conntrack cleanup failed', { error: e });
+    const fb = a.result.conntrackFallback;
+    if (fb !== undefined) this.log.warn('conntrack over netlink failed: conntrack-tools used', { error: fb });
     this.opts.onApplied?.(a);
   }
 
@@ -477,6 +492,7 @@ export class Agent {
       await this.closeServers();
       await this.flows?.close();
       this.flowFile?.close();
+      await this.applier.close?.();
     })();
     return this.stopping;
   }

@@ -5,6 +5,8 @@ import { describe, it } from 'node:test';
 import { cport, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
 import type { Pod, Snapshot } from '../model/types.js';
 import { NftApplier } from './applier.js';
+import { parseConntrackList, type CtEntry } from './conntrack.js';
+import { NetlinkConntrack, type ConntrackClient } from './ct-client.js';
 import { localRunner, netnsRunner, type CommandRunner } from './runner.js';
 
 interface Call {
@@ -152,6 +154,86 @@ describe('NftApplier (fake runner)', () => {
     );
   });
 
+  describe('with a conntrack client (ctnetlink)', () => {
+    const FLOWS =
+      tcpFlow('10.0.0.3', 40000, '10.0.0.2', 5432) +
+      tcpFlow('10.0.0.3', 40001, '10.0.0.2', 5432) +
+      tcpFlow('10.0.0.1', 40002, '10.0.0.2', 5432) +
+      tcpFlow('10.0.0.3', 40003, '10.0.0.1', 80);
+    /** A client listing FLOWS; `fail` makes list or delete reject, `errnos` answers deletes. */
+    function fakeClient(o: { fail?: 'list' | 'delete'; errnos?: (e: CtEntry) => number } = {}) {
+      const c = {
+        deleted: [] as CtEntry[][],
+        list: () =>
+          o.fail === 'list'
+            ? Promise.reject(new Error('child died'))
+            : Promise.resolve(parseConntrackList(FLOWS)),
+        delete: (entries: readonly CtEntry[]) => {
+          c.deleted.push([...entries]);
+          if (o.fail === 'delete') return Promise.reject(new Error('child died'));
+          return Promise.resolve(entries.map((e) => o.errnos?.(e) ?? 0));
+        },
+        close: () => Promise.resolve(),
+      } satisfies ConntrackClient & { deleted: CtEntry[][] };
+      return c;
+    }
+    const ctCalls = (r: { calls: Call[] }) =>
+      r.calls.filter((c) => c.argv[0] === 'conntrack').map((c) => c.argv.join(' '));
+
+    it('deletes the dropped entries by exact tuple; conntrack-tools is not run', async () => {
+      const r = fakeRunner();
+      const client = fakeClient({ errnos: (e) => (e.orig.sport === 40001 ? 2 : 0) });
+      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { conntrack: client });
+      await ap.apply(snap());
+      const res = await ap.apply(snap({ deny: true }));
+      assert.deepEqual(ctCalls(r), []);
+      assert.deepEqual(
+        client.deleted
+          .at(-1)!
+          .map((e) => `${e.orig.src}:${e.orig.sport}`)
+          .sort(),
+        ['10.0.0.1:40002', '10.0.0.3:40000', '10.0.0.3:40001'],
+      );
+      // ENOENT: gone between the listing and the delete (expired, closed), not an error.
+      assert.deepEqual(res.conntrackDeleted, [
+        'tcp 10.0.0.1 -> 10.0.0.2 port 5432 (1 flow)',
+        'tcp 10.0.0.3 -> 10.0.0.2 port 5432 (1 flow already gone)',
+        'tcp 10.0.0.3 -> 10.0.0.2 port 5432 (1 flow)',
+      ]);
+      assert.deepEqual(res.conntrackErrors, []);
+      assert.equal(res.conntrackFallback, undefined);
+    });
+
+    const fallbacks: [string, Parameters<typeof fakeClient>[0], string[], RegExp][] = [
+      [
+        'the listing fails',
+        { fail: 'list' },
+        ['conntrack -L', 'conntrack -D -f ipv4 -r 10.0.0.2'],
+        /^list: child died/,
+      ],
+      ['the delete fails', { fail: 'delete' }, ['conntrack -D -f ipv4 -r 10.0.0.2'], /^delete: child died/],
+      [
+        'the kernel refuses an entry',
+        { errnos: (e) => (e.orig.sport === 40002 ? 1 : 0) },
+        ['conntrack -D -f ipv4 -r 10.0.0.2'],
+        /^delete tcp 10\.0\.0\.1 -> 10\.0\.0\.2 port 5432: EPERM/,
+      ],
+    ];
+    for (const [name, o, want, why] of fallbacks) {
+      it(`falls back to conntrack-tools when ${name}`, async () => {
+        const r = fakeRunner();
+        r.ctList = FLOWS;
+        const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { conntrack: fakeClient(o) });
+        await ap.apply(snap());
+        r.calls.length = 0;
+        const res = await ap.apply(snap({ deny: true }));
+        assert.deepEqual(ctCalls(r), want);
+        assert.deepEqual(res.conntrackDeleted, ['to 10.0.0.2 (3 flows)']);
+        assert.match(res.conntrackFallback ?? '', why);
+      });
+    }
+  });
+
   it('a starting applier never falls back to cutting every flow when conntrack cannot be listed', async () => {
     const r = fakeRunner();
     const inner = r.run.bind(r);
@@ -279,72 +361,85 @@ async function canUseNft(): Promise<boolean> {
 
 describe('NftApplier (real nft in a throwaway netns)', async () => {
   const ok = await canUseNft();
-  it(
-    'deletes exactly the conntrack entries the new rules drop (real conntrack table)',
-    { skip: ok ? false : 'needs root and nft' },
-    async () => {
-      const netns = `moat-test-ct-${randomBytes(4).toString('hex')}`;
-      const local = localRunner();
-      const add = await local.run(['ip', 'netns', 'add', netns]);
-      assert.equal(add.code, 0, add.stderr);
-      try {
-        const runner = netnsRunner(netns, local);
-        const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' });
-        await ap.apply(snap());
-        // Established flows to web (10.0.0.1:80 = http): from cli, from db, from db through a
-        // service address (DNAT), and db -> web:81; inserted directly into this netns's table.
-        const flows: [string, string, number, string?][] = [
-          ['10.0.0.3', '10.0.0.1', 80],
-          ['10.0.0.2', '10.0.0.1', 80],
-          ['10.0.0.2', '10.0.0.1', 80, '10.96.0.10'],
-          ['10.0.0.2', '10.0.0.1', 81],
-        ];
-        for (const [i, [src, dst, port, via]] of flows.entries()) {
-          const sport = String(40000 + i);
-          const ins = await runner.run([
-            'conntrack',
-            '-I',
-            '-p',
-            'tcp',
-            '-s',
-            src,
-            '-d',
-            via ?? dst,
-            '--sport',
-            sport,
-            '--dport',
-            via !== undefined ? '8080' : String(port),
-            '-r',
-            dst,
-            '-q',
-            src,
-            '--reply-port-src',
-            String(port),
-            '--reply-port-dst',
-            sport,
-            '--state',
-            'ESTABLISHED',
-            '-t',
-            '600',
-          ]);
-          assert.equal(ins.code, 0, ins.stderr);
+  for (const via of ['ctnetlink', 'conntrack-tools'] as const) {
+    it(
+      `deletes exactly the conntrack entries the new rules drop (real conntrack table, ${via})`,
+      { skip: ok ? false : 'needs root and nft' },
+      async () => {
+        const netns = `moat-test-ct-${randomBytes(4).toString('hex')}`;
+        const local = localRunner();
+        const add = await local.run(['ip', 'netns', 'add', netns]);
+        assert.equal(add.code, 0, add.stderr);
+        const client = via === 'ctnetlink' ? new NetlinkConntrack({ netns }) : undefined;
+        try {
+          const runner = netnsRunner(netns, local);
+          const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' }, { conntrack: client });
+          await ap.apply(snap());
+          // Established flows to web (10.0.0.1:80 = http): from cli, from db, from db through a
+          // service address (DNAT), and db -> web:81; inserted directly into this netns's table.
+          const flows: [string, string, number, string?][] = [
+            ['10.0.0.3', '10.0.0.1', 80],
+            ['10.0.0.2', '10.0.0.1', 80],
+            ['10.0.0.2', '10.0.0.1', 80, '10.96.0.10'],
+            ['10.0.0.2', '10.0.0.1', 81],
+          ];
+          for (const [i, [src, dst, port, via]] of flows.entries()) {
+            const sport = String(40000 + i);
+            const ins = await runner.run([
+              'conntrack',
+              '-I',
+              '-p',
+              'tcp',
+              '-s',
+              src,
+              '-d',
+              via ?? dst,
+              '--sport',
+              sport,
+              '--dport',
+              via !== undefined ? '8080' : String(port),
+              '-r',
+              dst,
+              '-q',
+              src,
+              '--reply-port-src',
+              String(port),
+              '--reply-port-dst',
+              sport,
+              '--state',
+              'ESTABLISHED',
+              '-t',
+              '600',
+            ]);
+            assert.equal(ins.code, 0, ins.stderr);
+          }
+          // web now admits db instead of cli.
+          const res = await ap.apply(snap({ webFrom: 'db' }));
+          assert.deepEqual(res.conntrackErrors, []);
+          const left = await runner.run(['conntrack', '-L']);
+          const tuples = left.stdout
+            .split('\n')
+            .map((l) => /src=(\S+) dst=(\S+) sport=\d+ dport=(\d+)/.exec(l)) // the original direction
+            .filter((m) => m !== null)
+            .map((m) => `${m[1]} -> ${m[2]}:${m[3]}`)
+            .sort();
+          assert.deepEqual(tuples, ['10.0.0.2 -> 10.0.0.1:80', '10.0.0.2 -> 10.96.0.10:8080']);
+          assert.equal(res.conntrackFallback, undefined);
+          if (via === 'ctnetlink') {
+            // By exact tuple: one label per flow key, each of the two cut flows once.
+            assert.deepEqual(res.conntrackDeleted, [
+              'tcp 10.0.0.2 -> 10.0.0.1 port 81 (1 flow)',
+              'tcp 10.0.0.3 -> 10.0.0.1 port 80 (1 flow)',
+            ]);
+            assert.equal(client?.starts, 1);
+          }
+        } finally {
+          await client?.close();
+          await local.run(['ip', 'netns', 'delete', netns]);
         }
-        // web now admits db instead of cli.
-        const res = await ap.apply(snap({ webFrom: 'db' }));
-        assert.deepEqual(res.conntrackErrors, []);
-        const left = await runner.run(['conntrack', '-L']);
-        const tuples = left.stdout
-          .split('\n')
-          .map((l) => /src=(\S+) dst=(\S+) sport=\d+ dport=(\d+)/.exec(l)) // the original direction
-          .filter((m) => m !== null)
-          .map((m) => `${m[1]} -> ${m[2]}:${m[3]}`)
-          .sort();
-        assert.deepEqual(tuples, ['10.0.0.2 -> 10.0.0.1:80', '10.0.0.2 -> 10.96.0.10:8080']);
-      } finally {
-        await local.run(['ip', 'netns', 'delete', netns]);
-      }
-    },
-  );
+      },
+    );
+  }
   it('applies, diffs, detects and repairs drift', { skip: ok ? false : 'needs root and nft' }, async () => {
     const netns = `moat-test-dp-${randomBytes(4).toString('hex')}`;
     const local = localRunner();

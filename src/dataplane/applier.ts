@@ -2,13 +2,21 @@
 // shell): the first apply replaces the table atomically, later ones apply the diff against the
 // in-memory mirror of what the kernel holds, falling back to a full atomic replace.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandError } from '../errors.js';
 import { formatAddress, parseIP } from '../model/cidr.js';
 import type { Snapshot } from '../model/types.js';
 import { IncrementalCompiler } from './compile.js';
-import { parseConntrackList, parseIpAddrJson, planConntrackCleanup } from './conntrack.js';
+import {
+  flowLabel,
+  parseConntrackList,
+  parseAddressList,
+  parseIpAddrJson,
+  planConntrackCleanup,
+  type CtPlan,
+} from './conntrack.js';
+import type { ConntrackClient } from './ct-client.js';
 import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
 import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
 import { ownedTables, renderElement, renderNft } from './render.js';
@@ -27,7 +35,20 @@ export interface ApplyResult {
   readonly conntrackDeleted: readonly string[];
   /** conntrack deletions that failed (the rules are applied regardless). */
   readonly conntrackErrors: readonly string[];
+  /**
+   * Why the conntrack client (ctnetlink) was not used and conntrack-tools did the cleanup, when
+   * that happened.
+   */
+  readonly conntrackFallback?: string;
   readonly ruleset: Ruleset;
+}
+
+export interface NftApplierDeps {
+  /**
+   * Lists and deletes conntrack entries by exact tuple over ctnetlink (NetlinkConntrack, in the
+   * runner's namespace). Absent, or when a request fails: conntrack-tools through the runner.
+   */
+  readonly conntrack?: ConntrackClient | undefined;
 }
 
 export interface DriftResult {
@@ -53,12 +74,21 @@ export class NftApplier {
   /** Keeps per-policy chains and pod-scanned sets between applies: churn costs what changed. */
   private readonly compiler: IncrementalCompiler;
 
+  private readonly ct: ConntrackClient | undefined;
+
   constructor(
     readonly runner: CommandRunner,
     opts: DataplaneOptions,
+    deps: NftApplierDeps = {},
   ) {
     this.opts = { ...opts, table: opts.table === '' ? DEFAULT_TABLE : opts.table };
     this.compiler = new IncrementalCompiler(this.opts);
+    this.ct = deps.conntrack;
+  }
+
+  /** Stops the conntrack client's child, if any (the table stays as it is). */
+  async close(): Promise<void> {
+    await this.ct?.close();
   }
 
   /** The Ruleset the kernel holds, as far as this applier knows. */
@@ -84,8 +114,8 @@ export class NftApplier {
         this.opts.conntrackCleanup === false
           ? []
           : conntrackTargets(prev ?? { ...next, sets: [], chains: [] }, next);
-      const { deleted, errors } = await this.cleanConntrack(ct, next, prev !== undefined);
-      return { mode: 'full', commands, conntrackDeleted: deleted, conntrackErrors: errors, ruleset: next };
+      const cleaned = await this.cleanConntrack(ct, next, prev !== undefined);
+      return { mode: 'full', commands, ...result(cleaned), ruleset: next };
     }
     const tx = diffRulesets(prev, next);
     if (tx.commands === 0) {
@@ -103,8 +133,8 @@ export class NftApplier {
       commands = await this.replace(next);
     }
     const ct = this.opts.conntrackCleanup === false ? [] : conntrackTargets(prev, next);
-    const { deleted, errors } = await this.cleanConntrack(ct, next);
-    return { mode, commands, conntrackDeleted: deleted, conntrackErrors: errors, ruleset: next };
+    const cleaned = await this.cleanConntrack(ct, next);
+    return { mode, commands, ...result(cleaned), ruleset: next };
   }
 
   /** Compares the kernel's table with the mirror; repairs any difference by a full replace. */
@@ -150,28 +180,45 @@ export class NftApplier {
 
   /**
    * After the new rules are committed: lists the conntrack table once, and deletes the entries of
-   * the targets that the new ruleset would drop (conntrack.ts). When the table cannot be listed,
-   * deletes every entry of every target, as a filter per address.
+   * the targets that the new ruleset would drop (conntrack.ts): by exact tuple through the
+   * conntrack client when there is one, else with conntrack-tools filters. When the table cannot
+   * be listed, deletes every entry of every target, as a filter per address.
    */
   private async cleanConntrack(
     targets: readonly ConntrackTarget[],
     next: Ruleset,
     coarseFallback = true,
-  ): Promise<{ deleted: string[]; errors: string[] }> {
+  ): Promise<Cleaned> {
     if (targets.length === 0) return { deleted: [], errors: [] };
+    let fallback: string | undefined;
+    if (this.ct !== undefined) {
+      const client = this.ct;
+      // The listing and the node's addresses at once: neither waits for the other.
+      const [listed, local] = await Promise.all([
+        client.list().then(
+          (entries) => ({ entries }),
+          (e: Error) => ({ error: e.message }),
+        ),
+        this.localAddresses(client),
+      ]);
+      if ('entries' in listed) {
+        const plan = planConntrackCleanup(listed.entries, targets, next, local);
+        return this.deleteExact(client, plan);
+      }
+      fallback = `list: ${listed.error}`;
+    }
+    const withFallback = (c: Cleaned): Cleaned => (fallback === undefined ? c : { ...c, fallback });
     const list = await this.runner.run(CONNTRACK_LIST);
     if (list.code === 0) {
-      // The node's own addresses tell flows to and from the node (always allowed) from the rest.
-      const addrs = await this.runner.run(IP_ADDRESSES);
-      const local = addrs.code === 0 ? parseIpAddrJson(addrs.stdout) : undefined;
+      const local = await this.localAddresses();
       const plan = planConntrackCleanup(parseConntrackList(list.stdout), targets, next, local);
-      return this.runDeletions(plan.deletions);
+      return withFallback(await this.runDeletions(plan.deletions));
     }
     if (!coarseFallback) {
-      return {
+      return withFallback({
         deleted: [],
         errors: [`${CONNTRACK_LIST.join(' ')}: exit ${list.code ?? 'signal'}: ${list.stderr.trim()}`],
-      };
+      });
     }
     const byTarget = targets.map((t) => ({
       args: [
@@ -183,7 +230,58 @@ export class NftApplier {
       ],
       label: `${t.field} ${t.address}`,
     }));
-    return this.runDeletions(byTarget);
+    return withFallback(await this.runDeletions(byTarget));
+  }
+
+  /**
+   * The node's own addresses: from the client (rtnetlink, no process) when it can, else
+   * `ip -j address`; undefined when they cannot be read.
+   */
+  private async localAddresses(client?: ConntrackClient): Promise<Set<string> | undefined> {
+    if (client?.addresses !== undefined) {
+      try {
+        return parseAddressList(await client.addresses());
+      } catch {
+        // the runner below
+      }
+    }
+    const addrs = await this.runner.run(IP_ADDRESSES);
+    return addrs.code === 0 ? parseIpAddrJson(addrs.stdout) : undefined;
+  }
+
+  /**
+   * Deletes exactly the listed entries the plan drops, by tuple and id: a hash lookup each, no
+   * walk, and a flow opened after the listing is never matched. One label per flow key. A failed
+   * request, or an entry the kernel refused for another reason than "gone", falls back to the
+   * plan's conntrack-tools filters (deleting what is already gone matches nothing there).
+   */
+  private async deleteExact(client: ConntrackClient, plan: CtPlan): Promise<Cleaned> {
+    let errnos: number[];
+    try {
+      errnos = await client.delete(plan.dropped);
+    } catch (e) {
+      return { ...(await this.runDeletions(plan.deletions)), fallback: `delete: ${(e as Error).message}` };
+    }
+    const refused = errnos.findIndex((n) => n !== 0 && n !== ENOENT_ERRNO);
+    if (refused >= 0) {
+      const why = `delete ${flowLabel(plan.dropped[refused]!)}: ${errnoText(errnos[refused]!)}`;
+      return { ...(await this.runDeletions(plan.deletions)), fallback: why };
+    }
+    const counts = new Map<string, { deleted: number; gone: number }>();
+    plan.dropped.forEach((e, i) => {
+      const label = flowLabel(e);
+      let c = counts.get(label);
+      if (c === undefined) counts.set(label, (c = { deleted: 0, gone: 0 }));
+      if (errnos[i] === 0) c.deleted++;
+      else c.gone++;
+    });
+    const deleted: string[] = [];
+    const plural = (n: number): string => `${n} flow${n === 1 ? '' : 's'}`;
+    for (const [label, c] of counts) {
+      if (c.deleted > 0) deleted.push(`${label} (${plural(c.deleted)})`);
+      if (c.gone > 0) deleted.push(`${label} (${plural(c.gone)} already gone)`);
+    }
+    return { deleted: deleted.sort(), errors: [] };
   }
 
   /**
@@ -234,6 +332,26 @@ export class NftApplier {
     }
     return { deleted, errors };
   }
+}
+
+interface Cleaned {
+  readonly deleted: string[];
+  readonly errors: string[];
+  readonly fallback?: string;
+}
+
+function result(c: Cleaned): Pick<ApplyResult, 'conntrackDeleted' | 'conntrackErrors' | 'conntrackFallback'> {
+  return {
+    conntrackDeleted: c.deleted,
+    conntrackErrors: c.errors,
+    ...(c.fallback !== undefined ? { conntrackFallback: c.fallback } : {}),
+  };
+}
+
+const ENOENT_ERRNO = osConstants.errno.ENOENT;
+
+function errnoText(n: number): string {
+  return Object.entries(osConstants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
 
 interface Deletion {

@@ -13,9 +13,11 @@ export interface CtTuple {
   readonly dst: string;
   readonly sport?: number;
   readonly dport?: number;
+  /** ICMP and ICMPv6 (ctnetlink listings only): what identifies the flow instead of ports. */
+  readonly icmp?: { readonly type: number; readonly code: number; readonly id: number };
 }
 
-/** One line of `conntrack -L`. */
+/** One line of `conntrack -L`, or one entry of a ctnetlink dump (ctnetlink.ts). */
 export interface CtEntry {
   readonly family: 4 | 6;
   /** Protocol name as conntrack prints it: tcp, udp, sctp, icmp, icmpv6, unknown, ... */
@@ -23,6 +25,10 @@ export interface CtEntry {
   readonly protonum: number;
   readonly orig: CtTuple;
   readonly reply: CtTuple;
+  /** The conntrack zone, when not 0 (ctnetlink listings only). */
+  readonly zone?: number;
+  /** The kernel's id of the entry (ctnetlink listings only): a delete with it spares a successor. */
+  readonly id?: number;
 }
 
 /** One `conntrack -D` filter, with the listed entries it deletes. */
@@ -40,6 +46,8 @@ export interface CtPlan {
   /** Candidates the new ruleset still admits: kept. */
   readonly kept: number;
   readonly deletions: readonly CtDeletion[];
+  /** The candidates the new ruleset drops, each once: what an exact-tuple delete removes. */
+  readonly dropped: readonly CtEntry[];
 }
 
 const v6canon = new Map<string, string>();
@@ -160,6 +168,11 @@ export function parseIpAddrJson(text: string): Set<string> | undefined {
     }
   }
   return out;
+}
+
+/** Addresses as text (rtnetlink's), canonical like parseIpAddrJson's. */
+export function parseAddressList(addrs: readonly string[]): Set<string> {
+  return new Set(addrs.map(canon));
 }
 
 interface Judged {
@@ -312,7 +325,24 @@ export function planConntrackCleanup(
   }
   const candidates = judged.size;
   let kept = 0;
-  for (const j of judged.values()) if (!j.drop) kept++;
+  const dropped: CtEntry[] = [];
+  for (const j of judged.values()) {
+    if (j.drop) dropped.push(j.e);
+    else kept++;
+  }
   deletions.sort((x, y) => (x.label < y.label ? -1 : x.label > y.label ? 1 : 0));
-  return { candidates, kept, deletions };
+  return { candidates, kept, deletions, dropped };
+}
+
+/**
+ * The label of an exact-tuple deletion, grouped like the flow-key filter's: "tcp 10.0.0.3 ->
+ * 10.0.0.1 port 80" (plus " via ADDR:PORT" when DNAT changed the destination).
+ */
+export function flowLabel(e: CtEntry): string {
+  const ports = SIM_PROTO[e.proto] !== undefined && e.orig.dport !== undefined && e.reply.sport !== undefined;
+  const via =
+    e.orig.dst === e.reply.src && e.orig.dport === e.reply.sport
+      ? ''
+      : ` via ${e.orig.dst}${ports ? `:${e.orig.dport}` : ''}`;
+  return `${e.proto} ${e.orig.src} -> ${e.reply.src}${ports ? ` port ${e.reply.sport}` : ''}${via}`;
 }

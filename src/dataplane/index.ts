@@ -23,3 +23,6 @@ export type { CtDeletion, CtEntry, CtPlan, CtTuple } from './conntrack.js';
 export { parseConntrackList, planConntrackCleanup } from './conntrack.js';
 export type { ApplyResult, DriftResult, KernelTable } from './applier.js';
 export { compareKernel, NftApplier, parseNftJson } from './applier.js';
+export type { NftApplierDeps } from './applier.js';
+export type { ConntrackClient, NetlinkConntrackOptions } from './ct-client.js';
+export { NetlinkConntrack } from './ct-client.js';

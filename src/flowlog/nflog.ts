@@ -2,19 +2,41 @@
 // decoded, and the IP and transport headers they carry. The I/O is in nflog-reader.ts.
 // Layouts: linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nfnetlink_log.h.
 
-export const NETLINK_NETFILTER = 12;
+import {
+  be32,
+  encodeNfnlRequest,
+  ipv4Text,
+  ipv6Text,
+  nla,
+  NFGENMSG_LEN,
+  NLA_TYPE_MASK,
+  NLM_F_ACK,
+  NLM_F_REQUEST,
+  u32,
+  type NetlinkMessage,
+} from '../netfilter/netlink.js';
+
+// The netlink framing moved to netfilter/netlink.ts (ctnetlink shares it); re-exported here.
+export {
+  decodeNetlinkAck,
+  NETLINK_NETFILTER,
+  NLM_F_ACK,
+  NLM_F_REQUEST,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_NOOP,
+  parseNetlinkBatch,
+  type NetlinkAck,
+  type NetlinkMessage,
+  type ParseErrors,
+} from '../netfilter/netlink.js';
+
 export const NFNL_SUBSYS_ULOG = 4;
 export const NFULNL_MSG_PACKET = 0;
 export const NFULNL_MSG_CONFIG = 1;
 /** nlmsghdr.type of NFLOG packet and config messages. */
 export const NFLOG_PACKET_TYPE = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
 export const NFLOG_CONFIG_TYPE = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-
-export const NLMSG_NOOP = 1;
-export const NLMSG_ERROR = 2;
-export const NLMSG_DONE = 3;
-export const NLM_F_REQUEST = 1;
-export const NLM_F_ACK = 4;
 
 /** NFULA_CFG_FLAGS bits. */
 export const NFULNL_CFG_F_SEQ = 1;
@@ -27,9 +49,6 @@ export const HOOK_NAMES: readonly string[] = ['prerouting', 'input', 'forward', 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const EMPTY = Buffer.alloc(0);
-const NLMSG_HDRLEN = 16;
-const NFGENMSG_LEN = 4;
-const NLA_TYPE_MASK = 0x3fff; // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
 const CFG_CMD = 1;
 const CFG_MODE = 2;
@@ -54,15 +73,6 @@ const A_SEQ = 12;
 const A_SEQ_GLOBAL = 13;
 const A_GID = 14;
 
-export interface NetlinkMessage {
-  readonly type: number;
-  readonly flags: number;
-  readonly seq: number;
-  readonly pid: number;
-  /** What follows the 16-byte nlmsghdr, up to nlmsg_len (a view into the datagram). */
-  readonly payload: Buffer;
-}
-
 /** One setting of an NFLOG instance (one attribute of an NFULNL_MSG_CONFIG request). */
 export type NflogConfigItem =
   | { readonly kind: 'bind' }
@@ -77,26 +87,6 @@ export type NflogConfigItem =
   | { readonly kind: 'qthresh'; readonly packets: number }
   /** The size of a batch's buffer (the kernel accepts 4096..131072). */
   | { readonly kind: 'nlbufsiz'; readonly bytes: number };
-
-function u32(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${name}: ${v} is not a u32`);
-  return v;
-}
-
-function nla(type: number, value: Buffer): Buffer {
-  const len = 4 + value.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  value.copy(out, 4);
-  return out;
-}
-
-function be32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v, 0);
-  return b;
-}
 
 function encodeItem(item: NflogConfigItem): Buffer {
   switch (item.kind) {
@@ -136,72 +126,15 @@ export function encodeNflogConfig(group: number, items: readonly NflogConfigItem
   if (!Number.isInteger(group) || group < 0 || group > 0xffff) {
     throw new RangeError(`NFLOG group: ${group} is not in 0..65535`);
   }
-  const body = Buffer.concat(items.map(encodeItem));
-  const out = Buffer.alloc(NLMSG_HDRLEN + NFGENMSG_LEN + body.length);
-  out.writeUInt32LE(out.length, 0);
-  out.writeUInt16LE(NFLOG_CONFIG_TYPE, 4);
-  out.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
-  out.writeUInt32LE(u32('seq', seq), 8);
   // nfgenmsg: family AF_UNSPEC, version 0, res_id = the group, big-endian.
-  out.writeUInt16BE(group, NLMSG_HDRLEN + 2);
-  body.copy(out, NLMSG_HDRLEN + NFGENMSG_LEN);
-  return out;
-}
-
-/** Counts what parseNetlinkBatch could not read; `last` says why, for a log line. */
-export interface ParseErrors {
-  count: number;
-  last?: string;
-}
-
-/**
- * Splits a datagram into its netlink messages. Never throws: a header that is short or claims
- * more than the datagram holds ends the walk (nothing after it can be framed), is counted in
- * `errors`, and the messages before it are returned.
- */
-export function parseNetlinkBatch(buf: Buffer, errors?: ParseErrors): NetlinkMessage[] {
-  const out: NetlinkMessage[] = [];
-  let off = 0;
-  while (off < buf.length) {
-    const left = buf.length - off;
-    if (left < NLMSG_HDRLEN) {
-      fail(errors, `${left} trailing bytes, short of a netlink header`);
-      break;
-    }
-    const len = buf.readUInt32LE(off);
-    if (len < NLMSG_HDRLEN || len > left) {
-      fail(errors, `netlink message length ${len} at offset ${off} (${left} bytes left)`);
-      break;
-    }
-    out.push({
-      type: buf.readUInt16LE(off + 4),
-      flags: buf.readUInt16LE(off + 6),
-      seq: buf.readUInt32LE(off + 8),
-      pid: buf.readUInt32LE(off + 12),
-      payload: buf.subarray(off + NLMSG_HDRLEN, off + len),
-    });
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
-
-function fail(errors: ParseErrors | undefined, why: string): void {
-  if (!errors) return;
-  errors.count++;
-  errors.last = why;
-}
-
-/** An NLMSG_ERROR: errno 0 is an acknowledgement, else the request failed with -errno. */
-export interface NetlinkAck {
-  /** Positive errno (EPERM = 1, ...), 0 for success. */
-  readonly errno: number;
-  /** The failed request's nlmsg_seq (the ack's own seq is the same). */
-  readonly seq: number;
-}
-
-export function decodeNetlinkAck(msg: NetlinkMessage): NetlinkAck | undefined {
-  if (msg.type !== NLMSG_ERROR || msg.payload.length < 4) return undefined;
-  return { errno: 0 - msg.payload.readInt32LE(0), seq: msg.seq };
+  return encodeNfnlRequest({
+    type: NFLOG_CONFIG_TYPE,
+    flags: NLM_F_REQUEST | NLM_F_ACK,
+    seq,
+    family: 0,
+    resId: group,
+    attrs: items.map(encodeItem),
+  });
 }
 
 export interface NflogPacket {
@@ -352,41 +285,6 @@ export function tcpFlagsText(bits: number): string {
 }
 
 const TCP_FLAGS_TEXT = Array.from({ length: 256 }, (_, i) => tcpFlagsText(i));
-
-function ipv4Text(b: Buffer, off: number): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
-}
-
-/** RFC 5952 text, as formatAddress in model/cidr.ts gives it (tested equal), without bigints. */
-function ipv6Text(b: Buffer, off: number): string {
-  // The longest run of two or more zero groups, the first of equals, becomes "::".
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (b.readUInt16BE(off + 2 * i) !== 0) {
-      i++;
-      continue;
-    }
-    let j = i + 1;
-    while (j < 8 && b.readUInt16BE(off + 2 * j) === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  let s = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === best) {
-      s += '::';
-      i += bestLen - 1;
-      continue;
-    }
-    if (s !== '' && !s.endsWith(':')) s += ':';
-    s += b.readUInt16BE(off + 2 * i).toString(16);
-  }
-  return s;
-}
 
 // IPv6 extension headers that a transport header may follow (RFC 8200 4.1; AH per RFC 4302).
 const HOP_BY_HOP = 0;

@@ -11,7 +11,13 @@ import {
   type SnapshotSource,
   type SourceSink,
 } from '../agent/reconcile.js';
-import { DEFAULT_TABLE, NftApplier, netnsRunner, type DriftResult } from '../dataplane/index.js';
+import {
+  DEFAULT_TABLE,
+  NetlinkConntrack,
+  NftApplier,
+  netnsRunner,
+  type DriftResult,
+} from '../dataplane/index.js';
 import type { FlowLogOptions } from '../dataplane/model.js';
 import type { FlowRecord } from '../flowlog/record.js';
 import { FlowService } from '../flowlog/service.js';
@@ -23,11 +29,11 @@ import { LAB_POD_INTERFACES } from './plan.js';
 /** The applier of a lab node (default: the first, the only one in a one-node lab). */
 export function labApplier(lab: Lab, table: string = DEFAULT_TABLE, index = 0): NftApplier {
   const n = lab.nodes[index]!;
-  return new NftApplier(netnsRunner(n.netns), {
-    table,
-    nodeName: n.name,
-    podInterfaces: LAB_POD_INTERFACES,
-  });
+  return new NftApplier(
+    netnsRunner(n.netns),
+    { table, nodeName: n.name, podInterfaces: LAB_POD_INTERFACES },
+    { conntrack: new NetlinkConntrack({ netns: n.netns }) },
+  );
 }
 
 /**
@@ -139,13 +145,17 @@ export class LabAgents {
   ) {
     const table = opts.table ?? DEFAULT_TABLE;
     this.agents = lab.nodes.map(({ name, netns, cniResultsDir }) => {
-      const applier = new NftApplier(netnsRunner(netns), {
-        table,
-        nodeName: name,
-        podInterfaces: LAB_POD_INTERFACES,
-        ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
-        ...(opts.audit === true ? { audit: true } : {}),
-      });
+      const applier = new NftApplier(
+        netnsRunner(netns),
+        {
+          table,
+          nodeName: name,
+          podInterfaces: LAB_POD_INTERFACES,
+          ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
+          ...(opts.audit === true ? { audit: true } : {}),
+        },
+        { conntrack: new NetlinkConntrack({ netns }) },
+      );
       const onFlow = opts.onFlow;
       const flows =
         opts.flowLog !== undefined && opts.flowLog.mode !== 'off'
@@ -317,6 +327,7 @@ export class LabAgents {
     await this.source?.stop();
     await this.building;
     await Promise.all(this.agents.map((a) => a.reconciler.stop()));
+    await Promise.all(this.agents.map((a) => a.applier.close()));
     this.wake();
   }
 

@@ -36,6 +36,9 @@ test(
       });
       const r = await applier.apply((await lab.update(denied)).snapshot);
       assert.deepEqual(r.conntrackErrors, []);
+      // Cut by exact tuple over ctnetlink, not by the conntrack-tools fallback.
+      assert.equal(r.conntrackFallback, undefined);
+      assert.match(r.conntrackDeleted.join(), /\(1 flow\)/);
       assert.equal(
         (await lab.probe('b/client', 'a/web', 80, 'TCP')).allowed,
         false,
@@ -43,6 +46,7 @@ test(
       );
       assert.equal(await conn.send(1500), false, 'the established connection is cut too');
       await conn.close();
+      await applier.close();
     } finally {
       await lab.destroy();
     }
@@ -75,9 +79,12 @@ test(
           }),
         ],
       });
-      const r = await labApplier(lab).apply((await lab.update(tightened)).snapshot);
+      const applier = labApplier(lab);
+      const r = await applier.apply((await lab.update(tightened)).snapshot);
+      await applier.close();
       assert.equal(r.mode, 'full');
       assert.deepEqual(r.conntrackErrors, []);
+      assert.equal(r.conntrackFallback, undefined);
       assert.equal(await cut.send(1500), false, 'the flow to port 81 is cut');
       assert.equal(await kept.send(), true, 'the flow to port 80, still allowed, survives');
       await kept.close();

@@ -6,7 +6,13 @@ import type { OnExit } from '../../agent/agent.js';
 import type { LogLevel } from '../../agent/log.js';
 import { parseListenAddress } from '../../agent/server.js';
 import { DEFAULT_CNI_RESULTS_DIR } from '../../agent/attachments.js';
-import { DEFAULT_POD_INTERFACES, DEFAULT_TABLE, localRunner, netnsRunner } from '../../dataplane/index.js';
+import {
+  DEFAULT_POD_INTERFACES,
+  DEFAULT_TABLE,
+  localRunner,
+  NetlinkConntrack,
+  netnsRunner,
+} from '../../dataplane/index.js';
 import { UsageError } from '../../errors.js';
 import { addFlowLogOptions, parseFlowLogFlags, parseInterfaces, type FlowLogFlags } from '../io.js';
 
@@ -170,6 +176,7 @@ export function registerAgent(program: Command): void {
         podInterfaces,
         cniResultsDir: f.cniResultsDir,
         runner: f.netns !== undefined ? netnsRunner(f.netns) : localRunner(),
+        conntrack: new NetlinkConntrack(f.netns !== undefined ? { netns: f.netns } : {}),
         flowLog,
         audit,
         ...(f.flowLogFile !== undefined
