@@ -302,7 +302,7 @@ async function main(): Promise<void> {
     const overflows = moved.join('; ');
     let flowLine = '';
     if (variant === 'flowlog' && sink === undefined) {
-      flowLine = `flow log (B, limit ${limit}/s): no reader bound; suppressed by the limit ${res.suppressedB} of ${res.connsB} connections' decisions`;
+      flowLine = `flow log (B, limit ${limit}/s): no reader bound; suppressed by the limit ${res.suppressedB} of the ${2 * res.connsB} decisions of B's rate loops (2 per connection), besides iperf3 and latency traffic`;
     }
     if (sink !== undefined) {
       const s0 = sink;
