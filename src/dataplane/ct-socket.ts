@@ -9,6 +9,7 @@ import {
   NLMSG_ERROR,
   parseNetlinkBatch,
   type NetlinkMessage,
+  guarded,
 } from '../netfilter/netlink.js';
 import type { CtEntry } from './conntrack.js';
 import { CT_GET_TYPE, CT_NEW_TYPE, decodeCtEntry, encodeCtDelete, encodeCtDump } from './ctnetlink.js';
@@ -50,19 +51,6 @@ export class CtError extends Error {
 interface Pending {
   onMessage(msg: NetlinkMessage): void;
   fail(e: Error): void;
-}
-
-/** Exceptions must not unwind into the addon (it aborts): rethrow them on a clean stack. */
-function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
-  return (...args) => {
-    try {
-      fn(...args);
-    } catch (e) {
-      setImmediate(() => {
-        throw e;
-      });
-    }
-  };
 }
 
 /** One netlink socket: requests one at a time, answers fed to the request that waits. */

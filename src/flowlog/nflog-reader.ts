@@ -28,6 +28,7 @@ import {
   type PacketInfo,
   type ParseErrors,
 } from './nflog.js';
+import { guarded } from '../netfilter/netlink.js';
 
 /** A logged packet: the NFLOG attributes, and its headers when they could be decoded. */
 export interface LoggedPacket extends NflogPacket {
@@ -149,19 +150,6 @@ function describe(item: NflogConfigItem): string {
     case 'nlbufsiz':
       return `batch size ${item.bytes}`;
   }
-}
-
-/** Exceptions must not unwind into the addon (it aborts): rethrow them on a clean stack. */
-function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
-  return (...args) => {
-    try {
-      fn(...args);
-    } catch (e) {
-      setImmediate(() => {
-        throw e;
-      });
-    }
-  };
 }
 
 interface Pending {

@@ -190,3 +190,16 @@ export function ipv6Text(b: Buffer, off: number): string {
   }
   return s;
 }
+
+/** For callbacks the netlink addon calls: an exception must not unwind into it (it aborts): rethrow them on a clean stack. */
+export function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      fn(...args);
+    } catch (e) {
+      setImmediate(() => {
+        throw e;
+      });
+    }
+  };
+}
