@@ -16,7 +16,9 @@
 //               those pods and back (the admin signature chain's jump order changes)
 // Conntrack goes through ctnetlink (NetlinkConntrack, a child in the netns: exact-tuple deletes),
 // as the agent does; `tools` as the fifth argument runs conntrack-tools instead (its fallback).
-//   node dist/bench/dataplane-update.js [pods:policies[:admin]=10000:1000] [iterations=60] [flows=1000] [netlink|tools]
+// Incremental nft transactions go through one long-lived `nft -i` (NftSession), as the agent
+// does; `exec` as the sixth argument runs `nft -f` per change instead (its fallback).
+//   node dist/bench/dataplane-update.js [pods:policies[:admin]=10000:1000] [iterations=60] [flows=1000] [netlink|tools] [session|exec]
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,8 +28,10 @@ import {
   NetlinkConntrack,
   netnsRunner,
   NftApplier,
+  NftSession,
   type CommandRunner,
   type ConntrackClient,
+  type NftBatcher,
 } from '../src/dataplane/index.js';
 import { adminSelects } from '../src/dataplane/compile-admin.js';
 import {
@@ -89,8 +93,26 @@ function timedClient(inner: ConntrackClient, r: ReturnType<typeof timed>): Connt
     }
   };
   return {
-    list: () => time(() => inner.list()),
+    list: (addresses) => time(() => inner.list(addresses)),
     delete: (entries) => time(() => inner.delete(entries)),
+    ...(inner.addresses !== undefined ? { addresses: () => time(() => inner.addresses!()) } : {}),
+    close: () => inner.close(),
+  };
+}
+
+/** A session whose transactions count as nft time of the runner, as `nft -f` there does. */
+function timedSession(inner: NftBatcher, r: ReturnType<typeof timed>): NftBatcher {
+  return {
+    async apply(script) {
+      const t0 = performance.now();
+      try {
+        return await inner.apply(script);
+      } finally {
+        r.nftDone = performance.now();
+        r.nftMs += r.nftDone - t0;
+      }
+    },
+    ...(inner.warm !== undefined ? { warm: () => inner.warm!() } : {}),
     close: () => inner.close(),
   };
 }
@@ -134,6 +156,8 @@ async function main(): Promise<void> {
   const numFlows = Math.min(Math.max(Number(process.argv[4] ?? 1000), 0), 100_000);
   const via = process.argv[5] ?? 'netlink';
   if (via !== 'netlink' && via !== 'tools') throw new Error(`conntrack: "${via}" is not netlink or tools`);
+  const nftVia = process.argv[6] ?? 'session';
+  if (nftVia !== 'session' && nftVia !== 'exec') throw new Error(`nft: "${nftVia}" is not session or exec`);
   let snap: Snapshot = a > 0 ? adminCluster(generate(p, q), a).admin : generate(p, q);
   const nsx = new BenchNetns();
   try {
@@ -141,12 +165,17 @@ async function main(): Promise<void> {
     const plain = netnsRunner(netns, localRunner());
     const runner = timed(plain);
     const client = via === 'netlink' ? new NetlinkConntrack({ netns }) : undefined;
+    const session = nftVia === 'session' ? new NftSession({ netns }) : undefined;
     const ap = new NftApplier(
       runner,
       { table: 'moat_bench', nodeName: 'node-0' },
-      { conntrack: client && timedClient(client, runner) },
+      {
+        conntrack: client && timedClient(client, runner),
+        nft: session && timedSession(session, runner),
+      },
     );
     let fallbacks = 0;
+    let sessionErrors = 0;
     const t0 = performance.now();
     await ap.apply(snap);
     const firstMs = performance.now() - t0;
@@ -285,6 +314,10 @@ async function main(): Promise<void> {
         res[kind].cut.push(flowsOf(r.conntrackDeleted));
         res[kind].filters.push(r.conntrackDeleted.length);
         if (r.conntrackErrors.length > 0) process.stderr.write(`${kind}: ${r.conntrackErrors.join('; ')}\n`);
+        if (r.nftSessionError !== undefined) {
+          sessionErrors++;
+          process.stderr.write(`${kind}: nft session failed: ${r.nftSessionError}\n`);
+        }
         if (r.conntrackFallback !== undefined) {
           fallbacks++;
           process.stderr.write(`${kind}: conntrack-tools fallback: ${r.conntrackFallback}\n`);
@@ -301,6 +334,7 @@ async function main(): Promise<void> {
       `${p} pods / ${q} policies / ${a} admin policies, node-0's share; first full apply ${firstMs.toFixed(0)} ms; drift after the run: ${drift.drifted ? drift.differences.join('; ') : 'none'}`,
       `conntrack table: ${numFlows} flows inserted, ${warmCut} cut by the untimed admin warm-up, ${entries} entries at the end; ` +
         `cleanup via ${via === 'netlink' ? `ctnetlink (exact tuples; ${fallbacks} fallbacks to conntrack-tools)` : 'conntrack-tools'}`,
+      `nft transactions via ${nftVia === 'session' ? `one nft -i (${session!.starts} process(es), ${sessionErrors} session failures)` : 'nft -f per change'}`,
     ];
     if (target !== undefined) {
       lines.push(

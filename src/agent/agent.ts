@@ -9,8 +9,10 @@ import {
   localRunner,
   NetlinkConntrack,
   NftApplier,
+  NftSession,
   type CommandRunner,
   type ConntrackClient,
+  type NftBatcher,
   type Ruleset,
 } from '../dataplane/index.js';
 import type { FlowLogOptions } from '../dataplane/model.js';
@@ -81,6 +83,11 @@ export interface AgentOptions {
    * when no runner is given); conntrack-tools through the runner is the fallback.
    */
   readonly conntrack?: ConntrackClient;
+  /**
+   * Runs incremental nft transactions in one long-lived `nft -i` (default: an NftSession on this
+   * host when no runner is given); `nft -f` through the runner is the fallback.
+   */
+  readonly nft?: NftBatcher;
   /** Not ready once applies have been failing for this long. Default 60 s. */
   readonly readyFailAfterMs?: number;
   /** First retry delay of failed watches and applies. Default 500 ms. */
@@ -145,7 +152,10 @@ export class Agent {
           ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
           ...(opts.audit === true ? { audit: true } : {}),
         },
-        { conntrack: opts.conntrack ?? (opts.runner === undefined ? new NetlinkConntrack() : undefined) },
+        {
+          conntrack: opts.conntrack ?? (opts.runner === undefined ? new NetlinkConntrack() : undefined),
+          nft: opts.nft ?? (opts.runner === undefined ? new NftSession() : undefined),
+        },
       );
     const dir = opts.cniResultsDir ?? DEFAULT_CNI_RESULTS_DIR;
     this.attachments =
@@ -334,6 +344,8 @@ export class Agent {
     for (const e of a.result.conntrackErrors) this.log.warn('conntrack cleanup failed', { error: e });
     const fb = a.result.conntrackFallback;
     if (fb !== undefined) this.log.warn('conntrack over netlink failed: conntrack-tools used', { error: fb });
+    const ns = a.result.nftSessionError;
+    if (ns !== undefined) this.log.warn('nft session failed: the table was replaced in full', { error: ns });
     this.opts.onApplied?.(a);
   }
 

@@ -7,7 +7,8 @@ import type { Pod, Snapshot } from '../model/types.js';
 import { NftApplier } from './applier.js';
 import { parseConntrackList, type CtEntry } from './conntrack.js';
 import { NetlinkConntrack, type ConntrackClient } from './ct-client.js';
-import { localRunner, netnsRunner, type CommandRunner } from './runner.js';
+import { NftSession, NftSessionError } from './nft-session.js';
+import { localRunner, netnsRunner, type CommandResult, type CommandRunner } from './runner.js';
 
 interface Call {
   argv: readonly string[];
@@ -340,6 +341,61 @@ describe('NftApplier (fake runner)', () => {
     assert.match(nftCalls(r).at(-1)!.input!, /^table inet moat \{\}\ndelete table inet moat\n/);
   });
 
+  /** A session that records its scripts and answers `answer` (a string: throws it). */
+  function fakeSession(answer: () => CommandResult | string = () => ({ stdout: '', stderr: '', code: 0 })) {
+    const s = {
+      scripts: [] as string[],
+      warmed: 0,
+      apply(script: string) {
+        s.scripts.push(script);
+        const a = answer();
+        return typeof a === 'string' ? Promise.reject(new NftSessionError(a)) : Promise.resolve(a);
+      },
+      warm() {
+        s.warmed++;
+      },
+      close: () => Promise.resolve(),
+    };
+    return s;
+  }
+
+  it('sends incremental transactions to the session, full replaces to nft -f', async () => {
+    const r = fakeRunner();
+    const session = fakeSession();
+    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { nft: session });
+    assert.equal((await ap.apply(snap())).mode, 'full');
+    assert.equal(session.warmed, 1);
+    const res = await ap.apply(snap({ deny: true }));
+    assert.equal(res.mode, 'incremental');
+    assert.equal(res.nftSessionError, undefined);
+    assert.equal(nftCalls(r).length, 1);
+    assert.equal(session.scripts.length, 1);
+    assert.match(session.scripts[0]!, /^add chain inet moat /m);
+    // A script too long for one editline line goes to nft -f.
+    const many = Array.from({ length: 1500 }, (_, i) =>
+      pod('a', `x${i}`, { labels: { app: 'db' }, ips: [`10.1.${i >> 8}.${i & 255}`], nodeName: 'n1' }),
+    );
+    assert.equal((await ap.apply(snap({ deny: true, extraPods: many }))).mode, 'incremental');
+    assert.equal(session.scripts.length, 1);
+    assert.equal(nftCalls(r).length, 2);
+    assert.ok(nftCalls(r)[1]!.input!.length > 16 * 1024);
+  });
+
+  it('a rejected transaction in the session is a full replace; so is a failed session, said in the result', async () => {
+    for (const answer of [
+      { stdout: '', stderr: 'Error: boom', code: 1 },
+      'nft session: no answer in 10000 ms',
+    ]) {
+      const r = fakeRunner();
+      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { nft: fakeSession(() => answer) });
+      await ap.apply(snap());
+      const res = await ap.apply(snap({ deny: true }));
+      assert.equal(res.mode, 'full');
+      assert.match(nftCalls(r).at(-1)!.input!, /^table inet moat \{\}\ndelete table inet moat\n/);
+      assert.equal(res.nftSessionError, typeof answer === 'string' ? answer : undefined);
+    }
+  });
+
   it('remove() deletes the table even if it is missing, in one transaction', async () => {
     const r = fakeRunner();
     await new NftApplier(r, { table: 'moat_x' }).remove();
@@ -440,60 +496,69 @@ describe('NftApplier (real nft in a throwaway netns)', async () => {
       },
     );
   }
-  it('applies, diffs, detects and repairs drift', { skip: ok ? false : 'needs root and nft' }, async () => {
-    const netns = `moat-test-dp-${randomBytes(4).toString('hex')}`;
-    const local = localRunner();
-    const add = await local.run(['ip', 'netns', 'add', netns]);
-    assert.equal(add.code, 0, add.stderr);
-    try {
-      const runner = netnsRunner(netns, local);
-      const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' });
-      // With attachments (an empty CNI cache), so the bridge table exists too.
-      const withCni = (x: Snapshot): Snapshot => ({ ...x, attachments: [] });
-      assert.equal((await ap.apply(withCni(snap()))).mode, 'full');
-      assert.deepEqual(await ap.checkDrift(), { drifted: false, differences: [], repaired: false });
-      const steps = [
-        snap({ deny: true }),
-        snap({
-          deny: true,
-          extraPods: [pod('a', 'cli2', { labels: { app: 'cli' }, ips: ['10.0.0.4'], nodeName: 'n2' })],
-        }),
-        snap({ webFrom: 'db' }),
-        snap(),
-      ];
-      for (const s of steps) {
-        const res = await ap.apply(withCni(s));
-        assert.equal(res.mode, 'incremental');
-        assert.deepEqual(res.conntrackErrors, []);
-        assert.deepEqual((await ap.checkDrift()).differences, []);
-      }
-      // Someone edits the table behind moat's back.
-      const tamper = await runner.run(
-        ['nft', '-f', '-'],
-        'delete element inet moat self_v4 { 10.0.0.1 . 10.0.0.1 }\nadd rule inet moat ingress accept\n' +
-          'flush chain bridge moat guard\n',
-      );
-      assert.equal(tamper.code, 0, tamper.stderr);
-      const drift = await ap.checkDrift();
-      assert.equal(drift.repaired, true);
-      assert.ok(
-        drift.differences.some((d) => d.startsWith('inet: set self_v4')),
-        drift.differences.join('\n'),
-      );
-      assert.ok(
-        drift.differences.some((d) => d.startsWith('inet: chain ingress')),
-        drift.differences.join('\n'),
-      );
-      assert.ok(
-        drift.differences.includes('bridge: chain guard: 0 rule(s), want 1'),
-        drift.differences.join('\n'),
-      );
-      assert.deepEqual((await ap.checkDrift()).differences, []);
-      await ap.remove();
-      const list = await runner.run(['nft', 'list', 'tables']);
-      assert.doesNotMatch(list.stdout, /moat/);
-    } finally {
-      await local.run(['ip', 'netns', 'delete', netns]);
-    }
-  });
+  for (const via of ['nft -f', 'nft session'] as const)
+    it(
+      `applies, diffs, detects and repairs drift (${via})`,
+      { skip: ok ? false : 'needs root and nft' },
+      async () => {
+        const netns = `moat-test-dp-${randomBytes(4).toString('hex')}`;
+        const local = localRunner();
+        const add = await local.run(['ip', 'netns', 'add', netns]);
+        assert.equal(add.code, 0, add.stderr);
+        const session = via === 'nft session' ? new NftSession({ netns }) : undefined;
+        try {
+          const runner = netnsRunner(netns, local);
+          const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' }, { nft: session });
+          // With attachments (an empty CNI cache), so the bridge table exists too.
+          const withCni = (x: Snapshot): Snapshot => ({ ...x, attachments: [] });
+          assert.equal((await ap.apply(withCni(snap()))).mode, 'full');
+          assert.deepEqual(await ap.checkDrift(), { drifted: false, differences: [], repaired: false });
+          const steps = [
+            snap({ deny: true }),
+            snap({
+              deny: true,
+              extraPods: [pod('a', 'cli2', { labels: { app: 'cli' }, ips: ['10.0.0.4'], nodeName: 'n2' })],
+            }),
+            snap({ webFrom: 'db' }),
+            snap(),
+          ];
+          for (const s of steps) {
+            const res = await ap.apply(withCni(s));
+            assert.equal(res.mode, 'incremental');
+            assert.equal(res.nftSessionError, undefined);
+            assert.deepEqual(res.conntrackErrors, []);
+            assert.deepEqual((await ap.checkDrift()).differences, []);
+          }
+          // Someone edits the table behind moat's back.
+          const tamper = await runner.run(
+            ['nft', '-f', '-'],
+            'delete element inet moat self_v4 { 10.0.0.1 . 10.0.0.1 }\nadd rule inet moat ingress accept\n' +
+              'flush chain bridge moat guard\n',
+          );
+          assert.equal(tamper.code, 0, tamper.stderr);
+          const drift = await ap.checkDrift();
+          assert.equal(drift.repaired, true);
+          assert.ok(
+            drift.differences.some((d) => d.startsWith('inet: set self_v4')),
+            drift.differences.join('\n'),
+          );
+          assert.ok(
+            drift.differences.some((d) => d.startsWith('inet: chain ingress')),
+            drift.differences.join('\n'),
+          );
+          assert.ok(
+            drift.differences.includes('bridge: chain guard: 0 rule(s), want 1'),
+            drift.differences.join('\n'),
+          );
+          assert.deepEqual((await ap.checkDrift()).differences, []);
+          await ap.remove();
+          const list = await runner.run(['nft', 'list', 'tables']);
+          assert.doesNotMatch(list.stdout, /moat/);
+          if (session !== undefined) assert.equal(session.starts, 1);
+        } finally {
+          await session?.close();
+          await local.run(['ip', 'netns', 'delete', netns]);
+        }
+      },
+    );
 });

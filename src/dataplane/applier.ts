@@ -17,10 +17,11 @@ import {
   type CtPlan,
 } from './conntrack.js';
 import type { ConntrackClient } from './ct-client.js';
+import type { NftBatcher } from './nft-session.js';
 import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
 import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
 import { ownedTables, renderElement, renderNft } from './render.js';
-import type { CommandRunner } from './runner.js';
+import type { CommandResult, CommandRunner } from './runner.js';
 
 export interface ApplyResult {
   /** 'full': the table was replaced; 'incremental': a diff was applied; 'none': nothing changed. */
@@ -40,6 +41,8 @@ export interface ApplyResult {
    * that happened.
    */
   readonly conntrackFallback?: string;
+  /** Why the nft session failed for this change, when it did (a full replace was done instead). */
+  readonly nftSessionError?: string;
   readonly ruleset: Ruleset;
 }
 
@@ -49,6 +52,12 @@ export interface NftApplierDeps {
    * runner's namespace). Absent, or when a request fails: conntrack-tools through the runner.
    */
   readonly conntrack?: ConntrackClient | undefined;
+  /**
+   * Runs incremental transactions in a long-lived `nft -i` (NftSession, in the runner's
+   * namespace): no process start, no socket-close wait. Absent, for a script too long for it,
+   * or when the session fails: `nft -f -` through the runner.
+   */
+  readonly nft?: NftBatcher | undefined;
 }
 
 export interface DriftResult {
@@ -60,6 +69,8 @@ export interface DriftResult {
 }
 
 const NFT_APPLY = ['nft', '-f', '-'] as const;
+/** Longer incremental scripts go to `nft -f`: editline reads a session's line at ~1 us per byte. */
+const SESSION_MAX_SCRIPT = 16 * 1024;
 /** Every entry of this netns, both families, in one walk of the kernel's conntrack table. */
 const CONNTRACK_LIST = ['conntrack', '-L'] as const;
 /** The addresses local to this netns: "the node" (see compile.ts, `fib saddr type local`). */
@@ -75,6 +86,7 @@ export class NftApplier {
   private readonly compiler: IncrementalCompiler;
 
   private readonly ct: ConntrackClient | undefined;
+  private readonly nft: NftBatcher | undefined;
 
   constructor(
     readonly runner: CommandRunner,
@@ -84,11 +96,12 @@ export class NftApplier {
     this.opts = { ...opts, table: opts.table === '' ? DEFAULT_TABLE : opts.table };
     this.compiler = new IncrementalCompiler(this.opts);
     this.ct = deps.conntrack;
+    this.nft = deps.nft;
   }
 
-  /** Stops the conntrack client's child, if any (the table stays as it is). */
+  /** Stops the conntrack client's and the nft session's children, if any (the table stays). */
   async close(): Promise<void> {
-    await this.ct?.close();
+    await Promise.all([this.ct?.close(), this.nft?.close()]);
   }
 
   /** The Ruleset the kernel holds, as far as this applier knows. */
@@ -123,18 +136,40 @@ export class NftApplier {
     }
     let mode: ApplyResult['mode'] = 'incremental';
     let commands = tx.commands;
-    const res = await this.runner.run(NFT_APPLY, tx.script);
+    const res = await this.incremental(tx.script);
+    const sessionError = res.code === null && res.session === true ? res.stderr : undefined;
     if (res.code === 0) {
       this.current = next;
     } else {
-      // The transaction was rejected as a whole: the kernel still holds `prev`, or something else
-      // changed it. Either way a full atomic replace converges.
+      // The transaction was rejected as a whole (the kernel still holds `prev`, or something else
+      // changed it), or the session failed. Either way a full atomic replace converges.
       mode = 'full';
       commands = await this.replace(next);
     }
     const ct = this.opts.conntrackCleanup === false ? [] : conntrackTargets(prev, next);
     const cleaned = await this.cleanConntrack(ct, next);
-    return { mode, commands, ...result(cleaned), ruleset: next };
+    return {
+      mode,
+      commands,
+      ...result(cleaned),
+      ...(sessionError !== undefined ? { nftSessionError: sessionError } : {}),
+      ruleset: next,
+    };
+  }
+
+  /** One incremental transaction: through the session when there is one and it can, else nft -f. */
+  private async incremental(script: string): Promise<CommandResult & { session?: true }> {
+    if (this.nft !== undefined && script.length <= SESSION_MAX_SCRIPT) {
+      try {
+        return await this.nft.apply(script);
+      } catch (e) {
+        // The session failed, not nft's judgement of the script: whether it committed is unknown
+        // (running it again could add a new chain's rules twice), so the caller's full replace
+        // converges instead.
+        return { stdout: '', stderr: (e as Error).message, code: null, session: true };
+      }
+    }
+    return this.runner.run(NFT_APPLY, script);
   }
 
   /** Compares the kernel's table with the mirror; repairs any difference by a full replace. */
@@ -173,6 +208,7 @@ export class NftApplier {
       throw new CommandError(NFT_APPLY, res.code, res.stderr);
     }
     this.current = rs;
+    this.nft?.warm?.(); // the changes after a full replace go through the session
     let n = 0;
     for (const line of script.split('\n')) if (/^(table|delete|add) /.test(line)) n++;
     return n;
@@ -195,7 +231,7 @@ export class NftApplier {
       const client = this.ct;
       // The listing and the node's addresses at once: neither waits for the other.
       const [listed, local] = await Promise.all([
-        client.list().then(
+        client.list([...new Set(targets.map((t) => t.address))]).then(
           (entries) => ({ entries }),
           (e: Error) => ({ error: e.message }),
         ),

@@ -246,7 +246,19 @@ export function planConntrackCleanup(
   next: Ruleset,
   local?: ReadonlySet<string>,
 ): CtPlan {
-  const judge = simulator(next);
+  const sim = simulator(next);
+  // A NEW packet's verdict depends on its addresses, protocol, port and hook, not on its source
+  // port: flows of one client to one server (a connection pool) are judged once.
+  const byKey = new Map<string, 'accept' | 'drop'>();
+  const judge = (pkt: SimPacket): 'accept' | 'drop' => {
+    const key = `${pkt.hook} ${pkt.saddrLocal === true ? 'l' : '-'} ${pkt.saddr} ${pkt.daddr} ${pkt.l4proto} ${pkt.dport ?? ''}`;
+    let v = byKey.get(key);
+    if (v === undefined) {
+      v = sim(pkt).verdict;
+      byKey.set(key, v);
+    }
+    return v;
+  };
   const drops = (e: CtEntry): boolean => {
     try {
       // With the node's own addresses known, a flow to one of them was delivered locally (input);
@@ -259,7 +271,7 @@ export function planConntrackCleanup(
             : (['postrouting'] as const);
       for (const hook of hooks) {
         const pkt = firstPacket(e, hook, local?.has(e.orig.src) === true);
-        if (pkt === undefined || judge(pkt).verdict === 'drop') return true;
+        if (pkt === undefined || judge(pkt) === 'drop') return true;
       }
       return false;
     } catch {

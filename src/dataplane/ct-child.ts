@@ -3,6 +3,7 @@
 //   ip netns exec NS node dist/src/dataplane/ct-child.js
 // JSON lines on stdin, one answer line each on stdout, in order:
 //   {"id":1,"op":"list"}                 -> {"id":1,"entries":[CtEntry...]}
+//   {"id":1,"op":"list","addresses":[]}  -> only entries whose orig or reply source is one of them
 //   {"id":2,"op":"delete","entries":[]}  -> {"id":2,"errnos":[0,2,...]}  (0 deleted, 2 ENOENT)
 //   {"id":3,"op":"addresses"}            -> {"id":3,"addresses":["10.0.0.1",...]}  (rtnetlink)
 //   a request that failed                -> {"id":N,"error":"...","code":"ENOBUFS"?}
@@ -12,7 +13,7 @@ import type { CtEntry } from './conntrack.js';
 import { CtSocket, type CtError } from './ct-socket.js';
 
 export type CtRequest =
-  | { readonly id: number; readonly op: 'list' }
+  | { readonly id: number; readonly op: 'list'; readonly addresses?: readonly string[] }
   | { readonly id: number; readonly op: 'addresses' }
   | { readonly id: number; readonly op: 'delete'; readonly entries: readonly CtEntry[] };
 
@@ -28,7 +29,7 @@ async function answer(req: CtRequest): Promise<CtAnswer> {
   try {
     sock ??= CtSocket.open();
     const s = await sock;
-    if (req.op === 'list') return { id: req.id, entries: await s.list() };
+    if (req.op === 'list') return { id: req.id, entries: await s.list(req.addresses) };
     if (req.op === 'delete') return { id: req.id, errnos: await s.delete(req.entries) };
     if (req.op === 'addresses') return { id: req.id, addresses: await s.addresses() };
     return { id: (req as { id: number }).id, error: `ct-child: unknown op ${JSON.stringify(req)}` };

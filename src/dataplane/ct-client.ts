@@ -14,8 +14,11 @@ const CHILD_SCRIPT = fileURLToPath(new URL('./ct-child.js', import.meta.url));
 
 /** What NftApplier needs of a conntrack client (tests pass a fake). */
 export interface ConntrackClient {
-  /** Every entry of the namespace, both families. */
-  list(): Promise<CtEntry[]>;
+  /**
+   * Every entry of the namespace, both families; with `addresses`, only those whose original or
+   * reply source is one of them (the entries the cleanup judges; the rest is not worth sending).
+   */
+  list(addresses?: readonly string[]): Promise<CtEntry[]>;
   /** Deletes the entries by exact tuple: an errno per entry (0 deleted, 2 ENOENT already gone). */
   delete(entries: readonly CtEntry[]): Promise<number[]>;
   /** The namespace's own addresses, as `ip -j address` lists them (optional: else `ip` runs). */
@@ -69,8 +72,8 @@ export class NetlinkConntrack implements ConntrackClient {
     return this.child?.pid;
   }
 
-  async list(): Promise<CtEntry[]> {
-    const a = await this.request({ op: 'list' });
+  async list(addresses?: readonly string[]): Promise<CtEntry[]> {
+    const a = await this.request(addresses === undefined ? { op: 'list' } : { op: 'list', addresses });
     if (!('entries' in a)) throw new ConntrackClientError(`${this.where}: list: bad answer`);
     return a.entries;
   }

@@ -167,9 +167,14 @@ export class CtSocket {
     this.route?.close();
   }
 
-  /** Every entry of this netns, both families, in one dump (one walk of the hash table). */
-  list(): Promise<CtEntry[]> {
+  /**
+   * Every entry of this netns, both families, in one dump (one walk of the hash table); with
+   * `addresses`, only those whose original or reply source is one of them (what the cleanup
+   * judges), so the rest is never sent on.
+   */
+  list(addresses?: readonly string[]): Promise<CtEntry[]> {
     const ch = this.ct;
+    const only = addresses === undefined ? undefined : new Set(addresses);
     return ch.serial(() => {
       const seq = ch.nextSeq(1);
       const out: CtEntry[] = [];
@@ -178,7 +183,8 @@ export class CtSocket {
           if (m.seq !== seq) return;
           if (m.type === CT_NEW_TYPE || m.type === CT_GET_TYPE) {
             const e = decodeCtEntry(m);
-            if (e !== undefined) out.push(e);
+            if (e !== undefined && (only === undefined || only.has(e.orig.src) || only.has(e.reply.src)))
+              out.push(e);
             // else: another family (bridge entries are not ours) or malformed: not judged
           } else if (m.type === NLMSG_DONE) {
             done(undefined);

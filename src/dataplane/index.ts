@@ -26,3 +26,5 @@ export { compareKernel, NftApplier, parseNftJson } from './applier.js';
 export type { NftApplierDeps } from './applier.js';
 export type { ConntrackClient, NetlinkConntrackOptions } from './ct-client.js';
 export { NetlinkConntrack } from './ct-client.js';
+export type { NftBatcher, NftSessionOptions } from './nft-session.js';
+export { NftSession, NftSessionError } from './nft-session.js';

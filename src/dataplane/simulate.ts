@@ -51,6 +51,30 @@ function canon(tok: string): string {
   return a ? formatAddress(a) : tok;
 }
 
+/** Memoised per literal (rules repeat a few hundred of them): the conntrack planner judges many packets. */
+const literals = new Map<string, string | ReturnType<typeof parseCidr>>();
+function literal<T extends string | ReturnType<typeof parseCidr>>(lit: string, make: (l: string) => T): T {
+  let v = literals.get(lit);
+  if (v === undefined) {
+    if (literals.size > 50_000) literals.clear();
+    v = make(lit);
+    literals.set(lit, v);
+  }
+  return v as T;
+}
+
+/** A rule's tokens, memoised: the same rule strings are judged packet after packet. */
+const tokenized = new Map<string, readonly string[]>();
+function tokens(rule: string): readonly string[] {
+  let t = tokenized.get(rule);
+  if (t === undefined) {
+    if (tokenized.size > 100_000) tokenized.clear();
+    t = rule.split(' ');
+    tokenized.set(rule, t);
+  }
+  return t;
+}
+
 const indexed = new WeakMap<NftSet, ReadonlyMap<string, string | undefined>>();
 
 export function simulate(rs: Ruleset, pkt: SimPacket): SimResult {
@@ -95,6 +119,8 @@ function run(
 ): SimResult {
   const counters: string[] = [];
   const logs: string[] = [];
+  const saddr = canon(pkt.saddr);
+  const daddr = canon(pkt.daddr);
 
   const field = (proto: string, name: string): string | undefined => {
     if (!FIELDS.has(name)) throw new Error(`simulate: unknown field ${proto} ${name}`);
@@ -103,7 +129,7 @@ function run(
       case 'ip6':
         if ((proto === 'ip') !== (pkt.family === 4)) return undefined;
         if (name === 'hoplimit') return String(pkt.hoplimit ?? 64);
-        return canon(name === 'saddr' ? pkt.saddr : pkt.daddr);
+        return name === 'saddr' ? saddr : daddr;
       case 'meta':
         return name === 'l4proto'
           ? pkt.l4proto === 'icmp'
@@ -133,18 +159,18 @@ function run(
   const matchValue = (value: string, lit: string): boolean => {
     if (lit.includes(',')) return lit.split(',').some((l) => matchValue(value, l));
     if (lit.includes('/')) {
-      const c = parseCidr(lit);
+      const c = literal(`/${lit}`, () => parseCidr(lit));
       const a = parseIP(value);
       return typeof c !== 'string' && a !== undefined && cidrContains(c, a);
     }
     const range = /^(\d+)-(\d+)$/.exec(lit);
     if (range) return Number(value) >= Number(range[1]) && Number(value) <= Number(range[2]);
-    return canon(lit) === value;
+    return literal(lit, canon) === value;
   };
 
   /** Runs one rule: undefined when a match failed or the rule has no verdict. */
   const runRule = (rule: string): Verdict => {
-    const t = rule.split(' ');
+    const t = tokens(rule);
     let i = 0;
     const hits: string[] = [];
     const logHits: string[] = [];

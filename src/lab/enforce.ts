@@ -15,6 +15,7 @@ import {
   DEFAULT_TABLE,
   NetlinkConntrack,
   NftApplier,
+  NftSession,
   netnsRunner,
   type DriftResult,
 } from '../dataplane/index.js';
@@ -32,7 +33,7 @@ export function labApplier(lab: Lab, table: string = DEFAULT_TABLE, index = 0): 
   return new NftApplier(
     netnsRunner(n.netns),
     { table, nodeName: n.name, podInterfaces: LAB_POD_INTERFACES },
-    { conntrack: new NetlinkConntrack({ netns: n.netns }) },
+    { conntrack: new NetlinkConntrack({ netns: n.netns }), nft: new NftSession({ netns: n.netns }) },
   );
 }
 
@@ -154,7 +155,7 @@ export class LabAgents {
           ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
           ...(opts.audit === true ? { audit: true } : {}),
         },
-        { conntrack: new NetlinkConntrack({ netns }) },
+        { conntrack: new NetlinkConntrack({ netns }), nft: new NftSession({ netns }) },
       );
       const onFlow = opts.onFlow;
       const flows =

@@ -11,6 +11,7 @@ import {
   DEFAULT_TABLE,
   localRunner,
   NetlinkConntrack,
+  NftSession,
   netnsRunner,
 } from '../../dataplane/index.js';
 import { UsageError } from '../../errors.js';
@@ -177,6 +178,7 @@ export function registerAgent(program: Command): void {
         cniResultsDir: f.cniResultsDir,
         runner: f.netns !== undefined ? netnsRunner(f.netns) : localRunner(),
         conntrack: new NetlinkConntrack(f.netns !== undefined ? { netns: f.netns } : {}),
+        nft: new NftSession(f.netns !== undefined ? { netns: f.netns } : {}),
         flowLog,
         audit,
         ...(f.flowLogFile !== undefined
