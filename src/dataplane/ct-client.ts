@@ -4,11 +4,11 @@
 // aborts its process on a receive-buffer overrun (flowlog/nflog-reader.ts). A child that died is
 // started again on the next request; the applier falls back to conntrack-tools when one fails.
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { CtEntry } from './conntrack.js';
 import type { CtAnswer, CtRequest } from './ct-child.js';
+import { holdChild, inNetns } from './runner.js';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./ct-child.js', import.meta.url));
 
@@ -119,7 +119,7 @@ export class NetlinkConntrack implements ConntrackClient {
         child.kill('SIGKILL'); // answers may be out of step now: the next request starts afresh
       }, timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
-      this.hold(child, true);
+      holdChild(child, true);
       child.stdin!.write(`${JSON.stringify({ ...req, id })}\n`);
     }).then((a) => {
       if ('error' in a) throw new ConntrackClientError(`${this.where}: ${a.error}`, a.code);
@@ -127,24 +127,9 @@ export class NetlinkConntrack implements ConntrackClient {
     });
   }
 
-  /** Keeps this process alive while requests wait, and not otherwise. */
-  private hold(child: ChildProcess, on: boolean): void {
-    const streams = [child.stdin, child.stdout, child.stderr] as unknown as (Socket | null)[];
-    if (on) {
-      child.ref();
-      for (const s of streams) s?.ref();
-    } else {
-      child.unref();
-      for (const s of streams) s?.unref();
-    }
-  }
-
   private start(): ChildProcess {
     const node = this.opts.node ?? [process.execPath];
-    const argv =
-      this.opts.netns === undefined
-        ? [...node, CHILD_SCRIPT]
-        : ['ip', 'netns', 'exec', this.opts.netns, ...node, CHILD_SCRIPT];
+    const argv = inNetns(this.opts.netns, [...node, CHILD_SCRIPT]);
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     this.starts++;
@@ -164,7 +149,7 @@ export class NetlinkConntrack implements ConntrackClient {
       if (w === undefined) return;
       this.waiting.delete(a.id);
       clearTimeout(w.timer);
-      if (this.waiting.size === 0) this.hold(child, false);
+      if (this.waiting.size === 0) holdChild(child, false);
       w.resolve(a);
     });
     const gone = (why: string): void => {

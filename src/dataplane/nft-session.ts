@@ -13,8 +13,7 @@
 // after `maxBytes` of input. Editline reads a line about 1 us per byte, slower than `nft -f` above
 // ~20 KiB: the applier sends larger scripts to `nft -f`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
-import type { CommandResult } from './runner.js';
+import { holdChild, inNetns, type CommandResult } from './runner.js';
 
 /** What NftApplier needs of a session (tests pass a fake). */
 export interface NftBatcher {
@@ -112,7 +111,7 @@ export class NftSession implements NftBatcher {
     const timeoutMs = this.opts.timeoutMs ?? 10_000;
     const input = `${line === '' ? '' : `${line}\n`}${token}\n`;
     this.written += input.length;
-    hold(child, true);
+    holdChild(child, true);
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.wake = undefined;
@@ -125,7 +124,7 @@ export class NftSession implements NftBatcher {
           this.out = this.out.slice(m.index + m[0].length);
           this.wake = undefined;
           clearTimeout(timer);
-          hold(child, false);
+          holdChild(child, false);
           resolve(text);
         } else if (this.child !== child) {
           this.wake = undefined;
@@ -149,7 +148,7 @@ export class NftSession implements NftBatcher {
 
   private start(): ChildProcess {
     const nft = this.opts.nft ?? ['nft', '-i'];
-    const argv = this.opts.netns === undefined ? [...nft] : ['ip', 'netns', 'exec', this.opts.netns, ...nft];
+    const argv = inNetns(this.opts.netns, nft);
     // stderr into stdout, so that errors and sentinels arrive in the order nft wrote them.
     const child = spawn('sh', ['-c', 'exec "$@" 2>&1', 'sh', ...argv], {
       stdio: ['pipe', 'pipe', 'ignore'],
@@ -172,7 +171,7 @@ export class NftSession implements NftBatcher {
     };
     child.on('error', gone);
     child.on('close', gone);
-    hold(child, false);
+    holdChild(child, false);
     return child;
   }
 
@@ -186,18 +185,6 @@ export class NftSession implements NftBatcher {
       });
       child.stdin?.end();
     });
-  }
-}
-
-/** Keeps this process alive while a transaction waits, and not otherwise. */
-function hold(child: ChildProcess, on: boolean): void {
-  const streams = [child.stdin, child.stdout] as unknown as (Socket | null)[];
-  if (on) {
-    child.ref();
-    for (const s of streams) s?.ref();
-  } else {
-    child.unref();
-    for (const s of streams) s?.unref();
   }
 }
 

@@ -1,5 +1,6 @@
 // Running external commands (nft, conntrack) without a shell: argv arrays, input on stdin.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 
 export interface CommandResult {
   readonly stdout: string;
@@ -50,11 +51,31 @@ export function localRunner(): CommandRunner {
   };
 }
 
+/** argv run inside a network namespace, ['ip', 'netns', 'exec', netns, ...argv]; as is without one. */
+export function inNetns(netns: string | undefined, argv: readonly string[]): string[] {
+  return netns === undefined ? [...argv] : ['ip', 'netns', 'exec', netns, ...argv];
+}
+
 /** Runs every command inside a network namespace: ['ip', 'netns', 'exec', netns, ...argv]. */
 export function netnsRunner(netns: string, inner: CommandRunner = localRunner()): CommandRunner {
   return {
     run(argv, input) {
-      return inner.run(['ip', 'netns', 'exec', netns, ...argv], input);
+      return inner.run(inNetns(netns, argv), input);
     },
   };
+}
+
+/**
+ * A long-lived child (and its pipes) keeps this process alive only while `on`: while a request
+ * to it waits for an answer, not while it idles.
+ */
+export function holdChild(child: ChildProcess, on: boolean): void {
+  const streams = [child.stdin, child.stdout, child.stderr] as unknown as (Socket | null)[];
+  if (on) {
+    child.ref();
+    for (const s of streams) s?.ref();
+  } else {
+    child.unref();
+    for (const s of streams) s?.unref();
+  }
 }

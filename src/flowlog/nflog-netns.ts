@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { inNetns } from '../dataplane/runner.js';
 import type { PacketLine } from './nflog-child.js';
 import {
   NflogError,
@@ -68,10 +69,7 @@ export class NetnsNflogReader extends EventEmitter<NflogEvents> implements Nflog
     flag('queue-threshold', opts.queueThreshold);
     flag('batch-bytes', opts.batchBytes);
     flag('stats-interval', opts.statsIntervalMs);
-    const argv =
-      opts.netns === undefined
-        ? [process.execPath, ...args]
-        : ['ip', 'netns', 'exec', opts.netns, process.execPath, ...args];
+    const argv = inNetns(opts.netns, [process.execPath, ...args]);
     // stdin is a pipe the child watches: when this process dies, the child sees EOF and exits.
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const r = new NetnsNflogReader(opts.group, opts.netns, child);
