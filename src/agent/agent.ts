@@ -202,6 +202,7 @@ export class Agent {
           ...(reader !== undefined ? { reader } : {}),
           records: st.records,
           unattributed: st.unattributed,
+          incomplete: st.incomplete,
           undecoded: f.undecodedPayloads,
         };
       },

@@ -20,6 +20,8 @@ export interface FlowFigures {
   readonly records: ReadonlyMap<string, number>;
   readonly unattributed: number;
   readonly undecoded: number;
+  /** Admin Passes whose next decision the rate limit suppressed (no record made). */
+  readonly incomplete?: number;
 }
 
 export interface CounterValue {
@@ -388,7 +390,7 @@ export class AgentMetrics {
     });
     new Counter({
       name: 'moat_flow_log_messages_total',
-      help: 'NFLOG messages the flow log reader received, decoded, or could not decode',
+      help: 'NFLOG messages the flow log reader received, decoded, could not decode or attribute, or that made no record (incomplete: an admin Pass whose next decision the rate limit suppressed)',
       labelNames: ['state'],
       registers,
       collect() {
@@ -399,6 +401,7 @@ export class AgentMetrics {
         this.inc({ state: 'decoded' }, f.reader.decoded);
         this.inc({ state: 'undecodable' }, f.reader.undecodable + f.undecoded);
         this.inc({ state: 'unattributed' }, f.unattributed);
+        this.inc({ state: 'incomplete' }, f.incomplete ?? 0);
       },
     });
     new Counter({

@@ -246,8 +246,6 @@ class Pass {
     private readonly adminCache: AdminCache,
     /** Audit mode for every policy (DataplaneOptions.audit). */
     private readonly auditAll = false,
-    /** Flow log mode `all`: the default allow after the Baseline tier is counted (OPEN_COUNTER). */
-    private readonly logAll = false,
   ) {
     snapshot.policies.forEach((p, i) => {
       let list = this.policiesByNs.get(p.namespace);
@@ -305,9 +303,9 @@ class Pass {
 
   /**
    * The chain of one admin signature (the tier's policies selecting a pod, in order): jump to each
-   * policy's chain; when none decided, the Admin tier goes on to the NetworkPolicy tier and the
-   * Baseline tier ends in the default allow. Every path ends in a verdict, so that a Pass (a goto
-   * from a policy chain) never falls back into this chain.
+   * policy's chain; when none decided, the Admin tier goes on to the NetworkPolicy tier (every path
+   * ends in a verdict, so that a Pass, a goto from a policy chain, never falls back into it) and the
+   * Baseline tier returns to the NetworkPolicy tier's chain, whose last rule is the default allow.
    */
   adminSignatureChain(idxs: readonly number[], tier: AdminPolicy['tier'], dir: Dir): string | undefined {
     return this.memo(`${tier}/${dir}`, idxs, () => this.buildAdminSignatureChain(idxs, tier, dir));
@@ -329,13 +327,9 @@ class Pass {
     const name = `${tier === 'Admin' ? 'a' : 'b'}${dir === 'ingress' ? 'in' : 'out'}_${sh}`;
     if (this.chains.has(name)) return name;
     const rules = jumps.map((c) => `jump ${c}`);
-    rules.push(
-      tier === 'Admin'
-        ? `goto ${NP_TIER_CHAIN[dir]}`
-        : this.logAll
-          ? `counter name ${OPEN_COUNTER[dir]} accept`
-          : 'accept',
-    );
+    // The Baseline chain is jumped to from the end of the NetworkPolicy tier's chain and returns to
+    // it: its default allow (logged in mode `all`, and after a logged Pass) is that chain's last rule.
+    if (tier === 'Admin') rules.push(`goto ${NP_TIER_CHAIN[dir]}`);
     this.chains.set(name, {
       name,
       rules,
@@ -897,14 +891,7 @@ export class IncrementalCompiler {
     }
 
     // Structure: local pods -> signatures -> policy chains -> the sets they need.
-    const pass = new Pass(
-      snapshot,
-      families,
-      this.policyCache,
-      this.adminCache,
-      opts.audit === true,
-      opts.flowLog?.mode === 'all',
-    );
+    const pass = new Pass(snapshot, families, this.policyCache, this.adminCache, opts.audit === true);
     const cache = new Map<string, { ingress: number[]; egress: number[] }>();
     const adminSel = new Map<string, AdminSelection>();
     // With admin policies, the pod chains dispatch three times: Admin tier, NetworkPolicy tier
@@ -959,7 +946,7 @@ export class IncrementalCompiler {
             const ac = shared ? CONFLICT[d] : tierSig.Admin[d];
             if (ac !== undefined) adminMaps.Admin[d][f].push({ key: a, value: `goto ${ac}` });
             const bc = shared ? undefined : tierSig.Baseline[d];
-            if (bc !== undefined) adminMaps.Baseline[d][f].push({ key: a, value: `goto ${bc}` });
+            if (bc !== undefined) adminMaps.Baseline[d][f].push({ key: a, value: `jump ${bc}` });
           }
         }
       }
@@ -1182,6 +1169,7 @@ export class IncrementalCompiler {
       const rw = this.flowLog.rewrite([...base, ...regular], metas);
       base.splice(0, base.length, ...rw.chains.slice(0, base.length));
       regular = [...rw.chains.slice(base.length), ...rw.logChains];
+      for (const c of rw.counters) pass.counters.set(c.name, c);
       if (rw.logChains.length > 0) {
         pass.counters.set(SUPPRESSED_COUNTER.name, SUPPRESSED_COUNTER);
         limits = [flowLimit(this.flowLog.opts)];

@@ -16,6 +16,12 @@ export const FLOW_SUPPRESSED = 'flowlog_suppressed';
 export const FLOW_PREFIX = 'moat';
 /** Counters of the `all` mode: traffic no policy decided. */
 export const OPEN_COUNTER = { ingress: 'open_i', egress: 'open_e' } as const;
+/**
+ * Mode `policy`: the default allow after a logged admin Pass. Every path after a logged Pass then
+ * logs its decision, so a Pass the reader sees alone lost its second half to the rate limit.
+ */
+export const PASS_OPEN_COUNTER = { ingress: 'open_pi', egress: 'open_pe' } as const;
+const NP_TIER = { ingress_np: 'ingress', egress_np: 'egress' } as const;
 export const NODE_COUNTER = 'node_i';
 
 /** A: allowed, D: denied, P: passed to the next tier, U: audit (a drop that accepted). */
@@ -82,9 +88,17 @@ export class FlowLogRewriter {
   rewrite(
     chains: readonly NftChain[],
     counters: ReadonlyMap<string, CounterMeta>,
-  ): { chains: NftChain[]; logChains: NftChain[] } {
+  ): { chains: NftChain[]; logChains: NftChain[]; counters: NftCounter[] } {
     const out: NftChain[] = [];
     const logChains = new Map<string, NftChain>();
+    const counterDefs: NftCounter[] = [];
+    const logChain = (counter: string, verdict: string, cls: FlowClass, logged = verdict) => ({
+      name: `fl_${counter}`,
+      rules: [
+        `limit name "${FLOW_LIMIT}" log prefix "${flowPrefix(cls, counter)}" group ${this.opts.group} ${logged}`,
+        `counter name ${FLOW_SUPPRESSED} ${verdict}`,
+      ],
+    });
     for (const ch of chains) {
       let m = this.memo.get(ch.rules);
       if (m === undefined) {
@@ -96,16 +110,30 @@ export class FlowLogRewriter {
         const [counter, verdict, cls] = l.split('\u0000') as [string, string, FlowClass];
         const name = `fl_${counter}`;
         if (logChains.has(name)) continue;
-        logChains.set(name, {
-          name,
-          rules: [
-            `limit name "${FLOW_LIMIT}" log prefix "${flowPrefix(cls, counter)}" group ${this.opts.group} ${verdict}`,
-            `counter name ${FLOW_SUPPRESSED} ${verdict}`,
-          ],
-        });
+        // A logged Pass goes on where every decision is logged, the default allow included; one
+        // that was suppressed goes on unlogged (its decision may still be logged, without the Pass).
+        const np = /^goto (\S+)$/.exec(verdict)?.[1];
+        const logged = this.opts.mode === 'policy' && cls === 'P' && np !== undefined && np in NP_TIER;
+        logChains.set(name, logChain(counter, verdict, cls, logged ? `goto ${np}_pass` : verdict));
       }
     }
-    return { chains: out, logChains: [...logChains.values()] };
+    if (this.opts.mode === 'policy') {
+      for (const [np, direction] of Object.entries(NP_TIER)) {
+        const target = `goto ${np}_pass`;
+        if (![...logChains.values()].some((c) => c.rules[0]!.endsWith(target))) continue;
+        const src = out.find((c) => c.name === np);
+        if (src?.rules.at(-1) !== 'accept') throw new Error(`flow log: chain ${np} does not end in accept`);
+        const counter = PASS_OPEN_COUNTER[direction];
+        counterDefs.push({ name: counter, meta: { kind: 'accept', direction, open: 'not-isolated' } });
+        logChains.set(`${np}_pass`, {
+          name: `${np}_pass`,
+          rules: [...src.rules.slice(0, -1), `counter name ${counter} goto fl_${counter}`],
+          comment: `${direction}: after a logged admin Pass (its default allow is logged too)`,
+        });
+        logChains.set(`fl_${counter}`, logChain(counter, 'accept', 'A'));
+      }
+    }
+    return { chains: out, logChains: [...logChains.values()], counters: counterDefs };
   }
 
   private rewriteRules(

@@ -212,11 +212,10 @@ export function buildRecord(
   time: Date,
 ): FlowRecord | undefined {
   const last = decisions[decisions.length - 1];
-  if (last === undefined) return undefined;
+  // A Pass alone does not say what decided (the logger counts it as incomplete).
+  if (last?.reason === undefined) return undefined;
   const hits = decisions.flatMap((d) => d.hits);
-  // A Pass with nothing after it logged: the NetworkPolicy tier did not isolate the pod, and the
-  // Baseline tier did not decide (policy mode logs every decision a policy takes).
-  const reason: FlowReason = last.reason ?? 'not-isolated';
+  const reason: FlowReason = last.reason;
   const verdict = verdictOf(last.cls);
   const end = (ip: string, port: number | undefined): FlowEndpoint => ({
     ip,

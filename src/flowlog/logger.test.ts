@@ -137,10 +137,46 @@ describe('FlowLogger', () => {
       r?.summary,
       'passed by ClusterNetworkPolicy delegate rule "to-np"; isolated by shop/default-deny; no rule matched',
     );
-    // Nothing after the Pass: allowed, not isolated.
+    // No NetworkPolicy after the Pass: the default allow after a logged Pass is logged too.
     const [lone] = records(base({ adminPolicies: [pass] }), '10.0.0.1', '10.0.0.2', 80);
     assert.equal(lone?.verdict, 'allowed');
     assert.equal(lone?.reason, 'not-isolated');
+    assert.deepEqual(
+      lone.policies.map((p) => p.action),
+      ['pass'],
+    );
+  });
+
+  it('a Pass whose next decision the rate limit suppressed makes no record, and is counted', () => {
+    const pass = cnp('delegate', {
+      ingress: [adminRule('Pass', [{ kind: 'namespaces', namespaceSelector: sel() }], undefined, 'to-np')],
+    });
+    for (const policies of [[denyAll], []]) {
+      const s = base({ policies, adminPolicies: [pass] });
+      const rs = compile(s, { table: 'moat', flowLog: { mode: 'policy', group: 1, rate: 10, burst: 5 } });
+      const sim = simulate(rs, {
+        family: 4,
+        saddr: '10.0.0.1',
+        daddr: '10.0.0.2',
+        l4proto: 'tcp',
+        dport: 80,
+        hook: 'postrouting',
+      });
+      assert.equal(sim.logs.length, 2, sim.logs.join());
+      const logger = new FlowLogger({ node: 'n1', passWaitMs: 1 });
+      logger.setGeneration(rs, s);
+      const out: FlowRecord[] = [];
+      logger.subscribe((r) => out.push(r));
+      logger.ingest({
+        prefix: sim.logs[0]!,
+        key: 'k',
+        time: new Date(0),
+        packet: { family: 'ipv4', protocol: 'TCP', src: '10.0.0.1', dst: '10.0.0.2', dstPort: 80 },
+      });
+      logger.flush();
+      assert.deepEqual(out, []);
+      assert.equal(logger.stats().incomplete, 1);
+    }
   });
 
   it('admin Deny names the rule; audit mode accepts and says audit', () => {

@@ -40,6 +40,11 @@ export interface FlowLoggerStats {
   readonly records: ReadonlyMap<string, number>;
   /** Logged packets whose prefix no live generation knows (or not moat's). */
   readonly unattributed: number;
+  /**
+   * Admin Passes whose next decision was not logged: the rate limit suppressed it (every path after
+   * a logged Pass logs its decision), so no record is made rather than a wrong one.
+   */
+  readonly incomplete: number;
 }
 
 type Listener = (r: FlowRecord) => void;
@@ -55,6 +60,7 @@ export class FlowLogger {
   private readonly listeners = new Set<Listener>();
   private readonly counts = new Map<string, number>();
   private unattributed = 0;
+  private incomplete = 0;
   private early: LoggedPacket[] = [];
   private earlyTimer: NodeJS.Timeout | undefined;
   /**
@@ -93,7 +99,11 @@ export class FlowLogger {
   }
 
   stats(): FlowLoggerStats {
-    return { records: new Map(this.counts), unattributed: this.unattributed };
+    return {
+      records: new Map(this.counts),
+      unattributed: this.unattributed,
+      incomplete: this.incomplete,
+    };
   }
 
   /**
@@ -135,7 +145,7 @@ export class FlowLogger {
     this.emit([d], p);
   }
 
-  /** Emits every Pass still waiting (nothing decided after it: the pod was not isolated). */
+  /** Settles every Pass still waiting (as incomplete: nothing was logged after it). */
   flush(): void {
     for (const key of [...this.pending.keys()]) this.settle(key);
   }
@@ -145,7 +155,8 @@ export class FlowLogger {
     if (pend === undefined) return;
     this.pending.delete(key);
     clearTimeout(pend.timer);
-    this.emit(pend.decisions, pend.pkt);
+    if (pend.decisions[pend.decisions.length - 1]?.reason === undefined) this.incomplete++;
+    else this.emit(pend.decisions, pend.pkt);
   }
 
   private emit(decisions: readonly Decision[], p: LoggedPacket): void {

@@ -332,9 +332,17 @@ export class LabAgents {
     this.wake();
   }
 
-  /** Emits what the flow loggers hold back (a Pass waiting for its packet's next decision). */
-  flushFlows(): void {
-    for (const a of this.agents) a.flows?.logger.flush();
+  /**
+   * Settles what the flow loggers hold back (a Pass waiting for its packet's next decision); returns
+   * how many Passes, on all nodes, lost their next decision to the rate limit.
+   */
+  flushFlows(): number {
+    let incomplete = 0;
+    for (const a of this.agents) {
+      a.flows?.logger.flush();
+      incomplete += a.flows?.logger.stats().incomplete ?? 0;
+    }
+    return incomplete;
   }
 
   /** Stops reading flow logs (stop() leaves them running: a lab probes after its agents stop). */

@@ -281,7 +281,8 @@ test(
       const denied = node.records.filter((r) => r.verdict === 'denied').length;
       assert.ok(drops >= 250, `drops counted: ${drops}`);
       // Burst 10 plus 5/s for the few seconds of the flood: far below 300, and nothing goes missing.
-      assert.ok(denied >= 10 && denied <= 60, `records: ${denied}`);
+      // The allowed connections' records take from the same bucket, which may not be full again.
+      assert.ok(denied >= 5 && denied <= 60, `records: ${denied}`);
       assert.equal(
         node.records.length + suppressed,
         decisions,

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { compile, renderNft, type DataplaneOptions } from '../../src/dataplane/index.js';
 import { cport, ipPeer, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../../src/model/build.js';
+import { loadPaths } from '../../src/model/load.js';
 import type { Snapshot } from '../../src/model/types.js';
 
 // dist/test/golden -> test/golden (the .nft files are not compiled).
@@ -63,8 +64,17 @@ const dualStack: Snapshot = snapshot({
   ],
 });
 
-const cases: { name: string; snap: Snapshot; opts: DataplaneOptions }[] = [
+// The admin tiers with flow logs: a logged Pass goes on to ingress_np_pass, whose default allow logs.
+const tenants = async () =>
+  (await loadPaths([join(here, '..', '..', '..', 'examples', 'tenants')])).snapshot;
+
+const cases: { name: string; snap: Snapshot | (() => Promise<Snapshot>); opts: DataplaneOptions }[] = [
   { name: 'shop-all', snap: shop, opts: { table: 'moat' } },
+  {
+    name: 'tenants-flowlog',
+    snap: tenants,
+    opts: { table: 'moat', flowLog: { mode: 'policy', group: 3477, rate: 1000, burst: 200 } },
+  },
   { name: 'shop-n1', snap: shop, opts: { table: 'moat', nodeName: 'n1' } },
   { name: 'shop-n1-police', snap: shop, opts: { table: 'moat', nodeName: 'n1', policeNodeEgress: true } },
   { name: 'dual-stack', snap: dualStack, opts: { table: 'moat_ds', nodeName: 'n1' } },
@@ -72,8 +82,9 @@ const cases: { name: string; snap: Snapshot; opts: DataplaneOptions }[] = [
 
 describe('golden rulesets', () => {
   for (const c of cases) {
-    it(c.name, () => {
-      const text = renderNft(compile(c.snap, c.opts));
+    it(c.name, async () => {
+      const snap = typeof c.snap === 'function' ? await c.snap() : c.snap;
+      const text = renderNft(compile(snap, c.opts));
       assert.doesNotMatch(text, /\bqueue\b/);
       const file = join(goldenDir, `${c.name}.nft`);
       if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {

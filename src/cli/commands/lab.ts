@@ -272,9 +272,14 @@ export function registerLab(program: Command): void {
       if (f.flowLog !== undefined) {
         // The last records are still on their way from the node namespaces' readers.
         await new Promise((r) => setTimeout(r, 300));
-        agents.flushFlows();
+        const incomplete = agents.flushFlows();
         writeFileSync(f.flowLog, records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-        err(`lab: ${records.length} flow record(s) written to ${f.flowLog}`);
+        err(
+          `lab: ${records.length} flow record(s) written to ${f.flowLog}` +
+            (incomplete > 0
+              ? `; ${incomplete} without a record (an admin Pass whose decision the rate limit suppressed)`
+              : ''),
+        );
       }
       const out =
         f.output === 'json'
