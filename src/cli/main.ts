@@ -11,6 +11,7 @@ import { registerCompile } from './commands/compile.js';
 import { registerLab } from './commands/lab.js';
 import { registerAgent } from './commands/agent.js';
 import { registerFlows } from './commands/flows.js';
+import { registerDoctor } from './commands/doctor.js';
 
 export function buildProgram(): Command {
   const program = new Command('moat')
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerLab(program);
   registerAgent(program);
   registerFlows(program);
+  registerDoctor(program);
   return program;
 }
 

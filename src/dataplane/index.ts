@@ -28,3 +28,7 @@ export type { ConntrackClient, NetlinkConntrackOptions } from './ct-client.js';
 export { NetlinkConntrack } from './ct-client.js';
 export type { NftBatcher, NftSessionOptions } from './nft-session.js';
 export { NftSession, NftSessionError } from './nft-session.js';
+export type { Backend, BackendChoice, BackendVerdict, Check, HostReport } from './probe.js';
+export { chooseBackend, probeHost } from './probe.js';
+/** The backends this version can run (the probe also judges the ones still to come). */
+export const IMPLEMENTED_BACKENDS: readonly import('./probe.js').Backend[] = ['nftables'];
