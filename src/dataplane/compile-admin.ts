@@ -13,6 +13,17 @@ import type {
 } from '../model/types.js';
 import type { NftCounter } from './model.js';
 import {
+  ACCEPT,
+  DROP,
+  gotoChain,
+  nftRule,
+  rule,
+  setsOf,
+  type Action,
+  type Match,
+  type Rule,
+} from './rule.js';
+import {
   canonicalIP,
   cidrText,
   cmp,
@@ -41,7 +52,7 @@ export interface NodeDef {
 /** One admin policy's chain for one direction, with what it needs (cached per policy object). */
 export interface AdminPart {
   readonly name: string;
-  readonly rules: readonly string[];
+  readonly body: readonly Rule[];
   readonly comment: string;
   readonly counters: readonly NftCounter[];
   readonly sets: readonly SetDef[];
@@ -88,15 +99,15 @@ export function nodeSetElements(def: NodeDef, snapshot: Snapshot, hostPods: read
   return [...out].sort(cmp);
 }
 
-/** A peer as match fragments for one family (any one matches); [] never matches. */
+/** A peer as alternative match lists for one family (any one matches); [] never matches. */
 function peerMatches(
   peer: AdminPeer,
   dir: Dir,
   f: Family,
   sets: Map<string, SetDef>,
   nodeSets: Map<string, NodeDef>,
-): string[] {
-  const field = `${FAM[f].ip} ${dir === 'ingress' ? 'saddr' : 'daddr'}`;
+): Match[][] {
+  const field = dir === 'ingress' ? 'saddr' : 'daddr';
   switch (peer.kind) {
     case 'namespaces':
     case 'pods': {
@@ -109,22 +120,24 @@ function peerMatches(
         f,
       );
       sets.set(d.name, d);
-      return [`${field} @${d.name}`];
+      return [[{ m: 'addr', family: f, field, set: d.name }]];
     }
     case 'nodes': {
       const d = nodeDef(peer.nodeSelector, f);
       nodeSets.set(d.name, d);
-      return [`${field} @${d.name}`];
+      return [[{ m: 'addr', family: f, field, set: d.name }]];
     }
     case 'networks': {
       // "Networks defines a way to select peers via CIDR blocks": any address, pods included.
-      const out: string[] = [];
+      const out = new Map<string, Match[]>();
       for (const text of peer.networks) {
         const c = parseCidr(text);
         if (typeof c === 'string' || c.family !== f) continue;
-        out.push(c.prefix === 0 ? `meta nfproto ${FAM[f].nfproto}` : `${field} ${cidrText(c)}`);
+        const m: Match =
+          c.prefix === 0 ? { m: 'family', family: f } : { m: 'cidr', family: f, field, cidr: cidrText(c) };
+        out.set(c.prefix === 0 ? '' : cidrText(c), [m]);
       }
-      return [...new Set(out)];
+      return [...out.values()];
     }
     case 'domainNames':
       // Not enforced (docs/dataplane.md): an Accept on a domain name admits nothing.
@@ -134,34 +147,34 @@ function peerMatches(
   }
 }
 
-/** A port as a match fragment; '' matches every port and protocol. */
-function portMatch(port: AdminPort | undefined, f: Family, sets: Map<string, SetDef>): string {
-  if (port === undefined) return '';
+/** A port as matches; [] matches every port and protocol. */
+function portMatch(port: AdminPort | undefined, f: Family, sets: Map<string, SetDef>): Match[] {
+  if (port === undefined) return [];
   switch (port.kind) {
     case 'number':
-      return `${PROTO[port.protocol]} dport ${port.port}`;
+      return [{ m: 'port', proto: PROTO[port.protocol], from: port.port }];
     case 'range':
-      return `${PROTO[port.protocol]} dport ${port.start}-${port.end}`;
+      return [{ m: 'port', proto: PROTO[port.protocol], from: port.start, to: port.end }];
     case 'named': {
       // The destination pod's container port of that name, whatever its protocol (the set's key
       // carries the protocol); the destination is the packet's daddr on either side.
       const d = nportDef(port.name, f);
       sets.set(d.name, d);
-      return `${FAM[f].ip} daddr . meta l4proto . th dport @${d.name}`;
+      return [{ m: 'namedPort', family: f, set: d.name }];
     }
   }
 }
 
-function verdictOf(rule: AdminRule, policy: AdminPolicy, dir: Dir): string {
-  switch (rule.action) {
+function verdictOf(r: AdminRule, policy: AdminPolicy, dir: Dir): Action {
+  switch (r.action) {
     case 'Accept':
-      return 'accept';
+      return ACCEPT;
     case 'Deny':
-      return 'drop';
+      return DROP;
     case 'Pass':
       // Admin: "Pass: Skips all further ANP rules and delegates to the NetworkPolicy tier".
       // Baseline: nothing follows the Baseline tier but the default allow.
-      return policy.tier === 'Admin' ? `goto ${NP_TIER_CHAIN[dir]}` : 'accept';
+      return policy.tier === 'Admin' ? gotoChain(NP_TIER_CHAIN[dir]) : ACCEPT;
   }
 }
 
@@ -181,7 +194,7 @@ export function buildAdminPart(
   if (list.length === 0) return undefined;
   const ph = shortHash(adminPolicyId(policy));
   const name = `${dir === 'ingress' ? 'ai' : 'ae'}_${ph}`;
-  const rules: string[] = [];
+  const rules: Rule[] = [];
   const counters: NftCounter[] = [];
   const sets = new Map<string, SetDef>();
   const nodeSets = new Map<string, NodeDef>();
@@ -209,17 +222,16 @@ export function buildAdminPart(
       // treat the rule as a 'Deny all' rule": nothing after it is reachable.
       if (r.action === 'Accept') continue;
       counters.push(meta('Deny'));
-      rules.push(`counter name ${counter} ${audit ? 'accept' : 'drop'}`);
+      rules.push(rule([], audit ? ACCEPT : DROP, counter));
       break;
     }
-    const verdict = audit && r.action === 'Deny' ? 'accept' : verdictOf(r, policy, dir);
-    const lines: string[] = [];
+    const verdict = audit && r.action === 'Deny' ? ACCEPT : verdictOf(r, policy, dir);
+    const lines: Rule[] = [];
     for (const f of families) {
       for (const peer of r.peers) {
         for (const pm of peerMatches(peer, dir, f, sets, nodeSets)) {
           for (const port of r.ports ?? [undefined]) {
-            const qm = portMatch(port, f, sets);
-            lines.push([pm, qm, `counter name ${counter}`, verdict].filter((s) => s !== '').join(' '));
+            lines.push(rule([...pm, ...portMatch(port, f, sets)], verdict, counter));
           }
         }
       }
@@ -227,14 +239,13 @@ export function buildAdminPart(
     if (lines.length === 0) continue;
     counters.push(meta(r.action));
     const seen = new Set<string>();
-    for (const l of lines) if (!seen.has(l) && seen.add(l)) rules.push(l);
+    for (const l of lines) if (!seen.has(nftRule(l)) && seen.add(nftRule(l))) rules.push(l);
   }
   if (rules.length === 0) return undefined;
-  const used = new Set<string>();
-  for (const r of rules) for (const m of r.matchAll(/@(\S+)/g)) used.add(m[1]!);
+  const used = new Set(rules.flatMap(setsOf));
   return {
     name,
-    rules,
+    body: rules,
     comment: comment(`${policy.tier} tier: ${adminPolicyId(policy)} ${dir}`),
     counters,
     sets: [...sets.values()].filter((s) => used.has(s.name)),

@@ -9,7 +9,7 @@ export const FAM = {
   6: { ip: 'ip6', addr: 'ipv6_addr', sfx: 'v6', nfproto: 'ipv6' },
 } as const;
 
-export const PROTO: Record<Protocol, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
+export const PROTO: Record<Protocol, 'tcp' | 'udp' | 'sctp'> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
 export function shortHash(s: string): string {
   return createHash('sha256').update(s).digest('hex').slice(0, 16);

@@ -15,6 +15,7 @@ import type {
 } from '../model/types.js';
 import {
   DEFAULT_POD_INTERFACES,
+  nftChain,
   type DataplaneOptions,
   type NftChain,
   type NftCounter,
@@ -49,6 +50,18 @@ import {
 } from './compile-admin.js';
 import { compareAdminPolicies } from '../policy/admin.js';
 import { setDeltaHint } from './delta.js';
+import {
+  ACCEPT,
+  DROP,
+  gotoChain,
+  jumpTo,
+  nftRule,
+  RETURN,
+  rule,
+  setsOf,
+  type Match,
+  type Rule,
+} from './rule.js';
 import { flowLimit, FlowLogRewriter, NODE_COUNTER, OPEN_COUNTER, SUPPRESSED_COUNTER } from './flowlog.js';
 
 type Dir = 'ingress' | 'egress';
@@ -104,7 +117,7 @@ interface SetState {
 /** One policy's chain for one direction, with what it needs (cached per policy object). */
 interface PolicyPart {
   readonly name: string;
-  readonly rules: readonly string[];
+  readonly body: readonly Rule[];
   readonly comment: string;
   readonly counters: readonly NftCounter[];
   readonly sets: readonly SetDef[];
@@ -293,7 +306,7 @@ class Pass {
     }
     if (part === undefined) return undefined;
     if (!this.chains.has(part.name)) {
-      this.chains.set(part.name, { name: part.name, rules: part.rules, comment: part.comment });
+      this.chains.set(part.name, nftChain(part.name, part.body, { comment: part.comment }));
       for (const c of part.counters) this.addCounter(c);
       for (const s of part.sets) if (!this.setDefs.has(s.name)) this.setDefs.set(s.name, s);
       for (const s of part.nodeSets) if (!this.nodeDefs.has(s.name)) this.nodeDefs.set(s.name, s);
@@ -326,15 +339,14 @@ class Pass {
     const sh = shortHash(`${tier}\n${dir}\n${ids.join('\n')}`);
     const name = `${tier === 'Admin' ? 'a' : 'b'}${dir === 'ingress' ? 'in' : 'out'}_${sh}`;
     if (this.chains.has(name)) return name;
-    const rules = jumps.map((c) => `jump ${c}`);
+    const rules = jumps.map((c) => rule([], jumpTo(c)));
     // The Baseline chain is jumped to from the end of the NetworkPolicy tier's chain and returns to
     // it: its default allow (logged in mode `all`, and after a logged Pass) is that chain's last rule.
-    if (tier === 'Admin') rules.push(`goto ${NP_TIER_CHAIN[dir]}`);
-    this.chains.set(name, {
+    if (tier === 'Admin') rules.push(rule([], gotoChain(NP_TIER_CHAIN[dir])));
+    this.chains.set(
       name,
-      rules,
-      comment: comment(`${tier} tier for ${dir}: ${ids.join(', ')}`),
-    });
+      nftChain(name, rules, { comment: comment(`${tier} tier for ${dir}: ${ids.join(', ')}`) }),
+    );
     return name;
   }
 
@@ -374,7 +386,7 @@ class Pass {
     }
     if (part === undefined) return undefined;
     if (!this.chains.has(part.name)) {
-      this.chains.set(part.name, { name: part.name, rules: part.rules, comment: part.comment });
+      this.chains.set(part.name, nftChain(part.name, part.body, { comment: part.comment }));
       for (const c of part.counters) this.addCounter(c);
       for (const s of part.sets) if (!this.setDefs.has(s.name)) this.setDefs.set(s.name, s);
     }
@@ -400,10 +412,10 @@ class Pass {
     const enforced = all.filter((i) => this.snapshot.policies[i]!.audit !== true);
     const sorted = enforced.length > 0 ? enforced : all;
     const audit = this.auditAll || enforced.length === 0;
-    const rules: string[] = [];
+    const rules: Rule[] = [];
     for (const i of sorted) {
       const pc = this.policyChain(this.snapshot.policies[i]!, dir);
-      if (pc !== undefined) rules.push(`jump ${pc}`);
+      if (pc !== undefined) rules.push(rule([], jumpTo(pc)));
     }
     const counter = `d_${sh}_${dir === 'ingress' ? 'i' : 'e'}`;
     this.addCounter({
@@ -418,30 +430,35 @@ class Pass {
         ...(audit ? { audit: true as const } : {}),
       },
     });
-    rules.push(`counter name ${counter} ${audit ? 'accept' : 'drop'}`);
-    this.chains.set(name, { name, rules, comment: comment(`isolated for ${dir} by ${keys.join(', ')}`) });
+    rules.push(rule([], audit ? ACCEPT : DROP, counter));
+    this.chains.set(
+      name,
+      nftChain(name, rules, { comment: comment(`isolated for ${dir} by ${keys.join(', ')}`) }),
+    );
     return name;
   }
 }
 
-/** A peer as a match fragment for one family: '' matches all, null never matches. */
+/** A peer as matches for one family: [] matches all, null never matches. */
 function peerMatch(
   policyNs: string,
   peer: Peer | undefined,
   dir: Dir,
   f: Family,
   sets: Map<string, SetDef>,
-): string | null {
-  if (peer === undefined) return '';
-  const field = `${FAM[f].ip} ${dir === 'ingress' ? 'saddr' : 'daddr'}`;
+): Match[] | null {
+  if (peer === undefined) return [];
+  const field = dir === 'ingress' ? 'saddr' : 'daddr';
   if (peer.kind === 'selector') {
     const d = selectorPeerDef(policyNs, peer.namespaceSelector, peer.podSelector, f);
     sets.set(d.name, d);
-    return `${field} @${d.name}`;
+    return [{ m: 'addr', family: f, field, set: d.name }];
   }
   const c = parseCidr(peer.ipBlock.cidr);
   if (typeof c === 'string' || c.family !== f) return null;
-  const parts = [c.prefix === 0 ? `meta nfproto ${FAM[f].nfproto}` : `${field} ${cidrText(c)}`];
+  const parts: Match[] = [
+    c.prefix === 0 ? { m: 'family', family: f } : { m: 'cidr', family: f, field, cidr: cidrText(c) },
+  ];
   const excepts = new Set<string>();
   for (const ex of peer.ipBlock.except) {
     const e = parseCidr(ex);
@@ -449,24 +466,28 @@ function peerMatch(
     if (cidrWithin(c, e)) return null; // the except covers the whole block
     excepts.add(cidrText(e));
   }
-  for (const e of [...excepts].sort(cmp)) parts.push(`${field} != ${e}`);
-  return parts.join(' ');
+  for (const e of [...excepts].sort(cmp)) parts.push({ m: 'cidr', family: f, field, cidr: e, neg: true });
+  return parts;
 }
 
-/** A port as a match fragment: '' matches all, null never matches; family-neutral unless named. */
-function portMatch(port: PolicyPort | undefined, f: Family, sets: Map<string, SetDef>): string | null {
-  if (port === undefined) return '';
+/** A port as matches: [] matches all, null never matches; family-neutral unless named. */
+function portMatch(port: PolicyPort | undefined, f: Family, sets: Map<string, SetDef>): Match[] | null {
+  if (port === undefined) return [];
   const proto = PROTO[port.protocol];
-  if (port.port === undefined) return `meta l4proto ${proto}`;
+  if (port.port === undefined) return [{ m: 'proto', proto }];
   if (typeof port.port === 'number') {
-    if (port.endPort === undefined || port.endPort === port.port) return `${proto} dport ${port.port}`;
+    if (port.endPort === undefined || port.endPort === port.port)
+      return [{ m: 'port', proto, from: port.port }];
     if (port.endPort < port.port) return null;
-    return `${proto} dport ${port.port}-${port.endPort}`;
+    return [{ m: 'port', proto, from: port.port, to: port.endPort }];
   }
   // The destination is the subject (ingress) or the peer (egress): always the daddr.
   const d = nportDef(port.port, f);
   sets.set(d.name, d);
-  return `meta l4proto ${proto} ${FAM[f].ip} daddr . meta l4proto . th dport @${d.name}`;
+  return [
+    { m: 'proto', proto },
+    { m: 'namedPort', family: f, set: d.name },
+  ];
 }
 
 /** The chain of one policy for one direction: accept when any of its rules admits the packet. */
@@ -477,7 +498,7 @@ function buildPolicyPart(
 ): PolicyPart | undefined {
   const ph = shortHash(policyKey(policy));
   const name = `${dir === 'ingress' ? 'pi' : 'pe'}_${ph}`;
-  const rules: string[] = [];
+  const rules: Rule[] = [];
   const counters: NftCounter[] = [];
   const sets = new Map<string, SetDef>();
   const list: readonly PolicyRule[] = dir === 'ingress' ? policy.ingress : policy.egress;
@@ -485,7 +506,7 @@ function buildPolicyPart(
     const counter = `a_${ph}_${dir === 'ingress' ? 'i' : 'e'}${ri}`;
     const peers: readonly (Peer | undefined)[] = r.peers ?? [undefined];
     const ports: readonly (PolicyPort | undefined)[] = r.ports ?? [undefined];
-    const lines: string[] = [];
+    const lines: Rule[] = [];
     for (const peer of peers) {
       for (const port of ports) {
         // Family-neutral when neither side needs an address family.
@@ -494,7 +515,7 @@ function buildPolicyPart(
           const pm = peerMatch(policy.namespace, peer, dir, f, sets);
           const qm = portMatch(port, f, sets);
           if (pm === null || qm === null) continue;
-          lines.push([pm, qm, `counter name ${counter}`, 'accept'].filter((s) => s !== '').join(' '));
+          lines.push(rule([...pm, ...qm], ACCEPT, counter));
         }
       }
     }
@@ -509,15 +530,14 @@ function buildPolicyPart(
       },
     });
     const seen = new Set<string>();
-    for (const l of lines) if (!seen.has(l) && seen.add(l)) rules.push(l);
+    for (const l of lines) if (!seen.has(nftRule(l)) && seen.add(nftRule(l))) rules.push(l);
   });
   if (rules.length === 0) return undefined;
   // Only sets that survived into a rule are needed (an except covering a block drops the rule).
-  const used = new Set<string>();
-  for (const r of rules) for (const m of r.matchAll(/@(\S+)/g)) used.add(m[1]!);
+  const used = new Set(rules.flatMap(setsOf));
   return {
     name,
-    rules,
+    body: rules,
     comment: comment(`NetworkPolicy ${policyKey(policy)} ${dir}`),
     counters,
     sets: [...sets.values()].filter((s) => used.has(s.name)),
@@ -525,17 +545,24 @@ function buildPolicyPart(
 }
 
 /** Pod traffic preamble: neighbour discovery, invalid packets, TCP that does not start with SYN. */
-function podPreamble(dir: Dir): string[] {
+function podPreamble(dir: Dir): Rule[] {
   return [
     // ND is never "established"; without it IPv6 neighbours cannot resolve each other. Only as ND
     // is: "hop limit 255" (RFC 4861 7.1.1), which no routed packet has by postrouting (forwarding
     // decrements it), so ND-typed packets routed through the node go through policy like any other.
-    'meta l4proto ipv6-icmp icmpv6 type 133-137 ip6 hoplimit 255 accept',
-    'ct state invalid drop',
+    rule(
+      [
+        { m: 'proto', proto: 'ipv6-icmp' },
+        { m: 'icmpv6', types: ['133-137'] },
+        { m: 'hoplimit', value: 255 },
+      ],
+      ACCEPT,
+    ),
+    rule([{ m: 'ct', states: ['invalid'] }], DROP),
     // With nf_conntrack_tcp_loose (the default) conntrack picks up a mid-stream TCP packet as a NEW
     // connection: after a cut, the server's next packet would start a reversed flow, judged by the
     // other side's egress. A new connection must begin with a SYN.
-    `ct state new tcp flags & (fin|syn|rst|ack) != syn counter name ${NOT_SYN[dir]} drop`,
+    rule([{ m: 'ct', states: ['new'] }, { m: 'tcpNotSyn' }], DROP, NOT_SYN[dir]),
   ];
 }
 
@@ -576,17 +603,29 @@ function ifaceLit(glob: string): string {
  * in both families, whatever the node's rp_filter says. Bridged pods arrive on the bridge (iifname
  * is the bridge here) and are checked per port in the bridge table.
  */
-function guardRules(globs: readonly string[]): string[] {
-  const out: string[] = [];
+function guardRules(globs: readonly string[]): Rule[] {
+  const out: Rule[] = [];
   for (const g of globs) {
     for (const f of [4, 6] as const) {
       out.push(
-        `meta nfproto ${FAM[f].nfproto} iifname ${ifaceLit(g)} fib saddr . iif oif missing counter name spoofed_${FAM[f].sfx} drop`,
+        rule(
+          [{ m: 'family', family: f }, { m: 'iif', glob: g }, { m: 'rpfMissing' }],
+          DROP,
+          `spoofed_${FAM[f].sfx}`,
+        ),
       );
     }
     // Pods are not routers: router advertisements and redirects from a pod are dropped.
     out.push(
-      `iifname ${ifaceLit(g)} meta l4proto ipv6-icmp icmpv6 type { nd-router-advert, nd-redirect } counter name spoofed_v6 drop`,
+      rule(
+        [
+          { m: 'iif', glob: g },
+          { m: 'proto', proto: 'ipv6-icmp' },
+          { m: 'icmpv6', types: ['nd-router-advert', 'nd-redirect'] },
+        ],
+        DROP,
+        'spoofed_v6',
+      ),
     );
   }
   return out;
@@ -657,33 +696,61 @@ function bridgeRuleset(
       family: f === 'v4' ? 'ipv4' : f === 'v6' ? 'ipv6' : f === 'mac' ? 'ether' : f,
     },
   }));
-  const port = [
+  const ip: Match = { m: 'etherType', type: 'ip' };
+  const arp: Match = { m: 'etherType', type: 'arp' };
+  const ip6: Match = { m: 'etherType', type: 'ip6' };
+  const v6src = (cidr: string): Match => ({ m: 'cidr', family: 6, field: 'saddr', cidr });
+  const icmp6 = (...types: string[]): Match => ({ m: 'icmpv6', types });
+  const hop = (value: number): Match => ({ m: 'hoplimit', value });
+  const port: Rule[] = [
     // The pod's own MAC only (where known): another pod's would teach the bridge to send that
     // pod's frames here (forwarding database poisoning).
-    'iifname @mac_ports iifname . ether saddr != @bind_mac counter name spoofed_mac drop',
-    'ether type ip iifname . ip saddr @bind_v4 return',
-    'ether type ip counter name spoofed_v4 drop',
+    rule(
+      [
+        { m: 'iifIn', set: 'mac_ports' },
+        { m: 'bind', what: 'mac', set: 'bind_mac', neg: true },
+      ],
+      DROP,
+      'spoofed_mac',
+    ),
+    rule([ip, { m: 'bind', what: 'v4', set: 'bind_v4' }], RETURN),
+    rule([ip], DROP, 'spoofed_v4'),
     // ARP from the pod's own address, or an ARP probe (RFC 5227: sender 0.0.0.0).
-    'ether type arp iifname . arp saddr ip @bind_v4 return',
-    'ether type arp arp saddr ip 0.0.0.0 return',
-    'ether type arp counter name spoofed_arp drop',
-    'ether type ip6 icmpv6 type { nd-router-advert, nd-redirect } counter name spoofed_v6 drop',
-    'ether type ip6 iifname . ip6 saddr @bind_v6 return',
-    'ether type ip6 ip6 saddr fe80::/10 icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 return',
-    'ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit ip6 hoplimit 255 return',
-    'ether type ip6 ip6 saddr fe80::/10 icmpv6 type { mld-listener-report, mld-listener-done, mld2-listener-report } ip6 hoplimit 1 return',
-    'ether type ip6 ip6 saddr :: icmpv6 type { mld-listener-report, mld2-listener-report } ip6 hoplimit 1 return',
-    'ether type ip6 counter name spoofed_v6 drop',
-    'counter name spoofed_other drop',
+    rule([arp, { m: 'bind', what: 'arp', set: 'bind_v4' }], RETURN),
+    rule([arp, { m: 'arpSender', ip: '0.0.0.0' }], RETURN),
+    rule([arp], DROP, 'spoofed_arp'),
+    rule([ip6, icmp6('nd-router-advert', 'nd-redirect')], DROP, 'spoofed_v6'),
+    rule([ip6, { m: 'bind', what: 'v6', set: 'bind_v6' }], RETURN),
+    rule(
+      [
+        ip6,
+        v6src('fe80::/10'),
+        icmp6('nd-router-solicit', 'nd-neighbor-solicit', 'nd-neighbor-advert'),
+        hop(255),
+      ],
+      RETURN,
+    ),
+    rule([ip6, v6src('::'), icmp6('nd-neighbor-solicit'), hop(255)], RETURN),
+    rule(
+      [
+        ip6,
+        v6src('fe80::/10'),
+        icmp6('mld-listener-report', 'mld-listener-done', 'mld2-listener-report'),
+        hop(1),
+      ],
+      RETURN,
+    ),
+    rule([ip6, v6src('::'), icmp6('mld-listener-report', 'mld2-listener-report'), hop(1)], RETURN),
+    rule([ip6], DROP, 'spoofed_v6'),
+    rule([], DROP, 'spoofed_other'),
   ];
   const chains: NftChain[] = [
-    {
-      name: 'guard',
-      base: { hook: 'prerouting', priority: GUARD_PRIORITY },
-      rules: globs.map((g) => `iifname ${ifaceLit(g)} jump pod_port`),
-      comment: 'frames from pod ports',
-    },
-    { name: 'pod_port', rules: port, comment: 'a pod port sends its own addresses only' },
+    nftChain(
+      'guard',
+      globs.map((g) => rule([{ m: 'iif', glob: g }], jumpTo('pod_port'))),
+      { base: { hook: 'prerouting', priority: GUARD_PRIORITY }, comment: 'frames from pod ports' },
+    ),
+    nftChain('pod_port', port, { comment: 'a pod port sends its own addresses only' }),
   ];
   const out: Ruleset = { family: 'bridge', table, counters, sets, chains };
   // Unchanged parts stay the same objects, so diffs skip them.
@@ -700,7 +767,7 @@ function bridgeRuleset(
 }
 
 /** Conntrack fast path: "accept" only ends this base chain, so it has no effect on other traffic. */
-const FAST_PATH = 'ct state established,related accept';
+const FAST_PATH: Rule = rule([{ m: 'ct', states: ['established', 'related'] }], ACCEPT);
 
 /**
  * Snapshot -> Ruleset, keeping what it needs between calls so that the next compile only pays for
@@ -968,24 +1035,25 @@ export class IncrementalCompiler {
       return chosen;
     };
 
-    const ingress: string[] = [FAST_PATH];
-    const egress: string[] = [FAST_PATH];
-    const ingressPods: string[] = podPreamble('ingress');
-    const egressPods: string[] = podPreamble('egress');
-    const nodeEgress: string[] = [FAST_PATH];
-    const forwardGuard: string[] = [];
+    const ingress: Rule[] = [FAST_PATH];
+    const egress: Rule[] = [FAST_PATH];
+    const ingressPods: Rule[] = podPreamble('ingress');
+    const egressPods: Rule[] = podPreamble('egress');
+    const nodeEgress: Rule[] = [FAST_PATH];
+    const forwardGuard: Rule[] = [];
     for (const c of guardCounters()) pass.addCounter(c);
     if (anyConflict) {
       for (const d of ['ingress', 'egress'] as const) {
-        pass.chains.set(CONFLICT[d], {
-          name: CONFLICT[d],
-          rules: [`counter name ${CONFLICT[d]} drop`],
-          comment: comment(`${d} of an address two live pods share: fail-closed`),
-        });
+        pass.chains.set(
+          CONFLICT[d],
+          nftChain(CONFLICT[d], [rule([], DROP, CONFLICT[d])], {
+            comment: comment(`${d} of an address two live pods share: fail-closed`),
+          }),
+        );
       }
     }
     for (const f of families) {
-      const { ip, addr, sfx } = FAM[f];
+      const { addr, sfx } = FAM[f];
       const sort = (s: Set<string>) => [...s].sort(cmp).map((key) => ({ key }));
       emit({
         name: `local_${sfx}`,
@@ -1023,18 +1091,30 @@ export class IncrementalCompiler {
         }
       }
       // Only traffic from (egress) or to (ingress) a local pod enters moat's chains.
-      egress.push(`${ip} saddr @local_${sfx} goto egress_pods`);
-      ingress.push(`${ip} daddr @local_${sfx} goto ingress_pods`);
+      const localSet = `local_${sfx}`;
+      egress.push(rule([{ m: 'addr', family: f, field: 'saddr', set: localSet }], gotoChain('egress_pods')));
+      ingress.push(
+        rule([{ m: 'addr', family: f, field: 'daddr', set: localSet }], gotoChain('ingress_pods')),
+      );
       // "A pod reaching itself is always allowed" (hairpin through a service).
-      ingressPods.push(`${ip} daddr . ${ip} saddr @self_${sfx} accept`);
-      egressPods.push(`${ip} saddr . ${ip} daddr @self_${sfx} accept`);
+      ingressPods.push(rule([{ m: 'pair', family: f, first: 'daddr', set: `self_${sfx}` }], ACCEPT));
+      egressPods.push(rule([{ m: 'pair', family: f, first: 'saddr', set: `self_${sfx}` }], ACCEPT));
       // A forwarded packet to a local pod never comes from one of the node's own addresses (IPv4
       // drops such martians itself, IPv6 does not): the node check below must not be fooled.
-      forwardGuard.push(`${ip} daddr @local_${sfx} fib saddr type local counter name martian_${sfx} drop`);
+      forwardGuard.push(
+        rule(
+          [{ m: 'addr', family: f, field: 'daddr', set: localSet }, { m: 'srcLocal' }],
+          DROP,
+          `martian_${sfx}`,
+        ),
+      );
       // Pod -> own node is delivered locally (input), never through postrouting; with policing on,
       // the input chain judges it by the pod's egress policies (the source check keeps pod sources
       // honest, so a local pod's address is that pod).
-      if (police) nodeEgress.push(`${ip} saddr @local_${sfx} goto egress_pods`);
+      if (police)
+        nodeEgress.push(
+          rule([{ m: 'addr', family: f, field: 'saddr', set: localSet }], gotoChain('egress_pods')),
+        );
     }
     // "Traffic to and from the node where a Pod is running is always allowed": whatever the node
     // sends from any of its own addresses (InternalIP, the bridge's or the veth's address, a
@@ -1053,15 +1133,14 @@ export class IncrementalCompiler {
         });
       }
     }
-    const openAccept = (d: Dir) => (logAll ? `counter name ${OPEN_COUNTER[d]} accept` : 'accept');
-    ingressPods.push(
-      logAll ? `fib saddr type local counter name ${NODE_COUNTER} accept` : 'fib saddr type local accept',
-    );
+    const openAccept = (d: Dir) => rule([], ACCEPT, logAll ? OPEN_COUNTER[d] : undefined);
+    ingressPods.push(rule([{ m: 'srcLocal' }], ACCEPT, logAll ? NODE_COUNTER : undefined));
+    const dispatch = (f: Family, d: Dir, map: string): Rule =>
+      rule([], { a: 'dispatch', family: f, field: d === 'ingress' ? 'daddr' : 'saddr', map });
     if (!tiered) {
       for (const f of families) {
-        const { ip, sfx } = FAM[f];
-        ingressPods.push(`${ip} daddr vmap @ingress_${sfx}`);
-        egressPods.push(`${ip} saddr vmap @egress_${sfx}`);
+        ingressPods.push(dispatch(f, 'ingress', `ingress_${FAM[f].sfx}`));
+        egressPods.push(dispatch(f, 'egress', `egress_${FAM[f].sfx}`));
       }
       if (logAll) {
         ingressPods.push(openAccept('ingress'));
@@ -1073,23 +1152,18 @@ export class IncrementalCompiler {
       // NetworkPolicy tier's chain, and nothing may fall back into the Admin tier after it.
       for (const d of ['ingress', 'egress'] as const) {
         const pods = d === 'ingress' ? ingressPods : egressPods;
-        const np: string[] = [];
+        const np: Rule[] = [];
         for (const f of families) {
-          const key = `${FAM[f].ip} ${d === 'ingress' ? 'daddr' : 'saddr'}`;
-          pods.push(`${key} vmap @${d}_admin_${FAM[f].sfx}`);
-          np.push(`${key} vmap @${d}_${FAM[f].sfx}`);
+          pods.push(dispatch(f, d, `${d}_admin_${FAM[f].sfx}`));
+          np.push(dispatch(f, d, `${d}_${FAM[f].sfx}`));
         }
-        pods.push(`goto ${NP_TIER_CHAIN[d]}`);
-        for (const f of families) {
-          const key = `${FAM[f].ip} ${d === 'ingress' ? 'daddr' : 'saddr'}`;
-          np.push(`${key} vmap @${d}_baseline_${FAM[f].sfx}`);
-        }
+        pods.push(rule([], gotoChain(NP_TIER_CHAIN[d])));
+        for (const f of families) np.push(dispatch(f, d, `${d}_baseline_${FAM[f].sfx}`));
         np.push(openAccept(d));
-        pass.chains.set(NP_TIER_CHAIN[d], {
-          name: NP_TIER_CHAIN[d],
-          rules: np,
-          comment: `${d}: NetworkPolicy tier, then Baseline tier`,
-        });
+        pass.chains.set(
+          NP_TIER_CHAIN[d],
+          nftChain(NP_TIER_CHAIN[d], np, { comment: `${d}: NetworkPolicy tier, then Baseline tier` }),
+        );
       }
     }
 
@@ -1125,43 +1199,37 @@ export class IncrementalCompiler {
     const globs = opts.podInterfaces ?? DEFAULT_POD_INTERFACES;
     const base: NftChain[] = [];
     if (globs.length > 0) {
-      base.push({
-        name: 'guard',
-        base: { hook: 'prerouting', priority: GUARD_PRIORITY },
-        rules: guardRules(globs),
-        comment: 'packets from routed pod interfaces carry their pod address',
-      });
+      base.push(
+        nftChain('guard', guardRules(globs), {
+          base: { hook: 'prerouting', priority: GUARD_PRIORITY },
+          comment: 'packets from routed pod interfaces carry their pod address',
+        }),
+      );
     }
     base.push(
-      {
-        name: 'forward_guard',
+      nftChain('forward_guard', forwardGuard, {
         base: { hook: 'forward', priority: FORWARD_GUARD_PRIORITY },
-        rules: forwardGuard,
         comment: 'no forwarded packet to a local pod comes from the node itself',
-      },
-      {
-        name: 'egress',
+      }),
+      nftChain('egress', egress, {
         base: { hook: 'postrouting', priority: EGRESS_PRIORITY },
-        rules: egress,
         comment: 'egress of local pods',
-      },
-      {
-        name: 'ingress',
+      }),
+      nftChain('ingress', ingress, {
         base: { hook: 'postrouting', priority: INGRESS_PRIORITY },
-        rules: ingress,
         comment: 'ingress of local pods',
-      },
+      }),
     );
     if (police) {
-      base.push({
-        name: 'egress_node',
-        base: { hook: 'input', priority: NODE_EGRESS_PRIORITY },
-        rules: nodeEgress,
-        comment: 'egress of local pods to their own node',
-      });
+      base.push(
+        nftChain('egress_node', nodeEgress, {
+          base: { hook: 'input', priority: NODE_EGRESS_PRIORITY },
+          comment: 'egress of local pods to their own node',
+        }),
+      );
     }
-    pass.chains.set('egress_pods', { name: 'egress_pods', rules: egressPods, comment: 'from local pods' });
-    pass.chains.set('ingress_pods', { name: 'ingress_pods', rules: ingressPods, comment: 'to local pods' });
+    pass.chains.set('egress_pods', nftChain('egress_pods', egressPods, { comment: 'from local pods' }));
+    pass.chains.set('ingress_pods', nftChain('ingress_pods', ingressPods, { comment: 'to local pods' }));
     let regular = [...pass.chains.values()].filter((ch) => ch.rules.length > 0);
     let limits: NftLimit[] | undefined;
     if (this.flowLog !== undefined) {

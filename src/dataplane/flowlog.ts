@@ -9,7 +9,16 @@
 // `limit` is a match, so logging cannot share the decision rule: over the node's rate the first
 // rule does not match and the second one counts the record it suppressed; the verdict is the same
 // either way. One named limit serves every rule (nft stateful objects are shared by reference).
-import type { CounterMeta, FlowLogOptions, NftChain, NftCounter, NftLimit } from './model.js';
+import {
+  nftChain,
+  type NftBaseHook,
+  type CounterMeta,
+  type FlowLogOptions,
+  type NftChain,
+  type NftCounter,
+  type NftLimit,
+} from './model.js';
+import { ACCEPT, gotoChain, rule, targetOf, type Action, type Rule } from './rule.js';
 
 export const FLOW_LIMIT = 'flowlog';
 export const FLOW_SUPPRESSED = 'flowlog_suppressed';
@@ -64,8 +73,6 @@ function logged(mode: FlowLogOptions['mode'], cls: FlowClass, meta: CounterMeta)
   }
 }
 
-const DECISION = /^(.*\bcounter name (\S+)) (accept|drop|goto \S+)$/;
-
 export function flowLimit(opts: FlowLogOptions): NftLimit {
   return { name: FLOW_LIMIT, rate: opts.rate, burst: opts.burst };
 }
@@ -81,7 +88,7 @@ export const SUPPRESSED_COUNTER: NftCounter = {
  * original list, so an unchanged policy chain stays the same object across compiles.
  */
 export class FlowLogRewriter {
-  private readonly memo = new WeakMap<readonly string[], { rules: readonly string[]; logs: string[] }>();
+  private readonly memo = new WeakMap<readonly Rule[], { body: readonly Rule[]; logs: LogRef[] }>();
 
   constructor(readonly opts: FlowLogOptions) {}
 
@@ -92,67 +99,94 @@ export class FlowLogRewriter {
     const out: NftChain[] = [];
     const logChains = new Map<string, NftChain>();
     const counterDefs: NftCounter[] = [];
-    const logChain = (counter: string, verdict: string, cls: FlowClass, logged = verdict) => ({
-      name: `fl_${counter}`,
-      rules: [
-        `limit name "${FLOW_LIMIT}" log prefix "${flowPrefix(cls, counter)}" group ${this.opts.group} ${logged}`,
-        `counter name ${FLOW_SUPPRESSED} ${verdict}`,
-      ],
-    });
+    const logChain = (counter: string, verdict: Action, cls: FlowClass, logged = verdict) =>
+      nftChain(`fl_${counter}`, [
+        {
+          match: [],
+          log: { limit: FLOW_LIMIT, prefix: flowPrefix(cls, counter), group: this.opts.group },
+          action: logged,
+        },
+        rule([], verdict, FLOW_SUPPRESSED),
+      ]);
     for (const ch of chains) {
-      let m = this.memo.get(ch.rules);
+      let m = this.memo.get(ch.body);
       if (m === undefined) {
-        m = this.rewriteRules(ch.rules, counters);
-        this.memo.set(ch.rules, m);
+        m = this.rewriteRules(ch.body, counters);
+        this.memo.set(ch.body, m);
       }
-      out.push(m.rules === ch.rules ? ch : { ...ch, rules: m.rules });
+      out.push(m.body === ch.body ? ch : nftChain(ch.name, m.body, extraOf(ch)));
       for (const l of m.logs) {
-        const [counter, verdict, cls] = l.split('\u0000') as [string, string, FlowClass];
-        const name = `fl_${counter}`;
+        const name = `fl_${l.counter}`;
         if (logChains.has(name)) continue;
         // A logged Pass goes on where every decision is logged, the default allow included; one
         // that was suppressed goes on unlogged (its decision may still be logged, without the Pass).
-        const np = /^goto (\S+)$/.exec(verdict)?.[1];
-        const logged = this.opts.mode === 'policy' && cls === 'P' && np !== undefined && np in NP_TIER;
-        logChains.set(name, logChain(counter, verdict, cls, logged ? `goto ${np}_pass` : verdict));
+        const np = l.action.a === 'goto' ? l.action.chain : undefined;
+        const logged = this.opts.mode === 'policy' && l.cls === 'P' && np !== undefined && np in NP_TIER;
+        logChains.set(
+          name,
+          logChain(l.counter, l.action, l.cls, logged ? gotoChain(`${np}_pass`) : l.action),
+        );
       }
     }
     if (this.opts.mode === 'policy') {
       for (const [np, direction] of Object.entries(NP_TIER)) {
-        const target = `goto ${np}_pass`;
-        if (![...logChains.values()].some((c) => c.rules[0]!.endsWith(target))) continue;
+        const target = `${np}_pass`;
+        if (![...logChains.values()].some((c) => targetOf(c.body[0]!) === target)) continue;
         const src = out.find((c) => c.name === np);
-        if (src?.rules.at(-1) !== 'accept') throw new Error(`flow log: chain ${np} does not end in accept`);
+        const last = src?.body.at(-1);
+        if (
+          src === undefined ||
+          last?.action?.a !== 'accept' ||
+          last.match.length > 0 ||
+          last.counter !== undefined
+        )
+          throw new Error(`flow log: chain ${np} does not end in accept`);
         const counter = PASS_OPEN_COUNTER[direction];
         counterDefs.push({ name: counter, meta: { kind: 'accept', direction, open: 'not-isolated' } });
-        logChains.set(`${np}_pass`, {
-          name: `${np}_pass`,
-          rules: [...src.rules.slice(0, -1), `counter name ${counter} goto fl_${counter}`],
-          comment: `${direction}: after a logged admin Pass (its default allow is logged too)`,
-        });
-        logChains.set(`fl_${counter}`, logChain(counter, 'accept', 'A'));
+        logChains.set(
+          target,
+          nftChain(target, [...src.body.slice(0, -1), rule([], gotoChain(`fl_${counter}`), counter)], {
+            comment: `${direction}: after a logged admin Pass (its default allow is logged too)`,
+          }),
+        );
+        logChains.set(`fl_${counter}`, logChain(counter, ACCEPT, 'A'));
       }
     }
     return { chains: out, logChains: [...logChains.values()], counters: counterDefs };
   }
 
+  /** A decision rule (`counter name X` then accept, drop or goto) the mode logs goes to fl_X. */
   private rewriteRules(
-    rules: readonly string[],
+    body: readonly Rule[],
     counters: ReadonlyMap<string, CounterMeta>,
-  ): { rules: readonly string[]; logs: string[] } {
-    const logs: string[] = [];
+  ): { body: readonly Rule[]; logs: LogRef[] } {
+    const logs: LogRef[] = [];
     let changed = false;
-    const next = rules.map((r) => {
-      const m = DECISION.exec(r);
-      if (!m) return r;
-      const meta = counters.get(m[2]!);
+    const next = body.map((r) => {
+      const a = r.action;
+      if (r.counter === undefined || r.log !== undefined || a === undefined) return r;
+      if (a.a !== 'accept' && a.a !== 'drop' && a.a !== 'goto') return r;
+      const meta = counters.get(r.counter);
       if (meta === undefined) return r;
       const cls = flowClass(meta);
       if (cls === undefined || !logged(this.opts.mode, cls, meta)) return r;
       changed = true;
-      logs.push(`${m[2]!}\u0000${m[3]!}\u0000${cls}`);
-      return `${m[1]!} goto fl_${m[2]!}`;
+      logs.push({ counter: r.counter, action: a, cls });
+      return { ...r, action: gotoChain(`fl_${r.counter}`) };
     });
-    return { rules: changed ? next : rules, logs };
+    return { body: changed ? next : body, logs };
   }
+}
+
+interface LogRef {
+  readonly counter: string;
+  readonly action: Action;
+  readonly cls: FlowClass;
+}
+
+function extraOf(ch: NftChain): { comment?: string; base?: NftBaseHook } {
+  return {
+    ...(ch.comment !== undefined ? { comment: ch.comment } : {}),
+    ...(ch.base !== undefined ? { base: ch.base } : {}),
+  };
 }

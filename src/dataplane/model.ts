@@ -2,6 +2,7 @@
 // prints it, the applier diffs two of them. Everything is sorted so equal inputs print equally.
 
 import type { AdminAction, AdminKind, AdminTier } from '../model/types.js';
+import { nftRule, type Rule } from './rule.js';
 
 export type NftHook = 'prerouting' | 'forward' | 'input' | 'postrouting';
 
@@ -33,9 +34,26 @@ export interface NftChain {
   readonly name: string;
   /** Present for base chains: "type filter hook <hook> priority <n>; policy accept;". */
   readonly base?: NftBaseHook;
-  /** One nft statement list per rule. */
+  /** The rules, by meaning (rule.ts): what the simulator, the flow log and the diff read. */
+  readonly body: readonly Rule[];
+  /** The same rules as nft statement lists (nftRule of each): what nft loads and lists back. */
   readonly rules: readonly string[];
   readonly comment?: string;
+}
+
+/** A chain from its rules; `rules` is rendered from `body`. */
+export function nftChain(
+  name: string,
+  body: readonly Rule[],
+  extra: { readonly comment?: string; readonly base?: NftBaseHook } = {},
+): NftChain {
+  return {
+    name,
+    ...(extra.base !== undefined ? { base: extra.base } : {}),
+    body,
+    rules: body.map(nftRule),
+    ...(extra.comment !== undefined ? { comment: extra.comment } : {}),
+  };
 }
 
 export type CounterKind = 'accept' | 'drop' | 'pass' | 'guard';
