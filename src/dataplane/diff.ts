@@ -2,6 +2,7 @@
 // hold, and the addresses whose conntrack entries a change may have invalidated. Pure.
 import { parseIP } from '../model/cidr.js';
 import { setDelta } from './delta.js';
+import { setsOf, targetOf } from './rule.js';
 import type { NftChain, NftSet, Ruleset } from './model.js';
 import { renderAddElements, renderChainHeader, tableRef } from './render.js';
 
@@ -143,16 +144,9 @@ export interface ConntrackTarget {
 /** Admin policy chains (compile-admin.ts), whose Deny and Pass rules may stop admitting a flow. */
 const ADMIN_POLICY_CHAIN = /^a[ie]_/;
 
-function chainRefs(rule: string): string[] {
-  const out: string[] = [];
-  for (const m of rule.matchAll(/\b(?:jump|goto) (\S+)/g)) out.push(m[1]!);
-  return out;
-}
-
-function setRefs(rule: string): string[] {
-  const out: string[] = [];
-  for (const m of rule.matchAll(/@(\S+)/g)) out.push(m[1]!);
-  return out;
+/** The chain a verdict map element sends to ("goto in_x", "jump bin_x"). */
+function elementTarget(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : /^(?:jump|goto) (\S+)$/.exec(value)?.[1];
 }
 
 /**
@@ -175,7 +169,11 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
     const a = fromChains.get(name);
     const b = toChains.get(name);
     let d = !a || !b || !sameRules(a, b);
-    if (!d && depth < 8) d = b!.rules.some((r) => chainRefs(r).some((c) => isDirty(c, depth + 1)));
+    if (!d && depth < 8)
+      d = b!.body.some((r) => {
+        const t = targetOf(r);
+        return t !== undefined && isDirty(t, depth + 1);
+      });
     dirty.set(name, d);
     return d;
   };
@@ -185,7 +183,7 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
   const denySets = new Set<string>();
   for (const c of to.chains) {
     if (!ADMIN_POLICY_CHAIN.test(c.name)) continue;
-    for (const r of c.rules) if (!r.endsWith(' accept')) for (const n of setRefs(r)) denySets.add(n);
+    for (const r of c.body) if (r.action?.a !== 'accept') for (const n of setsOf(r)) denySets.add(n);
   }
   const out = new Map<string, ConntrackTarget>();
   const push = (field: ConntrackTarget['field'], address: string) =>
@@ -195,10 +193,10 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
     if (s.valueType === 'verdict') {
       const field = s.name.startsWith('ingress') ? 'reply-src' : 'src';
       const changed = old === undefined ? s.elements : setDelta(old, s).add;
-      for (const e of changed) if (chainRefs(e.value ?? '')[0] !== undefined) push(field, e.key);
+      for (const e of changed) if (elementTarget(e.value) !== undefined) push(field, e.key);
       if (anyDirty) {
         for (const e of s.elements) {
-          const target = chainRefs(e.value ?? '')[0];
+          const target = elementTarget(e.value);
           if (target !== undefined && isDirty(target)) push(field, e.key);
         }
       }
@@ -223,7 +221,7 @@ export function conntrackTargets(from: Ruleset, to: Ruleset): ConntrackTarget[] 
 /** Set names that rules reference, for tests and drift messages. */
 export function referencedSets(rs: Ruleset): Set<string> {
   const out = new Set<string>();
-  for (const ch of rs.chains) for (const r of ch.rules) for (const s of setRefs(r)) out.add(s);
+  for (const ch of rs.chains) for (const r of ch.body) for (const s of setsOf(r)) out.add(s);
   return out;
 }
 

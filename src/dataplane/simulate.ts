@@ -1,8 +1,9 @@
-// A small interpreter for the rules moat generates: what the kernel would do with a NEW packet.
-// It understands exactly the statement forms compile.ts emits (and throws on anything else), so
-// tests can compare the compiled ruleset with the reference evaluator flow by flow.
+// A small interpreter of moat's rule model (rule.ts): what the kernel would do with a packet. It
+// reads the structure the compiler built (never nft text), so tests can compare the compiled
+// ruleset with the reference evaluator flow by flow, and the conntrack planner can judge flows.
 import { cidrContains, formatAddress, parseCidr, parseIP } from '../model/cidr.js';
 import type { NftChain, NftHook, NftSet, Ruleset } from './model.js';
+import type { AddrField, Match, Rule } from './rule.js';
 
 export interface SimPacket {
   readonly family: 4 | 6;
@@ -32,19 +33,12 @@ export interface SimResult {
   readonly logs: readonly string[];
 }
 
-type Verdict = { kind: 'accept' } | { kind: 'drop' } | { kind: 'jump' | 'goto'; chain: string } | undefined;
-
-const FIELDS = new Set([
-  'saddr',
-  'daddr',
-  'l4proto',
-  'nfproto',
-  'dport',
-  'type',
-  'state',
-  'hoplimit',
-  'flags',
-]);
+type Verdict =
+  | { kind: 'accept' }
+  | { kind: 'drop' }
+  | { kind: 'return' }
+  | { kind: 'jump' | 'goto'; chain: string }
+  | undefined;
 
 function canon(tok: string): string {
   const a = parseIP(tok);
@@ -52,27 +46,15 @@ function canon(tok: string): string {
 }
 
 /** Memoised per literal (rules repeat a few hundred of them): the conntrack planner judges many packets. */
-const literals = new Map<string, string | ReturnType<typeof parseCidr>>();
-function literal<T extends string | ReturnType<typeof parseCidr>>(lit: string, make: (l: string) => T): T {
+const literals = new Map<string, ReturnType<typeof parseCidr>>();
+function cidrOf(lit: string): ReturnType<typeof parseCidr> {
   let v = literals.get(lit);
   if (v === undefined) {
     if (literals.size > 50_000) literals.clear();
-    v = make(lit);
+    v = parseCidr(lit.includes('/') ? lit : `${lit}/${lit.includes(':') ? 128 : 32}`);
     literals.set(lit, v);
   }
-  return v as T;
-}
-
-/** A rule's tokens, memoised: the same rule strings are judged packet after packet. */
-const tokenized = new Map<string, readonly string[]>();
-function tokens(rule: string): readonly string[] {
-  let t = tokenized.get(rule);
-  if (t === undefined) {
-    if (tokenized.size > 100_000) tokenized.clear();
-    t = rule.split(' ');
-    tokenized.set(rule, t);
-  }
-  return t;
+  return v;
 }
 
 const indexed = new WeakMap<NftSet, ReadonlyMap<string, string | undefined>>();
@@ -121,152 +103,99 @@ function run(
   const logs: string[] = [];
   const saddr = canon(pkt.saddr);
   const daddr = canon(pkt.daddr);
-
-  const field = (proto: string, name: string): string | undefined => {
-    if (!FIELDS.has(name)) throw new Error(`simulate: unknown field ${proto} ${name}`);
-    switch (proto) {
-      case 'ip':
-      case 'ip6':
-        if ((proto === 'ip') !== (pkt.family === 4)) return undefined;
-        if (name === 'hoplimit') return String(pkt.hoplimit ?? 64);
-        return name === 'saddr' ? saddr : daddr;
-      case 'meta':
-        return name === 'l4proto'
-          ? pkt.l4proto === 'icmp'
-            ? pkt.family === 6
-              ? 'ipv6-icmp'
-              : 'icmp'
-            : pkt.l4proto
-          : pkt.family === 4
-            ? 'ipv4'
-            : 'ipv6';
-      case 'ct':
-        return pkt.ctState ?? 'new';
-      case 'icmpv6':
-        return undefined; // moat's test packets are never ND
-      case 'th':
-      case 'tcp':
-      case 'udp':
-      case 'sctp':
-        if (proto !== 'th' && proto !== pkt.l4proto) return undefined;
-        if (name === 'flags') return [...(pkt.tcpFlags ?? ['syn'])].sort().join('|');
-        return pkt.dport === undefined ? undefined : String(pkt.dport);
-      default:
-        throw new Error(`simulate: unknown expression ${proto} ${name}`);
-    }
+  const saddrIP = parseIP(saddr);
+  const daddrIP = parseIP(daddr);
+  const l4proto = pkt.l4proto === 'icmp' ? (pkt.family === 6 ? 'ipv6-icmp' : 'icmp') : pkt.l4proto;
+  const addrOf = (f: AddrField) => (f === 'saddr' ? saddr : daddr);
+  const set = (name: string) => {
+    const m = sets.get(name);
+    if (!m) throw new Error(`simulate: unknown set ${name}`);
+    return m;
   };
 
-  const matchValue = (value: string, lit: string): boolean => {
-    if (lit.includes(',')) return lit.split(',').some((l) => matchValue(value, l));
-    if (lit.includes('/')) {
-      const c = literal(`/${lit}`, () => parseCidr(lit));
-      const a = parseIP(value);
-      return typeof c !== 'string' && a !== undefined && cidrContains(c, a);
+  const matches = (m: Match): boolean => {
+    switch (m.m) {
+      case 'addr':
+        return m.family === pkt.family && set(m.set).has(addrOf(m.field)) !== (m.neg === true);
+      case 'cidr': {
+        if (m.family !== pkt.family) return false;
+        const c = cidrOf(m.cidr);
+        const a = m.field === 'saddr' ? saddrIP : daddrIP;
+        if (typeof c === 'string') throw new Error(`simulate: bad prefix ${m.cidr}`);
+        return (a !== undefined && cidrContains(c, a)) !== (m.neg === true);
+      }
+      case 'family':
+        return m.family === pkt.family;
+      case 'proto':
+        return m.proto === l4proto;
+      case 'port':
+        return (
+          m.proto === pkt.l4proto &&
+          pkt.dport !== undefined &&
+          pkt.dport >= m.from &&
+          pkt.dport <= (m.to ?? m.from)
+        );
+      case 'namedPort':
+        return (
+          m.family === pkt.family &&
+          pkt.dport !== undefined &&
+          set(m.set).has(`${daddr} . ${l4proto} . ${pkt.dport}`)
+        );
+      case 'pair': {
+        if (m.family !== pkt.family) return false;
+        const [a, b] = m.first === 'saddr' ? [saddr, daddr] : [daddr, saddr];
+        return set(m.set).has(`${a} . ${b}`);
+      }
+      case 'ct':
+        return m.states.includes(pkt.ctState ?? 'new');
+      case 'tcpNotSyn': {
+        if (pkt.l4proto !== 'tcp') return false;
+        const f = new Set(pkt.tcpFlags ?? ['syn']);
+        return !(f.has('syn') && !f.has('fin') && !f.has('rst') && !f.has('ack'));
+      }
+      case 'srcLocal':
+        return pkt.saddrLocal === true;
+      case 'icmpv6':
+        return false; // moat's test packets are never ND
+      case 'hoplimit':
+        return pkt.family === 6 && (pkt.hoplimit ?? 64) === m.value;
+      case 'rpfMissing':
+      case 'iif':
+      case 'iifIn':
+      case 'bind':
+      case 'etherType':
+      case 'arpSender':
+        throw new Error(`simulate: ${m.m} matches are not simulated (prerouting and bridge guards)`);
     }
-    const range = /^(\d+)-(\d+)$/.exec(lit);
-    if (range) return Number(value) >= Number(range[1]) && Number(value) <= Number(range[2]);
-    return literal(lit, canon) === value;
   };
 
   /** Runs one rule: undefined when a match failed or the rule has no verdict. */
-  const runRule = (rule: string): Verdict => {
-    const t = tokens(rule);
-    let i = 0;
-    const hits: string[] = [];
-    const logHits: string[] = [];
-    const done = () => {
-      counters.push(...hits);
-      logs.push(...logHits);
-    };
-    while (i < t.length) {
-      const tok = t[i]!;
-      if (tok === 'accept' || tok === 'drop') {
-        done();
-        return { kind: tok };
-      }
-      if (tok === 'jump' || tok === 'goto') {
-        done();
-        return { kind: tok, chain: t[i + 1]! };
-      }
-      if (tok === 'counter' && t[i + 1] === 'name') {
-        hits.push(t[i + 2]!);
-        i += 3;
-        continue;
-      }
-      if (tok === 'limit' && t[i + 1] === 'name') {
-        // The flow log's rate limit: over it, the packet is not logged (same verdict either way).
-        if (pkt.overLimit === true) return undefined;
-        i += 3;
-        continue;
-      }
-      if (tok === 'log' && t[i + 1] === 'prefix' && t[i + 3] === 'group') {
-        logHits.push(t[i + 2]!.replace(/^"|"$/g, ''));
-        i += 5;
-        continue;
-      }
-      if (tok === 'fib') {
-        // Only the node check's form: fib saddr type local.
-        if (t.slice(i, i + 4).join(' ') !== 'fib saddr type local') {
-          throw new Error(`simulate: unsupported fib expression in ${rule}`);
-        }
-        if (pkt.saddrLocal !== true) return undefined;
-        i += 4;
-        continue;
-      }
-      // expr [. expr]* [!=] (value | @set | vmap @map)
-      const keys: (string | undefined)[] = [];
-      for (;;) {
-        let v = field(t[i]!, t[i + 1]!);
-        i += 2;
-        if (t[i] === '&') {
-          // tcp flags & (a|b|...): the packet's flags within the mask.
-          const mask = new Set(t[i + 1]!.replace(/[()]/g, '').split('|'));
-          v =
-            v === undefined
-              ? undefined
-              : v
-                  .split('|')
-                  .filter((x) => mask.has(x))
-                  .sort()
-                  .join('|');
-          i += 2;
-        }
-        keys.push(v);
-        if (t[i] !== '.') break;
-        i++;
-      }
-      let negate = false;
-      if (t[i] === '!=') {
-        negate = true;
-        i++;
-      }
-      const vtok = t[i++];
-      if (vtok === undefined) throw new Error(`simulate: truncated rule: ${rule}`);
-      if (keys.some((k) => k === undefined)) return undefined;
-      const key = keys.join(' . ');
-      if (vtok === 'vmap') {
-        const m = sets.get(t[i++]!.slice(1));
-        if (!m) throw new Error(`simulate: unknown map in ${rule}`);
-        const v = m.get(key);
+  const runRule = (r: Rule): Verdict => {
+    for (const m of r.match) if (!matches(m)) return undefined;
+    // The flow log's rate limit: over it, the rule does not match (same verdict either way).
+    if (r.log !== undefined && pkt.overLimit === true) return undefined;
+    if (r.counter !== undefined) counters.push(r.counter);
+    if (r.log !== undefined) logs.push(r.log.prefix);
+    const a = r.action;
+    if (a === undefined) return undefined;
+    switch (a.a) {
+      case 'accept':
+      case 'drop':
+      case 'return':
+        return { kind: a.a };
+      case 'jump':
+      case 'goto':
+        return { kind: a.a, chain: a.chain };
+      case 'dispatch': {
+        if (a.family !== pkt.family) return undefined;
+        const v = set(a.map).get(addrOf(a.field));
         if (v === undefined) return undefined;
         const [kind, chain] = v.split(' ');
-        done();
-        return kind === 'goto' || kind === 'jump'
-          ? { kind, chain: chain! }
-          : { kind: kind as 'accept' | 'drop' };
+        if ((kind !== 'goto' && kind !== 'jump') || chain === undefined)
+          throw new Error(`simulate: map ${a.map}: unsupported element value "${v}"`);
+        return { kind, chain };
       }
-      let ok: boolean;
-      if (vtok.startsWith('@')) {
-        const s = sets.get(vtok.slice(1));
-        if (!s) throw new Error(`simulate: unknown set in ${rule}`);
-        ok = s.has(key);
-      } else {
-        ok = matchValue(key, vtok);
-      }
-      if (ok === negate) return undefined;
     }
-    done();
-    return undefined;
   };
 
   /** Runs a chain; returns accept/drop, or undefined when it falls through (return). */
@@ -274,10 +203,11 @@ function run(
     const ch = chains.get(name);
     if (!ch) throw new Error(`simulate: unknown chain ${name}`);
     if (depth > 16) throw new Error('simulate: chain depth');
-    for (const r of ch.rules) {
+    for (const r of ch.body) {
       const v = runRule(r);
       if (v === undefined) continue;
       if (v.kind === 'accept' || v.kind === 'drop') return v.kind;
+      if (v.kind === 'return') return undefined;
       const sub = runChain(v.chain, depth + 1);
       if (sub !== undefined) return sub;
       if (v.kind === 'goto') return undefined;
