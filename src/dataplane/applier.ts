@@ -18,6 +18,7 @@ import {
 } from './conntrack.js';
 import type { ConntrackClient } from './ct-client.js';
 import type { NftBatcher } from './nft-session.js';
+import type { RulesetWriter } from './iptables-applier.js';
 import { conntrackTargets, diffRulesets, needsFullReplace, type ConntrackTarget } from './diff.js';
 import { DEFAULT_TABLE, type DataplaneOptions, type Ruleset } from './model.js';
 import { ownedTables, renderElement, renderNft } from './render.js';
@@ -58,6 +59,11 @@ export interface NftApplierDeps {
    * or when the session fails: `nft -f -` through the runner.
    */
   readonly nft?: NftBatcher | undefined;
+  /**
+   * Another backend (IptablesWriter): every change replaces the whole ruleset through it, drift is
+   * its comparison, and nft is not used. Conntrack cleanup is the same.
+   */
+  readonly writer?: RulesetWriter | undefined;
 }
 
 export interface DriftResult {
@@ -87,6 +93,7 @@ export class NftApplier {
 
   private readonly ct: ConntrackClient | undefined;
   private readonly nft: NftBatcher | undefined;
+  private readonly writer: RulesetWriter | undefined;
 
   constructor(
     readonly runner: CommandRunner,
@@ -97,6 +104,7 @@ export class NftApplier {
     this.compiler = new IncrementalCompiler(this.opts);
     this.ct = deps.conntrack;
     this.nft = deps.nft;
+    this.writer = deps.writer;
   }
 
   /** Stops the conntrack client's and the nft session's children, if any (the table stays). */
@@ -133,6 +141,11 @@ export class NftApplier {
     const tx = diffRulesets(prev, next);
     if (tx.commands === 0) {
       return { mode: 'none', commands: 0, conntrackDeleted: [], conntrackErrors: [], ruleset: next };
+    }
+    if (this.writer !== undefined) {
+      const commands = await this.replace(next);
+      const ct = this.opts.conntrackCleanup === false ? [] : conntrackTargets(prev, next);
+      return { mode: 'full', commands, ...result(await this.cleanConntrack(ct, next)), ruleset: next };
     }
     let mode: ApplyResult['mode'] = 'incremental';
     let commands = tx.commands;
@@ -177,14 +190,16 @@ export class NftApplier {
     const want = this.current;
     if (want === undefined) return { drifted: false, differences: [], repaired: false };
     const differences: string[] = [];
-    for (const t of want.bridge !== undefined ? [want, want.bridge] : [want]) {
-      const res = await this.runner.run(['nft', '-j', 'list', 'table', t.family, t.table]);
-      if (res.code !== 0) {
-        differences.push(`table ${t.family} ${t.table}: cannot be listed: ${res.stderr.trim()}`);
-      } else {
-        differences.push(...compareKernel(t, parseNftJson(res.stdout)).map((d) => `${t.family}: ${d}`));
+    if (this.writer !== undefined) differences.push(...(await this.writer.drift(want)));
+    else
+      for (const t of want.bridge !== undefined ? [want, want.bridge] : [want]) {
+        const res = await this.runner.run(['nft', '-j', 'list', 'table', t.family, t.table]);
+        if (res.code !== 0) {
+          differences.push(`table ${t.family} ${t.table}: cannot be listed: ${res.stderr.trim()}`);
+        } else {
+          differences.push(...compareKernel(t, parseNftJson(res.stdout)).map((d) => `${t.family}: ${d}`));
+        }
       }
-    }
     if (differences.length === 0) return { drifted: false, differences, repaired: false };
     await this.replace(want);
     return { drifted: true, differences, repaired: true };
@@ -192,6 +207,11 @@ export class NftApplier {
 
   /** Deletes the table (a no-op when it does not exist). */
   async remove(): Promise<void> {
+    if (this.writer !== undefined) {
+      await this.writer.remove();
+      this.current = undefined;
+      return;
+    }
     const script = ownedTables(this.opts)
       .map((t) => `table ${t} {}\ndelete table ${t}\n`)
       .join('');
@@ -201,6 +221,16 @@ export class NftApplier {
   }
 
   private async replace(rs: Ruleset): Promise<number> {
+    if (this.writer !== undefined) {
+      try {
+        const n = await this.writer.replace(rs);
+        this.current = rs;
+        return n;
+      } catch (e) {
+        this.current = undefined; // unknown: the next apply replaces again
+        throw e;
+      }
+    }
     const script = renderNft(rs);
     const res = await this.runner.run(NFT_APPLY, script);
     if (res.code !== 0) {

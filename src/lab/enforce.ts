@@ -3,6 +3,8 @@
 // cache read by CniAttachments. The lab itself plays the cluster around the agents: for each
 // manifest snapshot it builds the pods (kubelet and CNI), then publishes the snapshot the API
 // server would show to every node's agent.
+import { IptablesWriter } from '../dataplane/iptables-applier.js';
+import type { Backend } from '../dataplane/probe.js';
 import { CniAttachments, withAttachments } from '../agent/attachments.js';
 import {
   Reconciler,
@@ -28,13 +30,26 @@ import type { Lab } from './lab.js';
 import { LAB_POD_INTERFACES } from './plan.js';
 
 /** The applier of a lab node (default: the first, the only one in a one-node lab). */
-export function labApplier(lab: Lab, table: string = DEFAULT_TABLE, index = 0): NftApplier {
+export function labApplier(
+  lab: Lab,
+  table: string = DEFAULT_TABLE,
+  index = 0,
+  backend: Backend = 'nftables',
+): NftApplier {
   const n = lab.nodes[index]!;
   return new NftApplier(
     netnsRunner(n.netns),
     { table, nodeName: n.name, podInterfaces: LAB_POD_INTERFACES },
-    { conntrack: new NetlinkConntrack({ netns: n.netns }), nft: new NftSession({ netns: n.netns }) },
+    backendDeps(n.netns, backend, lab.network === 'routed'),
   );
+}
+
+/** What a node's applier writes with: nft (a session and nft -f) or iptables + ipset. */
+function backendDeps(netns: string, backend: Backend, routed: boolean) {
+  const conntrack = new NetlinkConntrack({ netns });
+  return backend === 'iptables'
+    ? { conntrack, writer: new IptablesWriter(netnsRunner(netns), { bridge: routed ? 'ignore' : 'refuse' }) }
+    : { conntrack, nft: new NftSession({ netns }) };
 }
 
 /**
@@ -109,6 +124,8 @@ export interface LabAgentsOptions {
   readonly flowLog?: FlowLogOptions;
   /** Audit mode for every policy (DataplaneOptions.audit). */
   readonly audit?: boolean;
+  /** What every node enforces with; default nftables. */
+  readonly backend?: Backend;
   /** Every flow record of every node. */
   readonly onFlow?: (r: FlowRecord) => void;
   /** `node` is undefined for the lab's own phase (building pods for a snapshot: 'lab'). */
@@ -155,7 +172,7 @@ export class LabAgents {
           ...(opts.flowLog !== undefined ? { flowLog: opts.flowLog } : {}),
           ...(opts.audit === true ? { audit: true } : {}),
         },
-        { conntrack: new NetlinkConntrack({ netns }), nft: new NftSession({ netns }) },
+        backendDeps(netns, opts.backend ?? 'nftables', lab.network === 'routed'),
       );
       const onFlow = opts.onFlow;
       const flows =

@@ -1,0 +1,220 @@
+// The iptables + ipset backend's writer (I/O through a runner): puts a Ruleset in the kernel as
+// render-iptables.ts prints it. Sets change by `ipset restore` into temporary sets and `swap`;
+// chains by `iptables-restore --noflush`, which declares (so flushes and refills) moat's chains
+// only, one atomic commit per table and family; each hook is one jump, inserted first, once.
+// Stale chains and sets (moat's names only) are deleted after. Nothing else is touched.
+import { CommandError, MoatError } from '../errors.js';
+import type { Ruleset } from './model.js';
+import {
+  iptChain,
+  renderIpsetRestore,
+  renderIptables,
+  type HookJump,
+  type IptablesOptions,
+  type IptablesRuleset,
+} from './render-iptables.js';
+import type { CommandRunner } from './runner.js';
+
+/** What an applier needs from a backend that replaces the whole ruleset at each change. */
+export interface RulesetWriter {
+  /** Puts `rs` in the kernel; returns the number of commands (rules and set members) written. */
+  replace(rs: Ruleset): Promise<number>;
+  /** Differences between the kernel and `rs` ([]: none). */
+  drift(rs: Ruleset): Promise<string[]>;
+  /** Removes everything of moat's. */
+  remove(): Promise<void>;
+}
+
+export interface IptablesWriterOptions extends IptablesOptions {
+  /** iptables binaries: 'iptables' (the host's default), 'iptables-nft' or 'iptables-legacy'. */
+  readonly flavour?: 'iptables' | 'iptables-nft' | 'iptables-legacy';
+  /**
+   * The bridge-family table (the source check of bridged pod ports) has no iptables form yet:
+   * `refuse` (default) fails rather than leave bridged pods unchecked; `ignore` is for routed pod
+   * networks only, where the rpfilter guard checks every pod interface.
+   */
+  readonly bridge?: 'refuse' | 'ignore';
+}
+
+export class IptablesBackendError extends MoatError {
+  override readonly name = 'IptablesBackendError';
+}
+
+const FAMILIES = [4, 6] as const;
+
+export class IptablesWriter implements RulesetWriter {
+  private readonly bin: Record<4 | 6, { cmd: string; restore: string; save: string }>;
+
+  constructor(
+    readonly runner: CommandRunner,
+    readonly opts: IptablesWriterOptions = {},
+  ) {
+    const flavour = opts.flavour ?? 'iptables';
+    const suffix = flavour === 'iptables' ? '' : flavour.slice('iptables'.length);
+    const names = (base: string) => ({
+      cmd: `${base}${suffix}`,
+      restore: `${base}${suffix}-restore`,
+      save: `${base}${suffix}-save`,
+    });
+    this.bin = { 4: names('iptables'), 6: names('ip6tables') };
+  }
+
+  private selfPairs: 'set' | 'rules' | undefined;
+
+  /** hash:net,net where the kernel has it (some kernels are built without it). */
+  private async pairs(): Promise<'set' | 'rules'> {
+    if (this.opts.selfPairs !== undefined) return this.opts.selfPairs;
+    if (this.selfPairs === undefined) {
+      const probe = 'moat-probe-netnet';
+      const r = await this.runner.run(['ipset', 'create', probe, 'hash:net,net', '-exist']);
+      this.selfPairs = r.code === 0 ? 'set' : 'rules';
+      if (r.code === 0) await this.runner.run(['ipset', 'destroy', probe]);
+    }
+    return this.selfPairs;
+  }
+
+  private async render(rs: Ruleset): Promise<IptablesRuleset> {
+    if (rs.bridge !== undefined && this.opts.bridge !== 'ignore') {
+      throw new IptablesBackendError(
+        'iptables backend: bridged pod ports need the bridge-family source check (nftables), which this backend does not have yet; use --backend nftables',
+      );
+    }
+    return renderIptables(rs, { ...this.opts, selfPairs: await this.pairs() });
+  }
+
+  private async must(argv: readonly string[], input?: string): Promise<string> {
+    const r = await this.runner.run(argv, input);
+    if (r.code !== 0) throw new CommandError(argv, r.code, r.stderr);
+    return r.stdout;
+  }
+
+  async replace(rs: Ruleset): Promise<number> {
+    const r = await this.render(rs);
+    const ipset = renderIpsetRestore(r.sets);
+    if (ipset !== '') await this.must(['ipset', 'restore'], ipset);
+    for (const f of FAMILIES) {
+      await this.must([this.bin[f].restore, '-w', '--noflush'], f === 4 ? r.v4 : r.v6);
+      for (const h of r.hooks) await this.ensureHook(f, h);
+    }
+    await this.deleteStale(r);
+    let n = 0;
+    for (const text of [ipset, r.v4, r.v6]) for (const l of text.split('\n')) if (/^(-A|add) /.test(l)) n++;
+    return n;
+  }
+
+  private async ensureHook(f: 4 | 6, h: HookJump): Promise<void> {
+    const rule = [h.builtin, '-j', h.target];
+    const c = await this.runner.run([this.bin[f].cmd, '-w', '-t', h.table, '-C', ...rule]);
+    if (c.code === 0) return;
+    await this.must([this.bin[f].cmd, '-w', '-t', h.table, '-I', h.builtin, '1', '-j', h.target]);
+  }
+
+  /** moat's chains per table and family as the kernel lists them, with their rule counts. */
+  private async listed(f: 4 | 6): Promise<Map<string, { table: string; rules: number }>> {
+    const out = new Map<string, { table: string; rules: number }>();
+    for (const table of ['raw', 'mangle']) {
+      const text = await this.must([this.bin[f].save, '-t', table]);
+      for (const line of text.split('\n')) {
+        const decl = /^:(MOAT-\S+) /.exec(line);
+        if (decl !== null) out.set(decl[1]!, { table, rules: 0 });
+        const rule = /^-A (MOAT-\S+) /.exec(line);
+        if (rule !== null) {
+          const c = out.get(rule[1]!);
+          if (c !== undefined) c.rules++;
+        }
+      }
+    }
+    return out;
+  }
+
+  private async deleteStale(r: IptablesRuleset): Promise<void> {
+    const want = new Set([...r.chains.raw, ...r.chains.mangle]);
+    for (const f of FAMILIES) {
+      const stale = [...(await this.listed(f))].filter(([name]) => !want.has(name));
+      for (const table of ['raw', 'mangle']) {
+        const mine = stale.filter(([, c]) => c.table === table).map(([n]) => n);
+        if (mine.length === 0) continue;
+        // Flush all first (they may jump to each other), then delete.
+        const script = `*${table}\n${mine.map((n) => `:${n} - [0:0]\n`).join('')}${mine.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
+        await this.must([this.bin[f].restore, '-w', '--noflush'], script);
+      }
+    }
+    const wantSets = new Set(r.sets.map((s) => s.name));
+    const names = (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'));
+    for (const n of names) {
+      if (wantSets.has(n)) continue;
+      const d = await this.runner.run(['ipset', 'destroy', n]);
+      // A set something else still references stays; the next change tries again.
+      if (d.code !== 0 && !/in use|is referenced/i.test(d.stderr))
+        throw new CommandError(['ipset', 'destroy', n], d.code, d.stderr);
+    }
+  }
+
+  async drift(rs: Ruleset): Promise<string[]> {
+    const r = await this.render(rs);
+    const diffs: string[] = [];
+    for (const f of FAMILIES) {
+      const have = await this.listed(f);
+      const want = new Map<string, number>();
+      for (const l of (f === 4 ? r.v4 : r.v6).split('\n')) {
+        const m = /^-A (\S+) /.exec(l);
+        if (m !== null) want.set(m[1]!, (want.get(m[1]!) ?? 0) + 1);
+      }
+      for (const name of [...r.chains.raw, ...r.chains.mangle]) {
+        const h = have.get(name);
+        const w = want.get(name) ?? 0;
+        if (h === undefined) diffs.push(`ipv${f}: chain ${name} is missing`);
+        else if (h.rules !== w) diffs.push(`ipv${f}: chain ${name}: ${h.rules} rule(s), want ${w}`);
+      }
+      for (const h of r.hooks) {
+        const c = await this.runner.run([
+          this.bin[f].cmd,
+          '-w',
+          '-t',
+          h.table,
+          '-C',
+          h.builtin,
+          '-j',
+          h.target,
+        ]);
+        if (c.code !== 0) diffs.push(`ipv${f}: ${h.table} ${h.builtin} does not jump to ${h.target}`);
+      }
+    }
+    const sets = new Set((await this.must(['ipset', 'list', '-n'])).split('\n'));
+    for (const s of r.sets) if (!sets.has(s.name)) diffs.push(`ipset ${s.name} is missing`);
+    return diffs;
+  }
+
+  async remove(): Promise<void> {
+    for (const f of FAMILIES) {
+      const have = await this.listed(f);
+      for (const table of ['raw', 'mangle']) {
+        for (const builtin of ['PREROUTING', 'FORWARD', 'INPUT', 'POSTROUTING']) {
+          const target = `MOAT-${builtin}`;
+          if (!have.has(target) || have.get(target)!.table !== table) continue;
+          for (;;) {
+            const d = await this.runner.run([
+              this.bin[f].cmd,
+              '-w',
+              '-t',
+              table,
+              '-D',
+              builtin,
+              '-j',
+              target,
+            ]);
+            if (d.code !== 0) break;
+          }
+        }
+        const mine = [...have].filter(([, c]) => c.table === table).map(([n]) => n);
+        if (mine.length === 0) continue;
+        const script = `*${table}\n${mine.map((n) => `:${n} - [0:0]\n`).join('')}${mine.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
+        await this.must([this.bin[f].restore, '-w', '--noflush'], script);
+      }
+    }
+    const names = (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'));
+    for (const n of names) await this.runner.run(['ipset', 'destroy', n]);
+  }
+}
+
+export { iptChain };
