@@ -6,7 +6,6 @@
 import { CommandError, MoatError } from '../errors.js';
 import type { Ruleset } from './model.js';
 import {
-  iptChain,
   renderIpsetRestore,
   renderIptables,
   type HookJump,
@@ -216,5 +215,3 @@ export class IptablesWriter implements RulesetWriter {
     for (const n of names) await this.runner.run(['ipset', 'destroy', n]);
   }
 }
-
-export { iptChain };

@@ -12,7 +12,7 @@
 import type { Family } from '../model/cidr.js';
 import { shortHash } from './compile-common.js';
 import type { NftChain, NftSet, Ruleset } from './model.js';
-import type { Action, Match, Rule } from './rule.js';
+import type { Action, Rule } from './rule.js';
 
 export interface IptablesOptions {
   /** The packet mark bit moat may use while it judges a packet (cleared before it leaves). */
