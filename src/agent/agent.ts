@@ -3,6 +3,7 @@
 // last table keeps being enforced (fail-static); a starting agent replaces it atomically with its
 // first apply, which happens only once every watched resource has been listed.
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { RulesetWriter } from '../dataplane/iptables-applier.js';
 import {
   DEFAULT_POD_INTERFACES,
   DEFAULT_TABLE,
@@ -88,6 +89,8 @@ export interface AgentOptions {
    * host when no runner is given); `nft -f` through the runner is the fallback.
    */
   readonly nft?: NftBatcher;
+  /** The iptables + ipset backend instead of nftables (IptablesWriter); the nft session is unused. */
+  readonly writer?: RulesetWriter;
   /** Not ready once applies have been failing for this long. Default 60 s. */
   readonly readyFailAfterMs?: number;
   /** First retry delay of failed watches and applies. Default 500 ms. */
@@ -154,7 +157,9 @@ export class Agent {
         },
         {
           conntrack: opts.conntrack ?? (opts.runner === undefined ? new NetlinkConntrack() : undefined),
-          nft: opts.nft ?? (opts.runner === undefined ? new NftSession() : undefined),
+          ...(opts.writer !== undefined
+            ? { writer: opts.writer }
+            : { nft: opts.nft ?? (opts.runner === undefined ? new NftSession() : undefined) }),
         },
       );
     const dir = opts.cniResultsDir ?? DEFAULT_CNI_RESULTS_DIR;
@@ -207,7 +212,11 @@ export class Agent {
         };
       },
       ruleset: () => this.applier.kernelView,
-      counters: () => (this.applier.kernelView ? readNftCounters(runner, table) : Promise.resolve(undefined)),
+      // Per-rule counters are read from nft; the iptables backend's are not exported yet.
+      counters: () =>
+        this.applier.kernelView && opts.writer === undefined
+          ? readNftCounters(runner, table)
+          : Promise.resolve(undefined),
       objects: () => Object.fromEntries(WATCHABLE.map((r) => [r.kind, this.source.state.count(r.kind)])),
       invalid: () =>
         Object.fromEntries(WATCHABLE.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),

@@ -31,4 +31,4 @@ export { NftSession, NftSessionError } from './nft-session.js';
 export type { Backend, BackendChoice, BackendVerdict, Check, HostReport } from './probe.js';
 export { chooseBackend, probeHost } from './probe.js';
 /** The backends this version can run (the probe also judges the ones still to come). */
-export const IMPLEMENTED_BACKENDS: readonly import('./probe.js').Backend[] = ['nftables'];
+export const IMPLEMENTED_BACKENDS: readonly import('./probe.js').Backend[] = ['nftables', 'iptables'];

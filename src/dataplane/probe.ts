@@ -226,6 +226,7 @@ export async function probeHost(opts: {
       ['ipset.hash_ip_port', ['hash:ip,port', 'family', 'inet']],
       ['ipset.hash_net', ['hash:net', 'family', 'inet']],
       ['ipset.inet6', ['hash:ip', 'family', 'inet6']],
+      ['ipset.hash_net_net', ['hash:net,net', 'family', 'inet']],
     ];
     let setsOk = false;
     for (const [id, args] of setTypes) {
@@ -245,7 +246,8 @@ export async function probeHost(opts: {
         ok,
         detail,
         fix: `kernel: CONFIG_IP_SET_${args[0]!.replace(/[:,]/g, '_').toUpperCase()}`,
-        requiredBy: ['iptables'],
+        // Without hash:net,net "a pod reaching itself" takes one rule per local pod instead.
+        ...(id === 'ipset.hash_net_net' ? {} : { requiredBy: ['iptables'] as const }),
       });
     }
     if (haveIpset && scratchOk && setsOk) {
@@ -460,4 +462,19 @@ export function chooseBackend(report: HostReport, wanted: BackendChoice = 'auto'
     missing: m,
     why: `neither backend can enforce here: nftables lacks ${list(m.nftables)}; iptables lacks ${list(m.iptables)}`,
   };
+}
+
+/**
+ * The agent's `--backend auto`, without a scratch namespace (a DaemonSet has NET_ADMIN, not
+ * SYS_ADMIN): nftables when `nft --check` (which commits nothing) accepts every form moat needs,
+ * else iptables. `why` carries nft's refusal.
+ */
+export async function quickBackend(runner: CommandRunner): Promise<{ backend: Backend; why: string }> {
+  const body = NFT_FEATURES.filter((f) => f.required)
+    .map((f, i) => `table inet moat_probe_${i} {\n${f.body}\n}\n`)
+    .join('');
+  const r = await runner.run(['nft', '--check', '-f', '-'], body);
+  return r.code === 0
+    ? { backend: 'nftables', why: 'nft accepts every form moat needs' }
+    : { backend: 'iptables', why: `nft cannot serve: ${firstLine(r)}` };
 }

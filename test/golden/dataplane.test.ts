@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { compile, renderNft, type DataplaneOptions } from '../../src/dataplane/index.js';
+import { renderIpsetRestore, renderIptables } from '../../src/dataplane/render-iptables.js';
 import { cport, ipPeer, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../../src/model/build.js';
 import { loadPaths } from '../../src/model/load.js';
 import type { Snapshot } from '../../src/model/types.js';
@@ -87,6 +88,24 @@ describe('golden rulesets', () => {
       const text = renderNft(compile(snap, c.opts));
       assert.doesNotMatch(text, /\bqueue\b/);
       const file = join(goldenDir, `${c.name}.nft`);
+      if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
+        if (process.env.UPDATE_GOLDEN !== '1') assert.fail(`${file} is missing; run with UPDATE_GOLDEN=1`);
+        writeFileSync(file, text);
+        return;
+      }
+      assert.equal(text, readFileSync(file, 'utf8'), `${c.name}: differs from ${file}`);
+    });
+  }
+});
+
+// The same rulesets for iptables + ipset (`moat compile --backend iptables` prints these parts).
+describe('golden rulesets, iptables backend', () => {
+  for (const c of cases.filter((x) => ['shop-n1', 'tenants-flowlog', 'dual-stack'].includes(x.name))) {
+    it(c.name, async () => {
+      const snap = typeof c.snap === 'function' ? await c.snap() : c.snap;
+      const r = renderIptables(compile(snap, c.opts));
+      const text = `# ipset restore\n${renderIpsetRestore(r.sets)}# iptables-restore\n${r.v4}# ip6tables-restore\n${r.v6}`;
+      const file = join(goldenDir, `${c.name}.iptables`);
       if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
         if (process.env.UPDATE_GOLDEN !== '1') assert.fail(`${file} is missing; run with UPDATE_GOLDEN=1`);
         writeFileSync(file, text);

@@ -37,6 +37,7 @@ interface AgentFlags extends FlowLogFlags {
   podInterfaces: string;
   cniResultsDir: string;
   netns?: string;
+  backend: 'auto' | 'nftables' | 'iptables';
 }
 
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -128,7 +129,15 @@ export function registerAgent(program: Command): void {
       'the container runtime\'s CNI result cache: which bridge port is which pod ("": not read)',
       DEFAULT_CNI_RESULTS_DIR,
     )
-    .addOption(new Option('--netns <name>', 'run nft in this network namespace (labs and tests)').hideHelp());
+    .addOption(new Option('--netns <name>', 'run nft in this network namespace (labs and tests)').hideHelp())
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'enforce with nftables or iptables + ipset (auto: nftables if nft can serve)',
+      )
+        .choices(['auto', 'nftables', 'iptables'])
+        .default('auto'),
+    );
   addFlowLogOptions(cmd)
     .option(
       '--flow-log-file <path>',
@@ -159,6 +168,18 @@ export function registerAgent(program: Command): void {
       const { Agent } = await import('../../agent/agent.js');
       const { createLog } = await import('../../agent/log.js');
       const log = createLog(f.logLevel as LogLevel);
+      const runner = f.netns !== undefined ? netnsRunner(f.netns) : localRunner();
+      let backend = f.backend;
+      if (backend === 'auto') {
+        const { quickBackend } = await import('../../dataplane/probe.js');
+        const q = await quickBackend(runner);
+        backend = q.backend;
+        log.info('backend chosen', { backend, why: q.why });
+      }
+      const writer =
+        backend === 'iptables'
+          ? new (await import('../../dataplane/iptables-applier.js')).IptablesWriter(runner)
+          : undefined;
       const agent = await Agent.start({
         kubeConfig,
         nodeName,
@@ -176,9 +197,11 @@ export function registerAgent(program: Command): void {
         policeNodeEgress: f.policeNodeEgress === true,
         podInterfaces,
         cniResultsDir: f.cniResultsDir,
-        runner: f.netns !== undefined ? netnsRunner(f.netns) : localRunner(),
+        runner,
         conntrack: new NetlinkConntrack(f.netns !== undefined ? { netns: f.netns } : {}),
-        nft: new NftSession(f.netns !== undefined ? { netns: f.netns } : {}),
+        ...(writer !== undefined
+          ? { writer }
+          : { nft: new NftSession(f.netns !== undefined ? { netns: f.netns } : {}) }),
         flowLog,
         audit,
         ...(f.flowLogFile !== undefined

@@ -1,5 +1,6 @@
 // `moat compile`: print the nftables ruleset moat would load on a node, as one nft script.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { renderIpsetRestore, renderIptables } from '../../dataplane/render-iptables.js';
 import { compile, DEFAULT_POD_INTERFACES, DEFAULT_TABLE, renderNft } from '../../dataplane/index.js';
 import { UsageError } from '../../errors.js';
 import {
@@ -16,6 +17,7 @@ interface CompileFlags extends FlowLogFlags {
   table: string;
   policeNodeEgress?: boolean;
   podInterfaces: string;
+  backend: 'auto' | 'nftables' | 'iptables';
 }
 
 /** nft identifiers: a letter or underscore, then letters, digits, '_', '-', '.'; moat keeps them short. */
@@ -35,6 +37,14 @@ export function registerCompile(program: Command): void {
       '--pod-interfaces <globs>',
       'host-side pod interfaces whose packets must carry their pod address ("" turns the check off)',
       DEFAULT_POD_INTERFACES.join(','),
+    )
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'print for nftables (an nft -f script) or iptables (ipset restore, iptables-restore and ip6tables-restore inputs); auto: nftables (compile does not probe the host)',
+      )
+        .choices(['auto', 'nftables', 'iptables'])
+        .default('auto'),
     );
   addFlowLogOptions(cmd).action(async (flags: CompileFlags) => {
     if (flags.file === undefined || flags.file.length === 0) {
@@ -64,6 +74,20 @@ export function registerCompile(program: Command): void {
       flowLog,
       ...(audit ? { audit } : {}),
     });
-    process.stdout.write(renderNft(rs));
+    if (flags.backend !== 'iptables') {
+      process.stdout.write(renderNft(rs));
+      return;
+    }
+    const ipt = renderIptables(rs);
+    const hooks = ipt.hooks.map((h) => `#   -t ${h.table} -I ${h.builtin} 1 -j ${h.target}`).join('\n');
+    process.stdout.write(
+      `# ipset restore\n${renderIpsetRestore(ipt.sets)}` +
+        `# iptables-restore --noflush\n${ipt.v4}` +
+        `# ip6tables-restore --noflush\n${ipt.v6}` +
+        `# hooks: each inserted once, first, by iptables and ip6tables:\n${hooks}\n` +
+        (rs.bridge !== undefined
+          ? '# not rendered: the bridge-family source check of bridged pod ports (nftables only)\n'
+          : ''),
+    );
   });
 }

@@ -1,6 +1,8 @@
 // `moat lab`: a cluster of network namespaces (one node, or --nodes N with one agent per node)
 // built from plain Kubernetes YAML, enforced by the agent's own code, and probed with real traffic.
-import type { Command } from 'commander';
+import { quickBackend, type Backend } from '../../dataplane/probe.js';
+import { Option, type Command } from 'commander';
+import { localRunner } from '../../dataplane/runner.js';
 import { computeMatrix, formatMatrixTable, matrixToJson, type MatrixJson } from '../../analysis/matrix.js';
 import { FileSource } from '../../agent/file-source.js';
 import type { Applied } from '../../agent/reconcile.js';
@@ -27,6 +29,7 @@ interface CommonFlags extends FlowLogFlags {
   nodeName?: string;
   nodes?: string;
   network: string;
+  backend: 'auto' | 'nftables' | 'iptables';
   podCidr?: string[];
   table: string;
   prefix: string;
@@ -47,6 +50,14 @@ interface UpFlags extends CommonFlags {
 }
 
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/** --backend; auto asks nft (check mode: nothing is committed) whether it can serve. */
+async function labBackend(f: CommonFlags): Promise<Backend> {
+  if (f.backend !== 'auto') return f.backend;
+  const q = await quickBackend(localRunner());
+  if (q.backend !== 'nftables') err(`lab: backend iptables (${q.why})`);
+  return q.backend;
+}
 
 function err(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -122,6 +133,14 @@ function common(cmd: Command): Command {
       'routed',
     )
     .option('--table <name>', 'nft table name in each node namespace', DEFAULT_TABLE)
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'each node enforces with nftables or iptables + ipset (auto: nftables if nft can serve)',
+      )
+        .choices(['auto', 'nftables', 'iptables'])
+        .default('auto'),
+    )
     .option('--prefix <prefix>', 'network namespace name prefix (must start with "moat")', DEFAULT_PREFIX)
     .option('--timeout <ms>', 'probe timeout: no answer within it counts as denied', '1000');
 }
@@ -144,7 +163,7 @@ function describeApply(a: Applied, node?: string): string {
   const r = a.result;
   const ct = r.conntrackDeleted.length > 0 ? `, conntrack cleared for ${r.conntrackDeleted.join(', ')}` : '';
   const on = node !== undefined ? `node ${node}: ` : '';
-  return `lab: ${on}applied generation ${a.generation} (${r.mode}, ${r.commands} nft command(s)${ct}) in ${a.elapsedMs} ms`;
+  return `lab: ${on}applied generation ${a.generation} (${r.mode}, ${r.commands} command(s)${ct}) in ${a.elapsedMs} ms`;
 }
 
 /** "3 pod(s) on node X" or "5 pod(s) on 2 nodes (X: 3, Y: 2)". */
@@ -229,6 +248,7 @@ export function registerLab(program: Command): void {
       const records: FlowRecord[] = [];
       const agents = new LabAgents(l, {
         table: f.table,
+        backend: await labBackend(f),
         coalesceMs: 0,
         driftIntervalMs: 0,
         flowLog: fl.flowLog,
@@ -311,6 +331,7 @@ export function registerLab(program: Command): void {
       const many = l.nodes.length > 1;
       const agents = new LabAgents(l, {
         table: f.table,
+        backend: await labBackend(f),
         driftIntervalMs: driftMs,
         flowLog: fl.flowLog,
         ...(fl.audit ? { audit: true } : {}),
