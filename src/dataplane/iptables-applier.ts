@@ -29,10 +29,11 @@ export interface IptablesWriterOptions extends IptablesOptions {
   readonly flavour?: 'iptables' | 'iptables-nft' | 'iptables-legacy';
   /**
    * The bridge-family table (the source check of bridged pod ports) has no iptables form yet:
-   * `refuse` (default) fails rather than leave bridged pods unchecked; `ignore` is for routed pod
-   * networks only, where the rpfilter guard checks every pod interface.
+   * `refuse` fails rather than leave bridged pods unchecked; `ignore` is for routed pod networks
+   * only, where the rpfilter guard checks every pod interface; `auto` (default) refuses when a pod
+   * interface is a bridge port (`ip link show type bridge_slave`), and ignores the table otherwise.
    */
-  readonly bridge?: 'refuse' | 'ignore';
+  readonly bridge?: 'refuse' | 'ignore' | 'auto';
 }
 
 export class IptablesBackendError extends MoatError {
@@ -73,12 +74,30 @@ export class IptablesWriter implements RulesetWriter {
   }
 
   private async render(rs: Ruleset): Promise<IptablesRuleset> {
-    if (rs.bridge !== undefined && this.opts.bridge !== 'ignore') {
+    if (
+      rs.bridge !== undefined &&
+      (this.opts.bridge ?? 'auto') !== 'ignore' &&
+      (await this.bridged(rs.bridge))
+    ) {
       throw new IptablesBackendError(
         'iptables backend: bridged pod ports need the bridge-family source check (nftables), which this backend does not have yet; use --backend nftables',
       );
     }
     return renderIptables(rs, { ...this.opts, selfPairs: await this.pairs() });
+  }
+
+  /** Whether pods sit on a bridge here: `refuse`, or a bridge port matching a pod interface glob. */
+  private async bridged(bridge: Ruleset): Promise<boolean> {
+    if (this.opts.bridge === 'refuse') return true;
+    const globs = bridge.chains.flatMap((c) =>
+      c.body.flatMap((r) => r.match.flatMap((m) => (m.m === 'iif' ? [m.glob] : []))),
+    );
+    const out = await this.must(['ip', '-o', 'link', 'show', 'type', 'bridge_slave']);
+    const ports = [...out.matchAll(/^\d+: ([^:@\s]+)/gm)].map((m) => m[1]!);
+    const re = globs.map(
+      (g) => new RegExp(`^${g.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`),
+    );
+    return ports.some((p) => re.some((r) => r.test(p)));
   }
 
   private async must(argv: readonly string[], input?: string): Promise<string> {

@@ -48,7 +48,7 @@ export function labApplier(
 function backendDeps(netns: string, backend: Backend, routed: boolean) {
   const conntrack = new NetlinkConntrack({ netns });
   return backend === 'iptables'
-    ? { conntrack, writer: new IptablesWriter(netnsRunner(netns), { bridge: routed ? 'ignore' : 'refuse' }) }
+    ? { conntrack, writer: new IptablesWriter(netnsRunner(netns), { bridge: routed ? 'auto' : 'refuse' }) }
     : { conntrack, nft: new NftSession({ netns }) };
 }
 

@@ -129,3 +129,27 @@ test(
     }
   },
 );
+
+test(
+  'iptables backend on a bridged pod network: refused with a clear error, nothing applied',
+  { skip: needsRoot },
+  async () => {
+    const lab = await Lab.create(threePods(), {
+      prefix: uniquePrefix(),
+      probeTimeoutMs: 700,
+      network: 'bridge',
+    });
+    const applier = labApplier(lab, undefined, 0, 'iptables');
+    try {
+      await assert.rejects(
+        applier.apply(labSnapshot(lab)),
+        /bridged pod ports need the bridge-family source check/,
+      );
+      assert.doesNotMatch(await inNode(lab, 'iptables-save'), /MOAT-/);
+      assert.equal((await inNode(lab, 'ipset', 'list', '-n')).trim(), '');
+    } finally {
+      await applier.close();
+      await lab.destroy();
+    }
+  },
+);

@@ -1,6 +1,7 @@
 // Two lab nodes, one agent each: a cross-node flow is checked at egress by the source node's agent
 // and at ingress by the destination node's agent. What the kernels let through must still be what
 // the (node-agnostic) evaluator says, and each side must be enforced by its own node only.
+import type { Backend } from '../../src/dataplane/probe.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeMatrix, matrixToJson } from '../../src/analysis/matrix.js';
@@ -121,6 +122,7 @@ async function withTwoNodes(
   policies: NetworkPolicy[],
   body: (lab: Lab, agents: LabAgents) => Promise<void>,
   network: LabNetwork = 'routed',
+  backend: Backend = 'nftables',
 ): Promise<void> {
   const lab = await Lab.create(cluster(policies), {
     prefix: uniquePrefix(),
@@ -131,6 +133,7 @@ async function withTwoNodes(
   const errors: string[] = [];
   const agents = new LabAgents(lab, {
     coalesceMs: 0,
+    backend,
     onError: (node, e, phase) => errors.push(`${node ?? 'lab'} ${phase}: ${String(e)}`),
   });
   try {
@@ -144,9 +147,14 @@ async function withTwoNodes(
   }
 }
 
-for (const network of LAB_NETWORKS)
+const MULTI_RUNS = [
+  ...LAB_NETWORKS.map((network) => ({ network, backend: 'nftables' as const })),
+  { network: 'routed' as const, backend: 'iptables' as const },
+];
+
+for (const { network, backend } of MULTI_RUNS)
   test(
-    `lab, 2 nodes (${network}): placement, and every cell equals the evaluator for cross-node policies`,
+    `lab, 2 nodes (${network}${backend === 'iptables' ? ', iptables' : ''}): placement, and every cell equals the evaluator for cross-node policies`,
     { skip: needsRoot },
     async () => {
       await withTwoNodes(
@@ -196,6 +204,7 @@ for (const network of LAB_NETWORKS)
           }
         },
         network,
+        backend,
       );
     },
   );

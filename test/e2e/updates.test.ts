@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NftApplier } from '../../src/dataplane/index.js';
 import { labApplier } from '../../src/lab/enforce.js';
+import type { Backend } from '../../src/dataplane/probe.js';
 import { Lab } from '../../src/lab/lab.js';
 import { cport, netpol, ns, pod, podPeer, pport, rule, sel, snapshot } from '../../src/model/build.js';
 import type { Labels, NetworkPolicy, Protocol, Snapshot } from '../../src/model/types.js';
@@ -48,25 +49,28 @@ class Scenario {
   private constructor(
     readonly lab: Lab,
     readonly applier: NftApplier,
+    readonly backend: Backend,
   ) {}
 
-  static async start(first: Snapshot): Promise<Scenario> {
+  static async start(backend: Backend, first: Snapshot): Promise<Scenario> {
     const lab = await Lab.create(first, {
       prefix: uniquePrefix(),
       probeTimeoutMs: 1000,
       podCidrs: ['10.244.0.0/16', 'fd00:10:244::/64'],
     });
-    return new Scenario(lab, labApplier(lab));
+    return new Scenario(lab, labApplier(lab, undefined, 0, backend), backend);
   }
 
   /**
    * Applies the cluster: the first apply replaces the table, every later one must be an incremental
-   * transaction (not a rebuild) that leaves exactly the compiled table in the kernel.
+   * transaction (not a rebuild) that leaves exactly the compiled table in the kernel. The iptables
+   * backend has no incremental mode: each change swaps the sets and rewrites moat's chains.
    */
   async apply(s: Snapshot, what: string): Promise<void> {
     const snap = (await this.lab.update(s)).snapshot;
     const r = await this.applier.apply(snap);
-    assert.equal(r.mode, this.applies++ === 0 ? 'full' : 'incremental', `${what}: apply mode`);
+    const later = this.backend === 'iptables' ? 'full' : 'incremental';
+    assert.equal(r.mode, this.applies++ === 0 ? 'full' : later, `${what}: apply mode`);
     // conntrack(8) may race with expiring entries ("such conntrack doesn't exist"); see the report.
     const ct = r.conntrackErrors.filter((e) => !/such conntrack doesn't exist/.test(e));
     assert.deepEqual(ct, [], `${what}: conntrack cleanup`);
@@ -115,163 +119,169 @@ function reach(
   return v4!;
 }
 
-test(
-  'update: a pod relabelled out of a peer set loses access, one relabelled in gains it',
-  { skip: needsRoot },
-  async () => {
-    const policy = netpol('a', 'web', {
+for (const backend of ['nftables', 'iptables'] as const) {
+  test(
+    `update: a pod relabelled out of a peer set loses access, one relabelled in gains it (${backend})`,
+    { skip: needsRoot },
+    async () => {
+      const policy = netpol('a', 'web', {
+        podSelector: sel({ app: 'web' }),
+        ingress: [rule([podPeer(sel({ app: 'client' }), sel())], [pport(80)])],
+      });
+      const sc = await Scenario.start(backend, cluster({ policies: [policy] }));
+      try {
+        let m = await sc.step(cluster({ policies: [policy] }), 'initial');
+        assert.equal(reach(m, 'b/client', 'a/web'), true);
+        assert.equal(reach(m, 'a/db', 'a/web'), false);
+        assert.equal(reach(m, 'b/client', 'a/web', 81), false, 'only port 80 is allowed');
+
+        const conn = await sc.lab.connect('b/client', 'a/web', 80);
+        assert.ok(conn, 'client opens a connection to web:80');
+        try {
+          assert.equal(await conn.send(), true);
+          await sc.apply(
+            cluster({
+              podLabels: { 'b/client': { app: 'other' }, 'a/db': { app: 'client' } },
+              policies: [policy],
+            }),
+            'relabelled',
+          );
+          assert.equal(await conn.send(1500), false, "the relabelled client's established connection is cut");
+        } finally {
+          await conn.close();
+        }
+        m = await sc.verify('relabelled');
+        assert.equal(reach(m, 'b/client', 'a/web'), false, 'client left the peer set');
+        assert.equal(reach(m, 'a/db', 'a/web'), true, 'db (now app=client) joined it');
+      } finally {
+        await sc.destroy();
+      }
+    },
+  );
+
+  test(
+    `update: relabelling a namespace moves its pods in and out of a namespaceSelector (${backend})`,
+    { skip: needsRoot },
+    async () => {
+      const policy = netpol('a', 'web', {
+        podSelector: sel({ app: 'web' }),
+        ingress: [rule([podPeer(undefined, sel({ team: 'red' }))])],
+      });
+      const sc = await Scenario.start(backend, cluster({ policies: [policy] }));
+      try {
+        let m = await sc.step(cluster({ policies: [policy] }), 'initial');
+        assert.equal(reach(m, 'b/client', 'a/web'), true, 'b is team=red');
+        assert.equal(reach(m, 'b/client', 'a/web', 80, 'UDP'), true, 'all ports');
+        assert.equal(reach(m, 'a/db', 'a/web'), false, 'a is team=blue');
+
+        m = await sc.step(
+          cluster({ nsLabels: { a: { team: 'red' }, b: { team: 'green' } }, policies: [policy] }),
+          'namespaces relabelled',
+        );
+        assert.equal(reach(m, 'b/client', 'a/web'), false, 'b left team=red');
+        assert.equal(reach(m, 'a/db', 'a/web'), true, 'a joined team=red');
+        assert.equal(reach(m, 'a/web', 'b/client'), true, 'egress is not isolated');
+      } finally {
+        await sc.destroy();
+      }
+    },
+  );
+
+  test(
+    `update: changing a policy's port moves what is allowed (${backend})`,
+    { skip: needsRoot },
+    async () => {
+      const on = (...ports: ReturnType<typeof pport>[]) =>
+        netpol('a', 'web', {
+          podSelector: sel({ app: 'web' }),
+          ingress: [rule([podPeer(sel(), sel({ team: 'red' }))], ports)],
+        });
+      const sc = await Scenario.start(backend, cluster({ policies: [on(pport(80))] }));
+      try {
+        let m = await sc.step(cluster({ policies: [on(pport(80))] }), 'port 80');
+        assert.deepEqual(
+          [
+            reach(m, 'b/client', 'a/web', 80),
+            reach(m, 'b/client', 'a/web', 81),
+            reach(m, 'b/client', 'a/web', 80, 'UDP'),
+          ],
+          [true, false, false],
+        );
+        m = await sc.step(cluster({ policies: [on(pport(81))] }), 'port 81');
+        assert.deepEqual(
+          [
+            reach(m, 'b/client', 'a/web', 80),
+            reach(m, 'b/client', 'a/web', 81),
+            reach(m, 'b/client', 'a/web', 80, 'UDP'),
+          ],
+          [false, true, false],
+        );
+        m = await sc.step(cluster({ policies: [on(pport('dns', 'UDP'))] }), 'named port dns/UDP');
+        assert.deepEqual(
+          [
+            reach(m, 'b/client', 'a/web', 80),
+            reach(m, 'b/client', 'a/web', 81),
+            reach(m, 'b/client', 'a/web', 80, 'UDP'),
+          ],
+          [false, false, true],
+        );
+        m = await sc.step(cluster({ policies: [on(pport(80, 'TCP', 81))] }), 'range 80-81/TCP');
+        assert.deepEqual(
+          [
+            reach(m, 'b/client', 'a/web', 80),
+            reach(m, 'b/client', 'a/web', 81),
+            reach(m, 'b/client', 'a/web', 80, 'UDP'),
+          ],
+          [true, true, false],
+        );
+      } finally {
+        await sc.destroy();
+      }
+    },
+  );
+
+  test(`update: deleting policies one by one (${backend})`, { skip: needsRoot }, async () => {
+    const fromClient = netpol('a', 'web-from-client', {
       podSelector: sel({ app: 'web' }),
       ingress: [rule([podPeer(sel({ app: 'client' }), sel())], [pport(80)])],
     });
-    const sc = await Scenario.start(cluster({ policies: [policy] }));
+    const fromDb = netpol('a', 'web-from-db', {
+      podSelector: sel({ app: 'web' }),
+      ingress: [rule([podPeer(sel({ app: 'db' }))], [pport(80)])],
+    });
+    const clientEgress = netpol('b', 'client-egress', {
+      podSelector: sel({ app: 'client' }),
+      policyTypes: ['Egress'],
+      egress: [rule([podPeer(sel({ app: 'web' }), sel({ team: 'blue' }))])],
+    });
+    const sc = await Scenario.start(backend, cluster({ policies: [fromClient, fromDb, clientEgress] }));
     try {
-      let m = await sc.step(cluster({ policies: [policy] }), 'initial');
+      let m = await sc.step(cluster({ policies: [fromClient, fromDb, clientEgress] }), 'three policies');
       assert.equal(reach(m, 'b/client', 'a/web'), true);
-      assert.equal(reach(m, 'a/db', 'a/web'), false);
-      assert.equal(reach(m, 'b/client', 'a/web', 81), false, 'only port 80 is allowed');
+      assert.equal(reach(m, 'a/db', 'a/web'), true);
+      assert.equal(reach(m, 'b/client', 'a/db'), false, 'client egress only to web');
 
       const conn = await sc.lab.connect('b/client', 'a/web', 80);
-      assert.ok(conn, 'client opens a connection to web:80');
+      assert.ok(conn);
       try {
         assert.equal(await conn.send(), true);
-        await sc.apply(
-          cluster({
-            podLabels: { 'b/client': { app: 'other' }, 'a/db': { app: 'client' } },
-            policies: [policy],
-          }),
-          'relabelled',
-        );
-        assert.equal(await conn.send(1500), false, "the relabelled client's established connection is cut");
+        await sc.apply(cluster({ policies: [fromDb, clientEgress] }), 'web-from-client deleted');
+        assert.equal(await conn.send(1500), false, 'deleting the allowing policy cuts the connection');
       } finally {
         await conn.close();
       }
-      m = await sc.verify('relabelled');
-      assert.equal(reach(m, 'b/client', 'a/web'), false, 'client left the peer set');
-      assert.equal(reach(m, 'a/db', 'a/web'), true, 'db (now app=client) joined it');
+      m = await sc.verify('web-from-client deleted');
+      assert.equal(reach(m, 'b/client', 'a/web'), false);
+      assert.equal(reach(m, 'a/db', 'a/web'), true);
+
+      m = await sc.step(cluster({ policies: [fromDb] }), 'client-egress deleted');
+      assert.equal(reach(m, 'b/client', 'a/db'), true, 'client egress open again');
+      assert.equal(reach(m, 'b/client', 'a/web'), false, 'web still isolated');
+
+      m = await sc.step(cluster({ policies: [] }), 'all deleted');
+      assert.equal(reach(m, 'b/client', 'a/web', 81), true, 'web open again');
     } finally {
       await sc.destroy();
     }
-  },
-);
-
-test(
-  'update: relabelling a namespace moves its pods in and out of a namespaceSelector',
-  { skip: needsRoot },
-  async () => {
-    const policy = netpol('a', 'web', {
-      podSelector: sel({ app: 'web' }),
-      ingress: [rule([podPeer(undefined, sel({ team: 'red' }))])],
-    });
-    const sc = await Scenario.start(cluster({ policies: [policy] }));
-    try {
-      let m = await sc.step(cluster({ policies: [policy] }), 'initial');
-      assert.equal(reach(m, 'b/client', 'a/web'), true, 'b is team=red');
-      assert.equal(reach(m, 'b/client', 'a/web', 80, 'UDP'), true, 'all ports');
-      assert.equal(reach(m, 'a/db', 'a/web'), false, 'a is team=blue');
-
-      m = await sc.step(
-        cluster({ nsLabels: { a: { team: 'red' }, b: { team: 'green' } }, policies: [policy] }),
-        'namespaces relabelled',
-      );
-      assert.equal(reach(m, 'b/client', 'a/web'), false, 'b left team=red');
-      assert.equal(reach(m, 'a/db', 'a/web'), true, 'a joined team=red');
-      assert.equal(reach(m, 'a/web', 'b/client'), true, 'egress is not isolated');
-    } finally {
-      await sc.destroy();
-    }
-  },
-);
-
-test("update: changing a policy's port moves what is allowed", { skip: needsRoot }, async () => {
-  const on = (...ports: ReturnType<typeof pport>[]) =>
-    netpol('a', 'web', {
-      podSelector: sel({ app: 'web' }),
-      ingress: [rule([podPeer(sel(), sel({ team: 'red' }))], ports)],
-    });
-  const sc = await Scenario.start(cluster({ policies: [on(pport(80))] }));
-  try {
-    let m = await sc.step(cluster({ policies: [on(pport(80))] }), 'port 80');
-    assert.deepEqual(
-      [
-        reach(m, 'b/client', 'a/web', 80),
-        reach(m, 'b/client', 'a/web', 81),
-        reach(m, 'b/client', 'a/web', 80, 'UDP'),
-      ],
-      [true, false, false],
-    );
-    m = await sc.step(cluster({ policies: [on(pport(81))] }), 'port 81');
-    assert.deepEqual(
-      [
-        reach(m, 'b/client', 'a/web', 80),
-        reach(m, 'b/client', 'a/web', 81),
-        reach(m, 'b/client', 'a/web', 80, 'UDP'),
-      ],
-      [false, true, false],
-    );
-    m = await sc.step(cluster({ policies: [on(pport('dns', 'UDP'))] }), 'named port dns/UDP');
-    assert.deepEqual(
-      [
-        reach(m, 'b/client', 'a/web', 80),
-        reach(m, 'b/client', 'a/web', 81),
-        reach(m, 'b/client', 'a/web', 80, 'UDP'),
-      ],
-      [false, false, true],
-    );
-    m = await sc.step(cluster({ policies: [on(pport(80, 'TCP', 81))] }), 'range 80-81/TCP');
-    assert.deepEqual(
-      [
-        reach(m, 'b/client', 'a/web', 80),
-        reach(m, 'b/client', 'a/web', 81),
-        reach(m, 'b/client', 'a/web', 80, 'UDP'),
-      ],
-      [true, true, false],
-    );
-  } finally {
-    await sc.destroy();
-  }
-});
-
-test('update: deleting policies one by one', { skip: needsRoot }, async () => {
-  const fromClient = netpol('a', 'web-from-client', {
-    podSelector: sel({ app: 'web' }),
-    ingress: [rule([podPeer(sel({ app: 'client' }), sel())], [pport(80)])],
   });
-  const fromDb = netpol('a', 'web-from-db', {
-    podSelector: sel({ app: 'web' }),
-    ingress: [rule([podPeer(sel({ app: 'db' }))], [pport(80)])],
-  });
-  const clientEgress = netpol('b', 'client-egress', {
-    podSelector: sel({ app: 'client' }),
-    policyTypes: ['Egress'],
-    egress: [rule([podPeer(sel({ app: 'web' }), sel({ team: 'blue' }))])],
-  });
-  const sc = await Scenario.start(cluster({ policies: [fromClient, fromDb, clientEgress] }));
-  try {
-    let m = await sc.step(cluster({ policies: [fromClient, fromDb, clientEgress] }), 'three policies');
-    assert.equal(reach(m, 'b/client', 'a/web'), true);
-    assert.equal(reach(m, 'a/db', 'a/web'), true);
-    assert.equal(reach(m, 'b/client', 'a/db'), false, 'client egress only to web');
-
-    const conn = await sc.lab.connect('b/client', 'a/web', 80);
-    assert.ok(conn);
-    try {
-      assert.equal(await conn.send(), true);
-      await sc.apply(cluster({ policies: [fromDb, clientEgress] }), 'web-from-client deleted');
-      assert.equal(await conn.send(1500), false, 'deleting the allowing policy cuts the connection');
-    } finally {
-      await conn.close();
-    }
-    m = await sc.verify('web-from-client deleted');
-    assert.equal(reach(m, 'b/client', 'a/web'), false);
-    assert.equal(reach(m, 'a/db', 'a/web'), true);
-
-    m = await sc.step(cluster({ policies: [fromDb] }), 'client-egress deleted');
-    assert.equal(reach(m, 'b/client', 'a/db'), true, 'client egress open again');
-    assert.equal(reach(m, 'b/client', 'a/web'), false, 'web still isolated');
-
-    m = await sc.step(cluster({ policies: [] }), 'all deleted');
-    assert.equal(reach(m, 'b/client', 'a/web', 81), true, 'web open again');
-  } finally {
-    await sc.destroy();
-  }
-});
+}
