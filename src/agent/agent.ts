@@ -212,11 +212,13 @@ export class Agent {
         };
       },
       ruleset: () => this.applier.kernelView,
-      // Per-rule counters are read from nft; the iptables backend's are not exported yet.
+      // Per-rule counters: nft's named counters, or what the writer reads by the same names.
       counters: () =>
-        this.applier.kernelView && opts.writer === undefined
-          ? readNftCounters(runner, table)
-          : Promise.resolve(undefined),
+        this.applier.kernelView === undefined
+          ? Promise.resolve(undefined)
+          : opts.writer === undefined
+            ? readNftCounters(runner, table)
+            : (opts.writer.counters?.() ?? Promise.resolve(undefined)),
       objects: () => Object.fromEntries(WATCHABLE.map((r) => [r.kind, this.source.state.count(r.kind)])),
       invalid: () =>
         Object.fromEntries(WATCHABLE.map((r) => [r.kind, this.source.state.invalidCount(r.kind)])),

@@ -12,6 +12,7 @@ import {
   type IptablesOptions,
   type IptablesRuleset,
 } from './render-iptables.js';
+import { iptablesMode } from './probe.js';
 import type { CommandRunner } from './runner.js';
 
 /** What an applier needs from a backend that replaces the whole ruleset at each change. */
@@ -22,11 +23,16 @@ export interface RulesetWriter {
   drift(rs: Ruleset): Promise<string[]>;
   /** Removes everything of moat's. */
   remove(): Promise<void>;
+  /** The kernel's packet and byte counts per named counter of the ruleset (rule.counter). */
+  counters?(): Promise<Map<string, { packets: number; bytes: number }>>;
 }
 
 export interface IptablesWriterOptions extends IptablesOptions {
-  /** iptables binaries: 'iptables' (the host's default), 'iptables-nft' or 'iptables-legacy'. */
-  readonly flavour?: 'iptables' | 'iptables-nft' | 'iptables-legacy';
+  /**
+   * iptables binaries: 'auto' (default: the flavour the host's rules are in, as kube-proxy
+   * decides), 'iptables' (the plain binaries), 'iptables-nft' or 'iptables-legacy'.
+   */
+  readonly flavour?: 'auto' | 'iptables' | 'iptables-nft' | 'iptables-legacy';
   /**
    * The bridge-family table (the source check of bridged pod ports) has no iptables form yet:
    * `refuse` fails rather than leave bridged pods unchecked; `ignore` is for routed pod networks
@@ -42,21 +48,50 @@ export class IptablesBackendError extends MoatError {
 
 const FAMILIES = [4, 6] as const;
 
+type Binaries = Record<4 | 6, { cmd: string; restore: string; save: string }>;
+
+function binaries(flavour: 'iptables' | 'iptables-nft' | 'iptables-legacy'): Binaries {
+  const suffix = flavour === 'iptables' ? '' : flavour.slice('iptables'.length);
+  const names = (base: string) => ({
+    cmd: `${base}${suffix}`,
+    restore: `${base}${suffix}-restore`,
+    save: `${base}${suffix}-save`,
+  });
+  return { 4: names('iptables'), 6: names('ip6tables') };
+}
+
 export class IptablesWriter implements RulesetWriter {
-  private readonly bin: Record<4 | 6, { cmd: string; restore: string; save: string }>;
+  private binCache: Binaries | undefined;
+  /** The flavour in use and why (after the first call). */
+  flavour: { name: string; why: string } | undefined;
 
   constructor(
     readonly runner: CommandRunner,
     readonly opts: IptablesWriterOptions = {},
-  ) {
-    const flavour = opts.flavour ?? 'iptables';
-    const suffix = flavour === 'iptables' ? '' : flavour.slice('iptables'.length);
-    const names = (base: string) => ({
-      cmd: `${base}${suffix}`,
-      restore: `${base}${suffix}-restore`,
-      save: `${base}${suffix}-save`,
+  ) {}
+
+  /**
+   * The binaries of the flavour the host uses (`auto`: as kube-proxy's wrapper decides, the one
+   * holding more rules), so moat's chains sit in the same tables as kube-proxy's. When that is the
+   * flavour of the plain `iptables` binary, the plain names are used (some images have no others).
+   */
+  private async detect(): Promise<Binaries> {
+    if (this.binCache !== undefined) return this.binCache;
+    const asked = this.opts.flavour ?? 'auto';
+    if (asked !== 'auto') {
+      this.flavour = { name: asked, why: 'asked for' };
+      return (this.binCache = binaries(asked));
+    }
+    const m = await iptablesMode(this.runner, async (path) => {
+      const r = await this.runner.run(['cat', path]);
+      return r.code === 0 ? r.stdout : undefined;
     });
-    this.bin = { 4: names('iptables'), 6: names('ip6tables') };
+    this.flavour = { name: `iptables-${m.mode}`, why: m.why };
+    return (this.binCache = binaries(m.mode === m.own ? 'iptables' : `iptables-${m.mode}`));
+  }
+
+  private async b(f: 4 | 6) {
+    return (await this.detect())[f];
   }
 
   private selfPairs: 'set' | 'rules' | undefined;
@@ -111,7 +146,7 @@ export class IptablesWriter implements RulesetWriter {
     const ipset = renderIpsetRestore(r.sets);
     if (ipset !== '') await this.must(['ipset', 'restore'], ipset);
     for (const f of FAMILIES) {
-      await this.must([this.bin[f].restore, '-w', '--noflush'], f === 4 ? r.v4 : r.v6);
+      await this.must([(await this.b(f)).restore, '-w', '--noflush'], f === 4 ? r.v4 : r.v6);
       for (const h of r.hooks) await this.ensureHook(f, h);
     }
     await this.deleteStale(r);
@@ -122,16 +157,16 @@ export class IptablesWriter implements RulesetWriter {
 
   private async ensureHook(f: 4 | 6, h: HookJump): Promise<void> {
     const rule = [h.builtin, '-j', h.target];
-    const c = await this.runner.run([this.bin[f].cmd, '-w', '-t', h.table, '-C', ...rule]);
+    const c = await this.runner.run([(await this.b(f)).cmd, '-w', '-t', h.table, '-C', ...rule]);
     if (c.code === 0) return;
-    await this.must([this.bin[f].cmd, '-w', '-t', h.table, '-I', h.builtin, '1', '-j', h.target]);
+    await this.must([(await this.b(f)).cmd, '-w', '-t', h.table, '-I', h.builtin, '1', '-j', h.target]);
   }
 
   /** moat's chains per table and family as the kernel lists them, with their rule counts. */
   private async listed(f: 4 | 6): Promise<Map<string, { table: string; rules: number }>> {
     const out = new Map<string, { table: string; rules: number }>();
     for (const table of ['raw', 'mangle']) {
-      const text = await this.must([this.bin[f].save, '-t', table]);
+      const text = await this.must([(await this.b(f)).save, '-t', table]);
       for (const line of text.split('\n')) {
         const decl = /^:(MOAT-\S+) /.exec(line);
         if (decl !== null) out.set(decl[1]!, { table, rules: 0 });
@@ -154,7 +189,7 @@ export class IptablesWriter implements RulesetWriter {
         if (mine.length === 0) continue;
         // Flush all first (they may jump to each other), then delete.
         const script = `*${table}\n${mine.map((n) => `:${n} - [0:0]\n`).join('')}${mine.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
-        await this.must([this.bin[f].restore, '-w', '--noflush'], script);
+        await this.must([(await this.b(f)).restore, '-w', '--noflush'], script);
       }
     }
     const wantSets = new Set(r.sets.map((s) => s.name));
@@ -186,7 +221,7 @@ export class IptablesWriter implements RulesetWriter {
       }
       for (const h of r.hooks) {
         const c = await this.runner.run([
-          this.bin[f].cmd,
+          (await this.b(f)).cmd,
           '-w',
           '-t',
           h.table,
@@ -203,6 +238,26 @@ export class IptablesWriter implements RulesetWriter {
     return diffs;
   }
 
+  /**
+   * Sums `iptables-save -c` over moat's rules by their `moat:NAME` comment, both families and
+   * tables: the named counters of the nft backend, so the agent's metrics read the same names.
+   */
+  async counters(): Promise<Map<string, { packets: number; bytes: number }>> {
+    const out = new Map<string, { packets: number; bytes: number }>();
+    for (const f of FAMILIES) {
+      for (const table of ['raw', 'mangle']) {
+        const text = await this.must([(await this.b(f)).save, '-c', '-t', table]);
+        for (const m of text.matchAll(/^\[(\d+):(\d+)\] -A MOAT-\S+ .*--comment "?moat:([^\s"]+)/gm)) {
+          const c = out.get(m[3]!) ?? { packets: 0, bytes: 0 };
+          c.packets += Number(m[1]);
+          c.bytes += Number(m[2]);
+          out.set(m[3]!, c);
+        }
+      }
+    }
+    return out;
+  }
+
   async remove(): Promise<void> {
     for (const f of FAMILIES) {
       const have = await this.listed(f);
@@ -212,7 +267,7 @@ export class IptablesWriter implements RulesetWriter {
           if (!have.has(target) || have.get(target)!.table !== table) continue;
           for (;;) {
             const d = await this.runner.run([
-              this.bin[f].cmd,
+              (await this.b(f)).cmd,
               '-w',
               '-t',
               table,
@@ -227,7 +282,7 @@ export class IptablesWriter implements RulesetWriter {
         const mine = [...have].filter(([, c]) => c.table === table).map(([n]) => n);
         if (mine.length === 0) continue;
         const script = `*${table}\n${mine.map((n) => `:${n} - [0:0]\n`).join('')}${mine.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
-        await this.must([this.bin[f].restore, '-w', '--noflush'], script);
+        await this.must([(await this.b(f)).restore, '-w', '--noflush'], script);
       }
     }
     const names = (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'));

@@ -209,7 +209,8 @@ export async function probeHost(opts: {
         requiredBy: ['iptables'],
       });
     }
-    const mode = have.get('iptables') === true ? await iptablesMode(runner, opts.readFile) : undefined;
+    const found = have.get('iptables') === true ? await iptablesMode(runner, opts.readFile) : undefined;
+    const mode = found && { mode: found.mode, why: found.why };
     const ipsetV = await runner.run(['ipset', 'version']);
     const haveIpset = ipsetV.code === 0;
     add({
@@ -400,24 +401,24 @@ export async function probeHost(opts: {
  * rules; with none anywhere, the flavour of the `iptables` binary. Legacy tables are read only when
  * the kernel already has them (/proc/net/ip_tables_names), so the probe loads no module.
  */
-async function iptablesMode(
+export async function iptablesMode(
   runner: CommandRunner,
-  readFile: (path: string) => string | undefined,
-): Promise<{ mode: 'nft' | 'legacy'; why: string }> {
+  readFile: (path: string) => string | undefined | Promise<string | undefined>,
+): Promise<{ mode: 'nft' | 'legacy'; why: string; own: 'nft' | 'legacy' }> {
   const count = async (bin: string) => {
     const r = await runner.run([bin]);
     return r.code === 0 ? r.stdout.split('\n').filter((l) => l.startsWith('-A ')).length : undefined;
   };
-  const legacyLoaded = (readFile('/proc/net/ip_tables_names') ?? '').trim() !== '';
+  const legacyLoaded = ((await readFile('/proc/net/ip_tables_names')) ?? '').trim() !== '';
   const legacy = legacyLoaded ? await count('iptables-legacy-save') : 0;
   const nft = await count('iptables-nft-save');
   const v = await runner.run(['iptables', '--version']);
   const own: 'nft' | 'legacy' = /nf_tables/.test(v.stdout) ? 'nft' : 'legacy';
   if ((legacy ?? 0) > (nft ?? 0))
-    return { mode: 'legacy', why: `iptables-legacy holds ${legacy} rules, iptables-nft ${nft ?? 0}` };
+    return { mode: 'legacy', own, why: `iptables-legacy holds ${legacy} rules, iptables-nft ${nft ?? 0}` };
   if ((nft ?? 0) > 0)
-    return { mode: 'nft', why: `iptables-nft holds ${nft} rules, iptables-legacy ${legacy ?? 0}` };
-  return { mode: own, why: `no rules in either; the iptables binary is ${own}` };
+    return { mode: 'nft', own, why: `iptables-nft holds ${nft} rules, iptables-legacy ${legacy ?? 0}` };
+  return { mode: own, own, why: `no rules in either; the iptables binary is ${own}` };
 }
 
 /** Which backend serves, from a report. Pure. */

@@ -216,6 +216,7 @@ export function registerAgent(program: Command): void {
             }
           : {}),
       });
+      if (writer?.flavour !== undefined) log.info('iptables flavour', writer.flavour);
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));
