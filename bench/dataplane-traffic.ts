@@ -28,13 +28,13 @@ import { generate } from './dataplane-load.js';
 import { BenchNetns, isRoot, median, percentile, sh } from './netns.js';
 import { spawn } from 'node:child_process';
 
-const TABLE = 'moat_bench';
-const CLIENT = '10.130.0.2';
-const SERVER = '10.130.1.2';
-const PORT = 8080;
-const IPERF_PORT = 5201;
+export const TABLE = 'moat_bench';
+export const CLIENT = '10.130.0.2';
+export const SERVER = '10.130.1.2';
+export const PORT = 8080;
+export const IPERF_PORT = 5201;
 const here = dirname(fileURLToPath(import.meta.url));
-const TCP_LOAD = join(here, 'tcp-load.js');
+export const TCP_LOAD = join(here, 'tcp-load.js');
 
 /** The generated cluster (9,998 pods) plus the benchmark's client and server pods and policies. */
 export function benchSnapshot(): Snapshot {
@@ -85,7 +85,7 @@ function baselineScript(): string {
   return `table ${t} {}\ndelete table ${t}\ntable ${t} {\n${chain('egress', 94)}${chain('ingress', 95)}}\n`;
 }
 
-function setup(nsx: BenchNetns) {
+export function setup(nsx: BenchNetns) {
   const client = nsx.add('c');
   const node = nsx.add('n');
   const server = nsx.add('s');
@@ -124,13 +124,13 @@ function setup(nsx: BenchNetns) {
   return { client, node, server };
 }
 
-function inNs(netns: string, argv: readonly string[], timeoutMs = 120_000): string {
+export function inNs(netns: string, argv: readonly string[], timeoutMs = 120_000): string {
   const r = spawnSync('ip', ['netns', 'exec', netns, ...argv], { timeout: timeoutMs, maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${argv.join(' ')} in ${netns}: ${r.stderr?.toString().slice(0, 400)}`);
   return r.stdout.toString();
 }
 
-async function waitListening(netns: string, port: number): Promise<void> {
+export async function waitListening(netns: string, port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const out = inNs(netns, ['ss', '-Hltn', `sport = :${port}`]);
     if (out.trim() !== '') return;
@@ -151,7 +151,7 @@ interface Results {
 }
 
 /** TcpExt counters of a namespace (/proc/net/netstat is per netns). */
-function tcpExt(netns: string): Map<string, number> {
+export function tcpExt(netns: string): Map<string, number> {
   const lines = inNs(netns, ['cat', '/proc/net/netstat']).split('\n');
   const out = new Map<string, number>();
   for (let i = 0; i + 1 < lines.length; i++) {
@@ -164,7 +164,7 @@ function tcpExt(netns: string): Map<string, number> {
   return out;
 }
 
-function spread(xs: readonly number[], d = 0): string {
+export function spread(xs: readonly number[], d = 0): string {
   return `median ${median(xs).toFixed(d)} (min ${Math.min(...xs).toFixed(d)}, max ${Math.max(...xs).toFixed(d)})`;
 }
 

@@ -143,9 +143,11 @@ export class NftApplier {
       return { mode: 'none', commands: 0, conntrackDeleted: [], conntrackErrors: [], ruleset: next };
     }
     if (this.writer !== undefined) {
+      // The writer writes what changed since its last write, or everything when it cannot tell.
       const commands = await this.replace(next);
+      const mode = this.writer.lastIncremental === true ? 'incremental' : 'full';
       const ct = this.opts.conntrackCleanup === false ? [] : conntrackTargets(prev, next);
-      return { mode: 'full', commands, ...result(await this.cleanConntrack(ct, next)), ruleset: next };
+      return { mode, commands, ...result(await this.cleanConntrack(ct, next)), ruleset: next };
     }
     let mode: ApplyResult['mode'] = 'incremental';
     let commands = tx.commands;

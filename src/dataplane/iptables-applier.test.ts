@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
+import { compile } from './compile.js';
 import { IptablesWriter } from './iptables-applier.js';
 import type { CommandResult, CommandRunner } from './runner.js';
 
@@ -122,5 +124,94 @@ describe('IptablesWriter counters', () => {
       acc_a: { packets: 8, bytes: 540 },
       drop_b: { packets: 2, bytes: 120 },
     });
+  });
+});
+
+describe('IptablesWriter incremental writes', () => {
+  /** A host that answers every command and records what was written. */
+  function recording() {
+    const writes: { argv: string[]; input: string }[] = [];
+    const runner: CommandRunner = {
+      run(argv, input) {
+        if (input !== undefined) writes.push({ argv: [...argv], input });
+        if (argv[1] === '--version') return Promise.resolve(ok('iptables v1.8.9 (nf_tables)\n'));
+        return Promise.resolve(ok());
+      },
+    };
+    return { runner, writes };
+  }
+  const cluster = (labels: Record<string, string>[]) =>
+    snapshot({
+      namespaces: [ns('a')],
+      nodes: [node('n1', ['192.168.0.1'])],
+      pods: labels.map((l, i) => pod('a', `p${i}`, { labels: l, ips: [`10.0.0.${i + 1}`], nodeName: 'n1' })),
+      policies: [
+        netpol('a', 'web', {
+          podSelector: sel({ app: 'web' }),
+          ingress: [rule([podPeer(sel({ role: 'client' }))], [pport(80)])],
+        }),
+        netpol('a', 'db', {
+          podSelector: sel({ app: 'db' }),
+          ingress: [rule([podPeer(sel({ app: 'web' }))], [pport(5432)])],
+        }),
+      ],
+    });
+  const opts = { table: 'moat', nodeName: 'n1', podInterfaces: [] };
+
+  it('a pod added changes set members only; a relabel adds before it deletes', async () => {
+    const h = recording();
+    const w = new IptablesWriter(h.runner, { selfPairs: 'set' });
+    const base = [{ app: 'web' }, { app: 'db' }, { app: 'web' }];
+    await w.replace(compile(cluster(base), opts));
+    assert.ok(
+      h.writes.some((x) => x.argv[0] === 'iptables-restore'),
+      'first write: the chains',
+    );
+    h.writes.length = 0;
+
+    // A client pod joins: members of the peer set, no chain written.
+    await w.replace(compile(cluster([...base, { role: 'client' }]), opts));
+    assert.deepEqual(
+      h.writes.map((x) => x.argv[0]),
+      ['ipset'],
+    );
+    assert.deepEqual(h.writes[0]!.input.split('\n').filter(Boolean).sort(), [
+      'add moat-local_v4 10.0.0.4',
+      'add moat-peer_4061d0faffa5250f_v4 10.0.0.4',
+      'add moat-self_v4 10.0.0.4,10.0.0.4',
+    ]);
+    h.writes.length = 0;
+
+    // The web pod becomes a db pod: it joins db's dispatch set before it leaves web's.
+    await w.replace(
+      compile(cluster([{ app: 'db' }, { app: 'db' }, { app: 'web' }, { role: 'client' }]), opts),
+    );
+    const text = h.writes.map((x) => x.input).join('');
+    const add = text.search(/^add \S+ 10\.0\.0\.1$/m);
+    const del = text.search(/^del \S+ 10\.0\.0\.1$/m);
+    assert.ok(add >= 0 && del > add, text);
+    assert.ok(!h.writes.some((x) => x.argv[0]!.includes('iptables')), 'no chain changed');
+    h.writes.length = 0;
+
+    // Without hash:net,net a local pod is one rule in each of the two chains holding the self
+    // pairs: only those are written again.
+    const rules = new IptablesWriter(h.runner, { selfPairs: 'rules' });
+    await rules.replace(compile(cluster(base), opts));
+    h.writes.length = 0;
+    await rules.replace(compile(cluster([...base, { app: 'web' }]), opts));
+    const restore = h.writes.filter((x) => x.argv[0] === 'iptables-restore');
+    assert.equal(restore.length, 1);
+    const declared = restore[0]!.input.split('\n').filter((l) => l.startsWith(':'));
+    assert.deepEqual(declared, [':MOAT-egress_pods - [0:0]', ':MOAT-ingress_pods - [0:0]']);
+    assert.match(restore[0]!.input, /-s 10\.0\.0\.4\/32 -d 10\.0\.0\.4\/32/);
+    h.writes.length = 0;
+
+    // Drift found: the next write is a full one again.
+    const sawDrift = new IptablesWriter(h.runner, { selfPairs: 'rules' });
+    await sawDrift.replace(compile(cluster(base), opts));
+    assert.notDeepEqual(await sawDrift.drift(compile(cluster(base), opts)), []);
+    h.writes.length = 0;
+    await sawDrift.replace(compile(cluster(base), opts));
+    assert.ok(h.writes.some((x) => x.argv[0] === 'iptables-restore'));
   });
 });

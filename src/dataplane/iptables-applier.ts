@@ -6,7 +6,9 @@
 import { CommandError, MoatError } from '../errors.js';
 import type { Ruleset } from './model.js';
 import {
+  ipsetMaxElem,
   renderIpsetRestore,
+  type IpsetDef,
   renderIptables,
   type HookJump,
   type IptablesOptions,
@@ -23,6 +25,8 @@ export interface RulesetWriter {
   drift(rs: Ruleset): Promise<string[]>;
   /** Removes everything of moat's. */
   remove(): Promise<void>;
+  /** Whether the last replace() wrote only what changed since the one before (else all). */
+  readonly lastIncremental?: boolean;
   /** The kernel's packet and byte counts per named counter of the ruleset (rule.counter). */
   counters?(): Promise<Map<string, { packets: number; bytes: number }>>;
 }
@@ -47,6 +51,39 @@ export class IptablesBackendError extends MoatError {
 }
 
 const FAMILIES = [4, 6] as const;
+
+/** A set member as `ipset save` spells it: host prefixes (/32, /128) are left out. */
+function canonicalMember(e: string): string {
+  return e.replace(/\/(32|128)(?=,| |$)/g, '');
+}
+
+/** table -> chain -> its rules' text, from an iptables-restore input. */
+type TableChains = ReadonlyMap<string, ReadonlyMap<string, string>>;
+
+function chainsOf(text: string): TableChains {
+  const out = new Map<string, Map<string, string>>();
+  let table: Map<string, string> | undefined;
+  for (const l of text.split('\n')) {
+    if (l.startsWith('*')) out.set(l.slice(1), (table = new Map<string, string>()));
+    const decl = /^:(\S+) /.exec(l);
+    if (decl !== null) table?.set(decl[1]!, '');
+    const rule = /^-A (\S+) /.exec(l);
+    if (rule !== null) table?.set(rule[1]!, `${table.get(rule[1]!) ?? ''}${l}\n`);
+  }
+  return out;
+}
+
+/** An iptables-restore --noflush input of the chains that are new or whose rules changed. */
+function changedChains(before: TableChains, after: TableChains): string {
+  let out = '';
+  for (const [table, chains] of after) {
+    const changed = [...chains].filter(([c, rules]) => before.get(table)?.get(c) !== rules);
+    if (changed.length === 0) continue;
+    out += `*${table}\n${changed.map(([c]) => `:${c} - [0:0]\n`).join('')}`;
+    out += `${changed.map(([, rules]) => rules).join('')}COMMIT\n`;
+  }
+  return out;
+}
 
 type Binaries = Record<4 | 6, { cmd: string; restore: string; save: string }>;
 
@@ -141,18 +178,77 @@ export class IptablesWriter implements RulesetWriter {
     return r.stdout;
   }
 
+  /**
+   * What the last successful replace() wrote: the next one writes only what differs (set members
+   * as `add`/`del`, a family's chains only when its text changed, stale names only when the names
+   * changed). Cleared on failure and when drift is found, so the next write is a full one.
+   */
+  private last:
+    | {
+        readonly sets: ReadonlyMap<string, { type: string; max: number; elements: ReadonlySet<string> }>;
+        readonly chains: Record<4 | 6, TableChains>;
+        readonly names: string;
+      }
+    | undefined;
+
+  /**
+   * Sets first (the chains refer to them), then the chains per family, then removals: members
+   * that left a set go after the chains and after the members that joined, so an address moving
+   * between sets (a pod relabelled: one dispatch set to another) is never in none of them, which
+   * would leave it unisolated for a moment. A new or retyped set is filled aside and swapped in.
+   */
+  lastIncremental = false;
+
   async replace(rs: Ruleset): Promise<number> {
     const r = await this.render(rs);
-    const ipset = renderIpsetRestore(r.sets);
-    if (ipset !== '') await this.must(['ipset', 'restore'], ipset);
-    for (const f of FAMILIES) {
-      await this.must([(await this.b(f)).restore, '-w', '--noflush'], f === 4 ? r.v4 : r.v6);
-      for (const h of r.hooks) await this.ensureHook(f, h);
+    const last = this.last;
+    this.last = undefined;
+    this.lastIncremental = false;
+    const full: IpsetDef[] = [];
+    const adds: string[] = [];
+    const dels: string[] = [];
+    const sets = new Map<string, { type: string; max: number; elements: ReadonlySet<string> }>();
+    for (const s of r.sets) {
+      const prev = last?.sets.get(s.name);
+      const elements = new Set(s.elements);
+      // Flagged entries (`nomatch`) cannot be changed in place with add/del; sets of them are
+      // content-named anyway, so they rarely change.
+      const flagged = s.elements.some((e) => e.includes(' '));
+      if (prev === undefined || prev.type !== s.type || s.elements.length >= prev.max || flagged) {
+        full.push(s);
+        sets.set(s.name, { type: s.type, max: ipsetMaxElem(s.elements.length), elements });
+        continue;
+      }
+      for (const e of s.elements) if (!prev.elements.has(e)) adds.push(`add ${s.name} ${e}\n`);
+      for (const e of prev.elements) if (!elements.has(e)) dels.push(`del ${s.name} ${e}\n`);
+      sets.set(s.name, { ...prev, elements });
     }
-    await this.deleteStale(r);
+    const existing =
+      last !== undefined
+        ? new Set(last.sets.keys())
+        : new Set(
+            (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-')),
+          );
+    const first = renderIpsetRestore(full, existing) + adds.join('');
+    if (first !== '') await this.must(['ipset', 'restore'], first);
     let n = 0;
-    for (const text of [ipset, r.v4, r.v6]) for (const l of text.split('\n')) if (/^(-A|add) /.test(l)) n++;
-    return n;
+    const chains = { 4: chainsOf(r.v4), 6: chainsOf(r.v6) };
+    for (const f of FAMILIES) {
+      // Only the chains whose rules changed are declared (so flushed and refilled); one commit
+      // per table, as before.
+      const text = last === undefined ? (f === 4 ? r.v4 : r.v6) : changedChains(last.chains[f], chains[f]);
+      if (text === '') continue;
+      await this.must([(await this.b(f)).restore, '-w', '--noflush'], text);
+      for (const l of text.split('\n')) if (l.startsWith('-A ')) n++;
+      if (last === undefined) for (const h of r.hooks) await this.ensureHook(f, h);
+    }
+    if (dels.length > 0) await this.must(['ipset', 'restore'], dels.join(''));
+    const names = JSON.stringify([r.chains, r.sets.map((x) => x.name)]);
+    if (last === undefined || last.names !== names) await this.deleteStale(r, last);
+    this.last = { sets, chains, names };
+    this.lastIncremental = last !== undefined;
+    for (const s of full) n += s.elements.length;
+    return n + adds.length + dels.length;
   }
 
   private async ensureHook(f: 4 | 6, h: HookJump): Promise<void> {
@@ -180,12 +276,25 @@ export class IptablesWriter implements RulesetWriter {
     return out;
   }
 
-  private async deleteStale(r: IptablesRuleset): Promise<void> {
+  /** Sets a destroy found still referenced (by a rule of someone else): tried again next time. */
+  private undestroyed = new Set<string>();
+
+  /**
+   * Deletes moat's chains and sets that `r` no longer has: those the last write had, or after a
+   * full write every one the kernel lists.
+   */
+  private async deleteStale(r: IptablesRuleset, last?: IptablesWriter['last']): Promise<void> {
     const want = new Set([...r.chains.raw, ...r.chains.mangle]);
     for (const f of FAMILIES) {
-      const stale = [...(await this.listed(f))].filter(([name]) => !want.has(name));
+      const had: [string, string][] =
+        last === undefined
+          ? [...(await this.listed(f))].map(([name, c]) => [name, c.table])
+          : [...last.chains[f]].flatMap(([table, chains]) =>
+              [...chains.keys()].map((n): [string, string] => [n, table]),
+            );
+      const stale = had.filter(([name]) => !want.has(name));
       for (const table of ['raw', 'mangle']) {
-        const mine = stale.filter(([, c]) => c.table === table).map(([n]) => n);
+        const mine = stale.filter(([, t]) => t === table).map(([n]) => n);
         if (mine.length === 0) continue;
         // Flush all first (they may jump to each other), then delete.
         const script = `*${table}\n${mine.map((n) => `:${n} - [0:0]\n`).join('')}${mine.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
@@ -193,18 +302,29 @@ export class IptablesWriter implements RulesetWriter {
       }
     }
     const wantSets = new Set(r.sets.map((s) => s.name));
-    const names = (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'));
-    for (const n of names) {
+    const names =
+      last === undefined
+        ? (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'))
+        : [...last.sets.keys(), ...this.undestroyed];
+    this.undestroyed = new Set();
+    for (const n of new Set(names)) {
       if (wantSets.has(n)) continue;
       const d = await this.runner.run(['ipset', 'destroy', n]);
       // A set something else still references stays; the next change tries again.
-      if (d.code !== 0 && !/in use|is referenced/i.test(d.stderr))
+      if (d.code !== 0 && /in use|is referenced/i.test(d.stderr)) this.undestroyed.add(n);
+      else if (d.code !== 0 && !/does not exist/i.test(d.stderr))
         throw new CommandError(['ipset', 'destroy', n], d.code, d.stderr);
     }
   }
 
   async drift(rs: Ruleset): Promise<string[]> {
     const r = await this.render(rs);
+    const diffs = await this.compare(r);
+    if (diffs.length > 0) this.last = undefined;
+    return diffs;
+  }
+
+  private async compare(r: IptablesRuleset): Promise<string[]> {
     const diffs: string[] = [];
     for (const f of FAMILIES) {
       const have = await this.listed(f);
@@ -233,8 +353,28 @@ export class IptablesWriter implements RulesetWriter {
         if (c.code !== 0) diffs.push(`ipv${f}: ${h.table} ${h.builtin} does not jump to ${h.target}`);
       }
     }
-    const sets = new Set((await this.must(['ipset', 'list', '-n'])).split('\n'));
-    for (const s of r.sets) if (!sets.has(s.name)) diffs.push(`ipset ${s.name} is missing`);
+    // Members, exactly (`ipset save`, moat's sets only), in ipset's own spelling.
+    const members = new Map<string, Set<string>>();
+    for (const l of (await this.must(['ipset', 'save'])).split('\n')) {
+      const c = /^create (moat-\S+) /.exec(l);
+      if (c !== null) members.set(c[1]!, new Set());
+      const a = /^add (moat-\S+) (.+)$/.exec(l);
+      if (a !== null) members.get(a[1]!)?.add(canonicalMember(a[2]!));
+    }
+    for (const s of r.sets) {
+      const have = members.get(s.name);
+      if (have === undefined) {
+        diffs.push(`ipset ${s.name} is missing`);
+        continue;
+      }
+      const want = new Set(s.elements.map(canonicalMember));
+      const missing = [...want].filter((e) => !have.has(e));
+      const extra = [...have].filter((e) => !want.has(e));
+      if (missing.length > 0 || extra.length > 0)
+        diffs.push(
+          `ipset ${s.name}: ${missing.length} member(s) missing (${missing.slice(0, 3).join(', ')}), ${extra.length} unexpected (${extra.slice(0, 3).join(', ')})`,
+        );
+    }
     return diffs;
   }
 
@@ -259,6 +399,7 @@ export class IptablesWriter implements RulesetWriter {
   }
 
   async remove(): Promise<void> {
+    this.last = undefined;
     for (const f of FAMILIES) {
       const have = await this.listed(f);
       for (const table of ['raw', 'mangle']) {

@@ -167,6 +167,18 @@ describe('iptables rendering of the rule model', () => {
     );
   });
 
+  it('ipset restore: a set that exists is not created again, and the swap brings its new size', () => {
+    const elements = Array.from({ length: 70000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+    const text = renderIpsetRestore(
+      [{ name: 'moat-p', type: 'hash:ip family inet', elements }],
+      new Set(['moat-p']),
+    );
+    const lines = text.split('\n');
+    assert.match(lines[0]!, /^create moat-t-\w+ hash:ip family inet maxelem 131072 -exist$/);
+    assert.ok(!lines.some((l) => l.startsWith('create moat-p ')));
+    assert.match(text, /^swap moat-t-\w+ moat-p$/m);
+  });
+
   it('refuses what it cannot say: bridge matches, inner wildcards, bridge tables', () => {
     const bad = (chain: Ruleset['chains'][number]): Ruleset => ({ ...rs, chains: [...rs.chains, chain] });
     assert.throws(

@@ -154,6 +154,13 @@ export function renderIptables(rs: Ruleset, opts: IptablesOptions = {}): Iptable
     ipsets.set(name, { name, type: `${type} family ${FAMILY[f]}`, elements });
     return name;
   };
+  // Named by what it is for, not by its members: a member joining or leaving is then an ipset
+  // add/del, not a new set and a rewritten rule.
+  const keyed = (kind: string, f: Family, type: string, key: string, elements: string[]): string => {
+    const name = `moat-${kind}-${shortHash(`${f}\n${type}\n${key}`).slice(0, 16)}`;
+    ipsets.set(name, { name, type: `${type} family ${FAMILY[f]}`, elements });
+    return name;
+  };
   const actionText = (a: Action): string => {
     switch (a.a) {
       case 'accept':
@@ -345,7 +352,7 @@ export function renderIptables(rs: Ruleset, opts: IptablesOptions = {}): Iptable
         for (const [v, keys] of [...byTarget].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
           const m = /^(jump|goto) (\S+)$/.exec(v);
           if (m === null) throw new IptablesRenderError(`map ${a.map}: element value "${v}"`);
-          const set = generated('d', f, 'hash:ip', keys);
+          const set = keyed('d', f, 'hash:ip', `${a.map}\n${v}`, keys);
           out.push(
             `-A ${name} -m set --match-set ${set} ${a.field === 'saddr' ? 'src' : 'dst'} ${m[1] === 'jump' ? '-j' : '-g'} ${iptChain(m[2]!)}`,
           );
@@ -417,12 +424,21 @@ export function renderIptables(rs: Ruleset, opts: IptablesOptions = {}): Iptable
  * The `ipset restore` input: every set is filled under a temporary name and swapped in, so a set
  * changes atomically; the real set is created first where it is missing.
  */
-export function renderIpsetRestore(sets: readonly IpsetDef[]): string {
+/** A set's capacity: room to grow, at least ipset's default. */
+export function ipsetMaxElem(n: number): number {
+  return Math.max(65536, 2 ** Math.ceil(Math.log2(n + 1)));
+}
+
+/**
+ * `ipset restore` input that fills each set aside and swaps it in. A set in `existing` is not
+ * created again: `create -exist` fails when its size differs, and the swap brings the new size.
+ */
+export function renderIpsetRestore(sets: readonly IpsetDef[], existing?: ReadonlySet<string>): string {
   let out = '';
   for (const s of sets) {
     const tmp = `moat-t-${shortHash(s.name).slice(0, 12)}`;
-    const max = Math.max(65536, 2 ** Math.ceil(Math.log2(s.elements.length + 1)));
-    out += `create ${s.name} ${s.type} maxelem ${max} -exist\n`;
+    const max = ipsetMaxElem(s.elements.length);
+    if (existing?.has(s.name) !== true) out += `create ${s.name} ${s.type} maxelem ${max} -exist\n`;
     out += `create ${tmp} ${s.type} maxelem ${max} -exist\n`;
     out += `flush ${tmp}\n`;
     for (const e of s.elements) out += `add ${tmp} ${e}\n`;

@@ -69,8 +69,7 @@ class Scenario {
   async apply(s: Snapshot, what: string): Promise<void> {
     const snap = (await this.lab.update(s)).snapshot;
     const r = await this.applier.apply(snap);
-    const later = this.backend === 'iptables' ? 'full' : 'incremental';
-    assert.equal(r.mode, this.applies++ === 0 ? 'full' : later, `${what}: apply mode`);
+    assert.equal(r.mode, this.applies++ === 0 ? 'full' : 'incremental', `${what}: apply mode`);
     // conntrack(8) may race with expiring entries ("such conntrack doesn't exist"); see the report.
     const ct = r.conntrackErrors.filter((e) => !/such conntrack doesn't exist/.test(e));
     assert.deepEqual(ct, [], `${what}: conntrack cleanup`);
