@@ -8,9 +8,11 @@
 // enforces the change for new connections; conntrack cleanup is on, the table is empty). Rules,
 // chains, sets and set entries are read back from the kernel.
 // Part 2, traffic: client netns -- node netns -- server netns (bench/dataplane-traffic.ts's
-// topology and 10,000-pod / 1,000-policy cluster), rounds of none / nftables / iptables in a
-// rotating order (each round has all three back to back; ratios per round): new connections/s on
-// 8 sockets, iperf3 Gbit/s, connect latency. "none": no rules at all in the node namespace.
+// topology and 10,000-pod / 1,000-policy cluster), rounds of none / conntrack / nftables / iptables in a
+// rotating order (each round has all four back to back; ratios per round): new connections/s on
+// 8 sockets, iperf3 Gbit/s, connect latency. "none": no rules at all in the node namespace;
+// "conntrack": only nft rules that accept established flows (conntrack's own cost, which any
+// stateful policy pays).
 //   node dist/bench/backends.js [PODS:POLICIES=10000:1000] [RUNS=5] [CHANGES=10] [ROUNDS=6] [RATE_MS=3000]
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -31,6 +33,7 @@ import type { Snapshot } from '../src/model/types.js';
 import { parseSize } from './admin-policies.js';
 import { generate } from './dataplane-load.js';
 import {
+  baselineScript,
   benchSnapshot,
   inNs,
   IPERF_PORT,
@@ -185,7 +188,7 @@ async function rulesets(p: number, q: number, runs: number, changes: number, nsx
   );
 }
 
-type Variant = 'none' | Backend;
+type Variant = 'none' | 'conntrack' | Backend;
 
 async function traffic(rounds: number, rateMs: number, nsx: BenchNetns): Promise<void> {
   const snap = benchSnapshot();
@@ -206,9 +209,10 @@ async function traffic(rounds: number, rateMs: number, nsx: BenchNetns): Promise
   const load = async (v: Variant) => {
     await clear();
     const t0 = performance.now();
+    if (v === 'conntrack') sh(['ip', 'netns', 'exec', node, 'nft', '-f', '-'], baselineScript());
     if (v === 'nftables') sh(['ip', 'netns', 'exec', node, 'nft', '-f', '-'], nftText);
     if (v === 'iptables') await ipt.replace(rs);
-    if (v !== 'none') loadMs[v].push(performance.now() - t0);
+    if (v === 'nftables' || v === 'iptables') loadMs[v].push(performance.now() - t0);
   };
   // Each ruleset really admits the flow through its accept rules (their counters move).
   const hits: Record<Backend, string[]> = { nftables: [], iptables: [] };
@@ -227,10 +231,9 @@ async function traffic(rounds: number, rateMs: number, nsx: BenchNetns): Promise
     }
     if (hits[b].length === 0) throw new Error(`${b}: the test flow hit no accept rule`);
   }
-  const variants: readonly Variant[] = ['none', 'nftables', 'iptables'];
-  const rate: Record<Variant, number[]> = { none: [], nftables: [], iptables: [] };
-  const gbps: Record<Variant, number[]> = { none: [], nftables: [], iptables: [] };
-  const lat: Record<Variant, number[]> = { none: [], nftables: [], iptables: [] };
+  const variants: readonly Variant[] = ['none', 'conntrack', 'nftables', 'iptables'];
+  const empty = (): Record<Variant, number[]> => ({ none: [], conntrack: [], nftables: [], iptables: [] });
+  const [rate, gbps, lat] = [empty(), empty(), empty()];
   try {
     for (let r = 0; r < rounds; r++) {
       const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
@@ -262,16 +265,28 @@ async function traffic(rounds: number, rateMs: number, nsx: BenchNetns): Promise
       xs[a].map((x, i) => x / xs[b][i]!),
       3,
     );
+  const ratios = (xs: Record<Variant, number[]>) =>
+    (
+      [
+        ['nftables', 'none'],
+        ['iptables', 'none'],
+        ['nftables', 'conntrack'],
+        ['iptables', 'conntrack'],
+        ['iptables', 'nftables'],
+      ] as const
+    )
+      .map(([a, b]) => `${a}/${b} ${perRound(xs, a, b)}`)
+      .join('; ');
   const rules = rs.chains.reduce((k, c) => k + c.rules.length, 0);
   process.stdout.write(
     [
       `traffic: 10,000 pods / ${snap.policies.length} policies, node-0's share (nft model: ${rs.sets.length} sets, ${rules} rules); ${rounds} rounds, rotating order; rate ${rateMs} ms on 8 sockets`,
       `  accept rules hit by the test flow: nftables ${hits.nftables.join(', ')}; iptables ${hits.iptables.join(', ')}`,
       `  full load into the node: nftables ${spread(loadMs.nftables)} ms, iptables ${spread(loadMs.iptables)} ms`,
-      `  connections/s  none ${spread(rate.none)}  nftables ${spread(rate.nftables)}  iptables ${spread(rate.iptables)}`,
-      `                 per round: nftables/none ${perRound(rate, 'nftables', 'none')}; iptables/none ${perRound(rate, 'iptables', 'none')}; iptables/nftables ${perRound(rate, 'iptables', 'nftables')}`,
-      `  iperf3 Gbit/s  none ${spread(gbps.none, 2)}  nftables ${spread(gbps.nftables, 2)}  iptables ${spread(gbps.iptables, 2)}`,
-      `                 per round: nftables/none ${perRound(gbps, 'nftables', 'none')}; iptables/none ${perRound(gbps, 'iptables', 'none')}; iptables/nftables ${perRound(gbps, 'iptables', 'nftables')}`,
+      `  connections/s  ${variants.map((v) => `${v} ${spread(rate[v])}`).join('  ')}`,
+      `                 per round: ${ratios(rate)}`,
+      `  iperf3 Gbit/s  ${variants.map((v) => `${v} ${spread(gbps[v], 2)}`).join('  ')}`,
+      `                 per round: ${ratios(gbps)}`,
       `  connect us     ${variants.map((v) => `${v} p50 ${percentile(lat[v], 50)} p99 ${percentile(lat[v], 99)}`).join('; ')}`,
     ].join('\n') + '\n',
   );

@@ -78,7 +78,7 @@ export function benchSnapshot(): Snapshot {
   };
 }
 
-function baselineScript(): string {
+export function baselineScript(): string {
   const t = `inet ${TABLE}`;
   const chain = (name: string, prio: number) =>
     `\tchain ${name} {\n\t\ttype filter hook postrouting priority ${prio}; policy accept;\n\t\tct state established,related accept\n\t}\n`;
