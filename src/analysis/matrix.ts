@@ -524,6 +524,44 @@ export function* matrixMarkdownChunks(r: MatrixResult, v: MatrixView): Generator
   }
 }
 
+/**
+ * Graphviz: a node per pod or workload (a cluster per namespace), an edge per allowed pair (not a
+ * pod to itself) labelled with the probes it is allowed on, "all probed ports" when every probe is. Render
+ * with `dot -Tsvg`.
+ */
+export function* matrixDotChunks(r: MatrixResult, v: MatrixView): Generator<string> {
+  const n = r.pods.length;
+  const q = (s: string): string => `"${s.replace(/["\\]/g, '\\$&')}"`;
+  yield 'digraph moat {\n  rankdir=LR;\n  node [shape=box, fontname="monospace"];\n';
+  const shown = [...new Set([...v.rows, ...v.cols])].sort((a, b) => a - b);
+  const byNs = new Map<string, number[]>();
+  for (const i of shown) {
+    const pod = r.pods[i]!;
+    const ns = pod.slice(0, pod.indexOf('/'));
+    byNs.set(ns, [...(byNs.get(ns) ?? []), i]);
+  }
+  for (const [ns, members] of byNs) {
+    yield `  subgraph ${q(`cluster_${ns}`)} {\n    label=${q(ns)};\n`;
+    for (const i of members) yield `    ${q(r.pods[i]!)} [label=${q(r.pods[i]!.slice(ns.length + 1))}];\n`;
+    yield '  }\n';
+  }
+  for (const i of v.rows) {
+    let out = '';
+    for (const j of v.cols) {
+      if (i === j) continue;
+      const open = r.probes.filter((p) => p.cells[i * n + j] === 1);
+      if (open.length === 0) continue;
+      const label =
+        open.length === r.probes.length && r.probes.length > 1
+          ? 'all probed ports'
+          : open.map((p) => `${p.protocol}/${p.port}`).join(', ');
+      out += `  ${q(r.pods[i]!)} -> ${q(r.pods[j]!)} [label=${q(label)}];\n`;
+    }
+    yield out;
+  }
+  yield '}\n';
+}
+
 /** The result with only the view's rows and columns (for the table and the JSON of a square view). */
 export function restrictMatrix(r: MatrixResult, v: MatrixView): MatrixResult {
   const n = r.pods.length;

@@ -178,3 +178,88 @@ test('moat explain --exit-code: 1 when denied; without --port: every declared po
     ports: [{ port: 8080, protocol: 'TCP', name: 'http', allowed: false }],
   });
 });
+
+test('moat explain --to a Service: every pod behind it, at the targetPort the Service sends there', () => {
+  const W = 'test/fixtures/workloads';
+  // Without --port: each Service port, translated per endpoint (targetPort http -> 8080).
+  const list = moat(['explain', '-f', W, '--from', 'shop/cronjob/backup', '--to', 'shop/svc/db']);
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(list.stdout.split('\n').slice(0, 3), [
+    'Service shop/svc/db port TCP/5432 -> targetPort pg: 2 of 2 endpoint(s) reachable',
+    '  shop/sts/db-0 TCP/5432: open',
+    '  shop/sts/db-1 TCP/5432: open',
+  ]);
+  // --port names the Service's port (80, or its name): the policy sees the pod's 8080.
+  for (const port of ['80', 'http']) {
+    const r = moat([
+      'explain',
+      '-f',
+      W,
+      '--from',
+      'shop/cronjob/backup',
+      '--to',
+      'svc/web',
+      '--port',
+      port,
+      '--exit-code',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^Service shop\/svc\/web port http TCP\/80 -> targetPort http: 1 of 1 endpoint\(s\) reachable\n {2}shop\/deploy\/web TCP\/8080: open\n/,
+    );
+    assert.match(r.stdout, /^shop\/cronjob\/backup -> shop\/deploy\/web TCP\/8080 \(IPv4\): ALLOWED$/m);
+  }
+  // db-1 may only reach db-0: denied, exit 1 with --exit-code; JSON per endpoint.
+  const denied = moat([
+    'explain',
+    '-f',
+    W,
+    '--from',
+    'shop/sts/db-1',
+    '--to',
+    'shop/svc/web',
+    '--port',
+    '80',
+    '--exit-code',
+  ]);
+  assert.equal(denied.code, 1, denied.stderr);
+  assert.match(denied.stdout, /0 of 1 endpoint\(s\) reachable\n {2}shop\/deploy\/web TCP\/8080: denied/);
+  const json = moat([
+    'explain',
+    '-f',
+    W,
+    '--from',
+    'shop/sts/db-1',
+    '--to',
+    'shop/svc/web',
+    '--port',
+    '80',
+    '-o',
+    'json',
+  ]);
+  const j = JSON.parse(json.stdout) as {
+    ports: {
+      targetPort: string;
+      endpoints: { pod: string; port: number; allowed: boolean; explanation: Explanation }[];
+    }[];
+  };
+  assert.equal(j.ports[0]!.targetPort, 'http');
+  assert.deepEqual(
+    j.ports[0]!.endpoints.map((e) => [e.pod, e.port, e.allowed, e.explanation.verdict.allowed]),
+    [['shop/deploy/web', 8080, false, false]],
+  );
+  // Errors name the Service and what it has.
+  const cases: [string[], RegExp][] = [
+    [['--to', 'shop/svc/nope'], /--to: unknown Service shop\/svc\/nope/],
+    [
+      ['--to', 'shop/svc/web', '--port', '8080'],
+      /--port 8080: Service shop\/web has no port 8080 \(it has: http TCP\/80\)/,
+    ],
+  ];
+  for (const [args, re] of cases) {
+    const r = moat(['explain', '-f', W, '--from', 'shop/sts/db-1', ...args]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, re);
+  }
+});

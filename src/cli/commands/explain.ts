@@ -5,7 +5,15 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { explain, formatExplanation, resolveEndpoint, resolveFlow } from '../../analysis/explain.js';
-import { PROTOCOLS, podKey, type Protocol, type Snapshot } from '../../model/types.js';
+import { resolveService, serviceEndpoints, servicePort, targetPortOn } from '../../analysis/service.js';
+import {
+  PROTOCOLS,
+  podKey,
+  type Protocol,
+  type Service,
+  type ServicePort,
+  type Snapshot,
+} from '../../model/types.js';
 import { evaluate, type Endpoint } from '../../policy/evaluate.js';
 import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
 import { parseProtocol } from './matrix.js';
@@ -43,6 +51,8 @@ export async function runExplain(a: ExplainArgs): Promise<ExplainResult> {
   if (a.port === '') throw new UsageError('explain: --port needs a value');
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
   const snapshot = await loadSnapshot(a.filename, a.ignore);
+  const svc = resolveService(snapshot, a.to!, '--to');
+  if (svc !== undefined) return viaService(snapshot, a.from!, svc, a.port, protocol, a.output);
   if (a.port === undefined) return openPorts(snapshot, a.from!, a.to!, protocol, a.output);
   const flow = resolveFlow(snapshot, { from: a.from!, to: a.to!, port: a.port, protocol: protocol ?? 'TCP' });
   const e = explain(snapshot, flow);
@@ -94,17 +104,105 @@ function openPorts(
   return { text: `${lines.join('\n')}\n`, denied };
 }
 
+/**
+ * To a Service: each pod behind it, at the port the Service sends there (targetPort, a name looked
+ * up per pod). Denied unless every endpoint is reachable; without --port, every Service port.
+ */
+function viaService(
+  snapshot: Snapshot,
+  from: string,
+  svc: Service,
+  port: string | undefined,
+  protocol: Protocol | undefined,
+  output: string,
+): ExplainResult {
+  const src = resolveEndpoint(snapshot, from, '--from');
+  const svcName = `${svc.namespace}/svc/${svc.name}`;
+  const endpoints = serviceEndpoints(snapshot, svc);
+  const ports =
+    port !== undefined
+      ? [servicePort(svc, port, protocol)]
+      : svc.ports.filter((sp) => protocol === undefined || sp.protocol === protocol);
+  const results = ports.map((sp) => ({
+    sp,
+    endpoints: endpoints.map((pod) => {
+      const target = targetPortOn(sp, pod);
+      if (target === undefined) return { pod, target };
+      const e = explain(snapshot, { src, dst: { kind: 'pod', pod }, port: target, protocol: sp.protocol });
+      return { pod, target, e };
+    }),
+  }));
+  const denied =
+    endpoints.length === 0 || results.some((r) => r.endpoints.some((x) => x.e?.verdict.allowed !== true));
+  const spText = (sp: ServicePort) =>
+    `${sp.name !== undefined ? `${sp.name} ` : ''}${sp.protocol}/${sp.port}`;
+  if (output === 'json') {
+    const json = {
+      from: src.kind === 'pod' ? podKey(src.pod) : src.ip,
+      service: { namespace: svc.namespace, name: svc.name },
+      ports: results.map((r) => ({
+        ...(r.sp.name !== undefined ? { name: r.sp.name } : {}),
+        port: r.sp.port,
+        protocol: r.sp.protocol,
+        targetPort: r.sp.targetPort,
+        endpoints: r.endpoints.map((x) => ({
+          pod: podKey(x.pod),
+          ...(x.target !== undefined ? { port: x.target } : {}),
+          allowed: x.e?.verdict.allowed ?? false,
+          ...(x.e !== undefined && port !== undefined ? { explanation: x.e } : {}),
+          ...(x.target === undefined ? { reason: `no containerPort named ${String(r.sp.targetPort)}` } : {}),
+        })),
+      })),
+    };
+    return { text: `${JSON.stringify(json, null, 2)}\n`, denied };
+  }
+  const lines: string[] = [];
+  if (endpoints.length === 0)
+    lines.push(
+      `Service ${svcName} selects no pod${svc.selector === undefined ? ' (no selector: its endpoints are managed elsewhere)' : ''}: nothing to reach`,
+    );
+  for (const r of results) {
+    if (endpoints.length === 0) break;
+    const open = r.endpoints.filter((x) => x.e?.verdict.allowed === true).length;
+    lines.push(
+      `Service ${svcName} port ${spText(r.sp)} -> targetPort ${String(r.sp.targetPort)}: ${open} of ${r.endpoints.length} endpoint(s) reachable`,
+    );
+    for (const x of r.endpoints) {
+      const what =
+        x.target === undefined
+          ? `no containerPort named ${String(r.sp.targetPort)}: the Service sends it nothing`
+          : x.e.verdict.allowed
+            ? 'open'
+            : 'denied';
+      lines.push(
+        `  ${podKey(x.pod)} ${x.target !== undefined ? `${r.sp.protocol}/${x.target}` : ''}: ${what}`.replace(
+          / +:/,
+          ':',
+        ),
+      );
+    }
+    if (port !== undefined) {
+      for (const x of r.endpoints) if (x.e !== undefined) lines.push('', formatExplanation(x.e).trimEnd());
+    }
+  }
+  if (port === undefined && endpoints.length > 0) lines.push(`(moat explain --port PORT tells why)`);
+  return { text: `${lines.join('\n')}\n`, denied };
+}
+
 export function registerExplain(program: Command): void {
   program
     .command('explain')
     .description('why a flow is allowed or denied: policy by policy, rule by rule')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
     .option('--from <endpoint>', 'source: NAMESPACE/POD or an IP address')
-    .option('--to <endpoint>', 'destination: NAMESPACE/POD or an IP address')
+    .option(
+      '--to <endpoint>',
+      'destination: NAMESPACE/POD, NAMESPACE/KIND/NAME, NAMESPACE/svc/NAME (every pod behind the Service, at its targetPort) or an IP address',
+    )
     .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
     .option(
       '--port <port>',
-      "port number, or a name resolved against the destination pod's containerPorts; without it: every declared port, open or not",
+      "port number, or a name resolved against the destination pod's containerPorts (a Service's port or port name for svc/NAME); without it: every declared port, open or not",
     )
     .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP; without --port: filters)')
     .option('--exit-code', 'exit 1 when the flow is denied (without --port: when no port is open)')

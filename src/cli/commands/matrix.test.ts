@@ -140,3 +140,57 @@ test('moat matrix: --namespace, --from, --to filter rows and columns; -o csv and
   assert.deepEqual(j.pods, ['shop/deploy/web', 'shop/sts/db-0']);
   assert.deepEqual(Object.keys(j.probes[0]!.allowed['shop/deploy/web']!), j.pods);
 });
+
+test('moat matrix -o dot: a cluster per namespace, an edge per allowed pair with its ports', () => {
+  const r = moat(['matrix', '-f', `${F}/cluster`, '-o', 'dot']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^digraph moat \{\n/);
+  assert.match(r.stdout, /subgraph "cluster_x" \{\n {4}label="x";\n {4}"x\/a" \[label="a"\];/);
+  // x/a admits only TCP/80 from x/b; y/c is denied TCP/80 to x/a, and allowed nowhere else there.
+  assert.match(r.stdout, /^ {2}"x\/b" -> "x\/a" \[label="TCP\/80"\];$/m);
+  assert.doesNotMatch(r.stdout, /"y\/c" -> "x\/a"/);
+  assert.match(r.stdout, /^ {2}"x\/a" -> "x\/b" \[label="all probed ports"\];$/m);
+  assert.doesNotMatch(r.stdout, /"x\/a" -> "x\/a"/, 'no edge from a pod to itself');
+  assert.ok(r.stdout.endsWith('}\n'));
+});
+
+test("moat matrix --to NS/svc/NAME: the pods behind the Service, at its targetPorts; --port is the Service's", () => {
+  const W = 'test/fixtures/workloads';
+  const table = [
+    'TCP/8080',
+    'from\\to              shop/deploy/web',
+    'shop/cronjob/backup  .',
+    'shop/deploy/web      .',
+    'shop/sts/db-0        .',
+    'shop/sts/db-1        X',
+  ].join('\n');
+  // Service port 80 (named http) sends to targetPort http, the pods' 8080; db-1 may reach db-0 only.
+  for (const extra of [[], ['--port', '80'], ['--port', 'http']]) {
+    const r = moat(['matrix', '-f', W, '--to', 'shop/svc/web', ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trimEnd(), table, extra.join(' '));
+  }
+  // Two Services: --port applies to the one that has it; a port none has is an error naming it.
+  const both = moat([
+    'matrix',
+    '-f',
+    W,
+    '--to',
+    'shop/svc/db',
+    '--to',
+    'shop/svc/web',
+    '--port',
+    '5432',
+    '-o',
+    'json',
+  ]);
+  assert.equal(both.code, 0, both.stderr);
+  const j = JSON.parse(both.stdout) as MatrixJson;
+  assert.deepEqual(
+    j.probes.map((p) => `${p.protocol}/${p.port}`),
+    ['TCP/5432'],
+  );
+  const none = moat(['matrix', '-f', W, '--to', 'shop/svc/db', '--to', 'shop/svc/web', '--port', '9']);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--port 9: Service shop\/db has no port 9/);
+});

@@ -1,22 +1,25 @@
-// `moat matrix -f PATH... [--port P] [--protocol TCP|UDP|SCTP] [-o table|json]`: whether every pod
+// `moat matrix -f PATH... [--port P] [--protocol TCP|UDP|SCTP] [-o table|json|csv|md|dot]`: whether every pod
 // (with an IP) can reach every pod, per probed port. Without --port, every (containerPort, protocol)
 // a pod declares is probed, sorted by port then protocol (TCP, UDP, SCTP). Flows between two pods use
 // the family of the source's first IP (IPv4 unless a pod lists an IPv6 address first).
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { PROTOCOLS, type Protocol } from '../../model/types.js';
+import { PROTOCOLS, type Protocol, type Service } from '../../model/types.js';
 import {
   computeMatrix,
   declaredProbes,
   matrixJsonChunks,
   matrixPods,
   matrixCsvChunks,
+  matrixDotChunks,
   matrixMarkdownChunks,
   matrixTableChunks,
   matrixView,
   restrictMatrix,
   type Probe,
 } from '../../analysis/matrix.js';
+import { resolveService, serviceEndpoints, servicePort, targetPortOn } from '../../analysis/service.js';
+import { podKey } from '../../model/types.js';
 import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -61,14 +64,56 @@ export function parseNumericPort(text: string): number {
   return Number(text);
 }
 
+function hasPort(svc: Service, port: string, protocol: Protocol | undefined): boolean {
+  try {
+    servicePort(svc, port, protocol);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The command's output, in chunks (large matrices do not fit in one string). */
 export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   if (a.filename.length === 0)
     throw new UsageError('matrix: at least one -f PATH is required (use -f - for stdin)');
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
-  const port = a.port !== undefined ? parseNumericPort(a.port) : undefined;
   const snapshot = await loadSnapshot(a.filename, a.ignore);
-  let probes: Probe[] | undefined;
+  // `--to NS/svc/NAME`: the pods behind the Service, probed at the ports it sends to (its
+  // targetPorts, a name looked up per pod); --port then names a Service port.
+  const services = (a.to ?? []).flatMap((w) => {
+    const svc = resolveService(snapshot, w, '--to');
+    return svc !== undefined ? [{ word: w, svc }] : [];
+  });
+  const svcTargets = new Set<string>();
+  let svcProbes: Probe[] | undefined;
+  if (services.length > 0) {
+    const seen = new Map<string, Probe>();
+    // With several Services, --port is the port of those that have it (an error when none has).
+    const having = services.filter(
+      ({ svc }) => a.port === undefined || services.length === 1 || hasPort(svc, a.port, protocol),
+    );
+    if (having.length === 0) servicePort(services[0]!.svc, a.port!, protocol); // throws, naming it
+    for (const { svc } of having) {
+      const endpoints = serviceEndpoints(snapshot, svc);
+      for (const p of endpoints) svcTargets.add(podKey(p));
+      const sps =
+        a.port !== undefined
+          ? [servicePort(svc, a.port, protocol)]
+          : svc.ports.filter((sp) => protocol === undefined || sp.protocol === protocol);
+      for (const sp of sps) {
+        for (const p of endpoints) {
+          const t = targetPortOn(sp, p);
+          if (t !== undefined) seen.set(`${sp.protocol}/${t}`, { port: t, protocol: sp.protocol });
+        }
+      }
+    }
+    svcProbes = [...seen.values()].sort(
+      (x, y) => x.port - y.port || PROTOCOLS.indexOf(x.protocol) - PROTOCOLS.indexOf(y.protocol),
+    );
+  }
+  const port = a.port !== undefined && services.length === 0 ? parseNumericPort(a.port) : undefined;
+  let probes: Probe[] | undefined = svcProbes;
   if (port !== undefined) {
     // "--protocol defaults to TCP when --port is given".
     probes = [{ port, protocol: protocol ?? 'TCP' }];
@@ -78,7 +123,13 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   const full = computeMatrix(snapshot, probes !== undefined ? { ports: probes } : {});
   const inNs = podFilter(a.namespace);
   const from = podFilter(a.from);
-  const to = podFilter(a.to);
+  const svcWords = new Set(services.map((x) => x.word));
+  const otherTo = (a.to ?? []).filter((w) => !svcWords.has(w));
+  const toWords = podFilter(otherTo);
+  const to =
+    services.length === 0
+      ? podFilter(a.to)
+      : (p: string) => svcTargets.has(p) || (otherTo.length > 0 && toWords(p));
   const filtered = (a.namespace?.length ?? 0) + (a.from?.length ?? 0) + (a.to?.length ?? 0) > 0;
   const view = matrixView(
     full,
@@ -97,6 +148,16 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   if (a.output === 'json') return withNewline(matrixJsonChunks(result));
   if (a.output === 'csv')
     return matrixCsvChunks(
+      result,
+      rView ??
+        matrixView(
+          result,
+          () => true,
+          () => true,
+        ),
+    );
+  if (a.output === 'dot')
+    return matrixDotChunks(
       result,
       rView ??
         matrixView(
@@ -151,12 +212,20 @@ export function registerMatrix(program: Command): void {
       collectValues,
       [],
     )
-    .option('--to <pods>', 'destinations (columns): as --from; repeatable', collectValues, [])
-    .option('--port <port>', 'probe this port number only (default: every declared containerPort)')
+    .option(
+      '--to <pods>',
+      'destinations (columns): as --from, or NAMESPACE/svc/NAME (the pods behind a Service, at its targetPorts); repeatable',
+      collectValues,
+      [],
+    )
+    .option(
+      '--port <port>',
+      "probe this port number only (default: every declared containerPort); with a Service in --to: the Service's port or port name",
+    )
     .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP with --port; otherwise filters)')
     .addOption(
       new Option('-o, --output <format>', 'output format')
-        .choices(['table', 'json', 'csv', 'md'])
+        .choices(['table', 'json', 'csv', 'md', 'dot'])
         .default('table'),
     )
     .addHelpText(
