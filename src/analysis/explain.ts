@@ -257,8 +257,13 @@ function explainSideNP(
   const subject = self.pod;
   // What the NetworkPolicy tier checked, as it decided (absent when another tier decided first).
   const np = trace.tiers.find((t) => t.stage === 'networkpolicy')?.trace;
-  const policies = np?.policies ?? [];
-  const others = np?.notSelecting ?? [];
+  // By namespace/name, whatever order the input listed them in (a cluster lists by name).
+  const byRef = <T extends { readonly policy: PolicyRef }>(xs: readonly T[]): T[] =>
+    [...xs].sort((a, b) =>
+      refText(a.policy) < refText(b.policy) ? -1 : refText(a.policy) > refText(b.policy) ? 1 : 0,
+    );
+  const policies = byRef(np?.policies ?? []);
+  const others = byRef(np?.notSelecting ?? []);
   const key = podKey(subject);
   if (side.reason === 'not-isolated') {
     return {

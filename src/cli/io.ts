@@ -9,7 +9,7 @@ import {
   type FlowLogOptions,
 } from '../dataplane/model.js';
 import { InputError, UsageError } from '../errors.js';
-import { loadPaths } from '../model/load.js';
+import { loadPaths, type LoadResult } from '../model/load.js';
 import type { Snapshot } from '../model/types.js';
 
 export async function loadSnapshot(
@@ -20,6 +20,44 @@ export async function loadSnapshot(
   for (const note of res.notes) process.stderr.write(`moat: ${note}\n`);
   if (res.problems.length > 0) throw new InputError(res.problems);
   return res.snapshot;
+}
+
+/** Where an analysis command reads: files (`-f`) or a live cluster (`--kubeconfig`, `--context`). */
+export interface InputArgs {
+  readonly filename: readonly string[];
+  readonly ignore?: readonly string[];
+  readonly kubeconfig?: string;
+  readonly context?: string;
+}
+
+/** The load result of the files or of the cluster (notes not printed, problems not thrown). */
+export async function loadInputResult(command: string, a: InputArgs): Promise<LoadResult> {
+  if (a.kubeconfig !== undefined) {
+    if (a.filename.length > 0) throw new UsageError(`${command}: give -f PATH or --kubeconfig, not both`);
+    const { loadCluster } = await import('./cluster.js');
+    return loadCluster({ kubeconfig: a.kubeconfig, context: a.context });
+  }
+  if (a.context !== undefined) throw new UsageError(`${command}: --context needs --kubeconfig`);
+  if (a.filename.length === 0)
+    throw new UsageError(
+      `${command}: at least one -f PATH (use -f - for stdin) or --kubeconfig PATH is required`,
+    );
+  return loadPaths(a.filename, { ignore: a.ignore ?? [] });
+}
+
+/** loadInputResult, with notes on stderr and invalid input refused as `moat validate` does. */
+export async function loadInput(command: string, a: InputArgs): Promise<Snapshot> {
+  const res = await loadInputResult(command, a);
+  for (const note of res.notes) process.stderr.write(`moat: ${note}\n`);
+  if (res.problems.length > 0) throw new InputError(res.problems);
+  return res.snapshot;
+}
+
+/** `--kubeconfig` and `--context`, the same on every analysis command. */
+export function addClusterOptions(cmd: Command): Command {
+  return cmd
+    .option('--kubeconfig <path>', 'read the live cluster this kubeconfig names (list only) instead of files')
+    .option('--context <name>', 'the kubeconfig context to use (default: its current context)');
 }
 
 /** "veth*,cali*": interface names or prefix globs; "" turns the source check off. */

@@ -5,7 +5,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { diffSnapshots, formatDiffMarkdown, formatDiffText } from '../../analysis/diff.js';
-import { loadSnapshot } from '../io.js';
+import { addClusterOptions, loadInput } from '../io.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -15,21 +15,38 @@ export interface DiffArgs {
   readonly old: readonly string[];
   readonly new: readonly string[];
   readonly output: string;
+  /** The live cluster stands for the side not given (`--new PATH` alone: what applying it would do). */
+  readonly kubeconfig?: string;
+  readonly context?: string;
 }
 
 export async function runDiff(a: DiffArgs): Promise<{ text: string; code: number }> {
-  if (a.old.length === 0 || a.new.length === 0) {
-    throw new UsageError('diff: --old PATH and --new PATH are both required');
+  const cluster = {
+    ...(a.kubeconfig !== undefined ? { kubeconfig: a.kubeconfig } : {}),
+    ...(a.context !== undefined ? { context: a.context } : {}),
+  };
+  if (a.kubeconfig !== undefined && (a.old.length === 0) === (a.new.length === 0)) {
+    throw new UsageError(
+      'diff: with --kubeconfig, give one of --old PATH or --new PATH (the cluster is the other)',
+    );
   }
-  const d = diffSnapshots(await loadSnapshot(a.old), await loadSnapshot(a.new));
+  if (a.kubeconfig === undefined && (a.old.length === 0 || a.new.length === 0)) {
+    throw new UsageError(
+      'diff: --old PATH and --new PATH are both required (or one of them and --kubeconfig)',
+    );
+  }
+  const side = (paths: readonly string[]) =>
+    loadInput('diff', paths.length > 0 ? { filename: paths } : { filename: [], ...cluster });
+  const d = diffSnapshots(await side(a.old), await side(a.new));
   const code = d.opened.length > 0 ? 1 : 0;
   if (a.output === 'json') return { text: `${JSON.stringify(d, null, 2)}\n`, code };
   return { text: a.output === 'md' ? formatDiffMarkdown(d) : formatDiffText(d), code };
 }
 
 export function registerDiff(program: Command): void {
-  program
-    .command('diff')
+  const cmd = program.command('diff');
+  addClusterOptions(cmd);
+  cmd
     .description(
       'the connectivity a change opens and closes, with the rule that causes each (exit 1 when something opens)',
     )

@@ -15,16 +15,14 @@ import {
   type Snapshot,
 } from '../../model/types.js';
 import { evaluate, type Endpoint } from '../../policy/evaluate.js';
-import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
+import { addClusterOptions, collectValues, IGNORE_HELP, loadInput, type InputArgs } from '../io.js';
 import { parseProtocol } from './matrix.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-export interface ExplainArgs {
-  readonly filename: readonly string[];
-  readonly ignore?: readonly string[];
+export interface ExplainArgs extends InputArgs {
   readonly exitCode?: boolean;
   readonly from?: string;
   readonly to?: string;
@@ -40,8 +38,6 @@ export interface ExplainResult {
 }
 
 export async function runExplain(a: ExplainArgs): Promise<ExplainResult> {
-  if (a.filename.length === 0)
-    throw new UsageError('explain: at least one -f PATH is required (use -f - for stdin)');
   for (const [flag, v] of [
     ['--from', a.from],
     ['--to', a.to],
@@ -50,7 +46,7 @@ export async function runExplain(a: ExplainArgs): Promise<ExplainResult> {
   }
   if (a.port === '') throw new UsageError('explain: --port needs a value');
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
-  const snapshot = await loadSnapshot(a.filename, a.ignore);
+  const snapshot = await loadInput('explain', a);
   const svc = resolveService(snapshot, a.to!, '--to');
   if (svc !== undefined) return viaService(snapshot, a.from!, svc, a.port, protocol, a.output);
   if (a.port === undefined) return openPorts(snapshot, a.from!, a.to!, protocol, a.output);
@@ -190,8 +186,9 @@ function viaService(
 }
 
 export function registerExplain(program: Command): void {
-  program
-    .command('explain')
+  const cmd = program.command('explain');
+  addClusterOptions(cmd);
+  cmd
     .description('why a flow is allowed or denied: policy by policy, rule by rule')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
     .option('--from <endpoint>', 'source: NAMESPACE/POD or an IP address')

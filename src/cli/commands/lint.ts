@@ -6,27 +6,23 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { atLeast, formatFinding, lint, SEVERITIES, type Severity } from '../../analysis/lint.js';
 import { toSarif } from '../../analysis/sarif.js';
-import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
+import { addClusterOptions, collectValues, IGNORE_HELP, loadInput, type InputArgs } from '../io.js';
 import { VERSION } from '../version.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-export interface LintArgs {
-  readonly filename: readonly string[];
-  readonly ignore?: readonly string[];
+export interface LintArgs extends InputArgs {
   readonly output: string;
   readonly failOn: string;
 }
 
 export async function runLint(a: LintArgs): Promise<{ text: string; code: number }> {
-  if (a.filename.length === 0)
-    throw new UsageError('lint: at least one -f PATH is required (use -f - for stdin)');
   if (!(SEVERITIES as readonly string[]).includes(a.failOn)) {
     throw new UsageError(`--fail-on ${a.failOn}: must be one of ${SEVERITIES.join(', ')}`);
   }
-  const findings = lint(await loadSnapshot(a.filename, a.ignore));
+  const findings = lint(await loadInput('lint', a));
   const code = findings.some((f) => atLeast(f, a.failOn as Severity)) ? 1 : 0;
   if (a.output === 'sarif') return { text: `${JSON.stringify(toSarif(findings, VERSION), null, 2)}\n`, code };
   if (a.output === 'json') {
@@ -43,8 +39,9 @@ export async function runLint(a: LintArgs): Promise<{ text: string; code: number
 }
 
 export function registerLint(program: Command): void {
-  program
-    .command('lint')
+  const cmd = program.command('lint');
+  addClusterOptions(cmd);
+  cmd
     .description(
       'find the traps a valid policy set can hold (DNS blocked or open, selectors that select nothing, OR for AND, named ports, protocols, hostNetwork pods, admin priority ties and shadowed rules)',
     )
@@ -58,13 +55,8 @@ export function registerLint(program: Command): void {
         .default('warning'),
     )
     .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
-    .action(async (opts: { filename: string[]; ignore: string[]; output: string; failOn: string }) => {
-      const r = await runLint({
-        filename: opts.filename,
-        ignore: opts.ignore,
-        output: opts.output,
-        failOn: opts.failOn,
-      });
+    .action(async (opts: LintArgs) => {
+      const r = await runLint(opts);
       process.stdout.write(r.text);
       if (r.code !== 0) process.exitCode = r.code;
     });

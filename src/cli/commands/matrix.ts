@@ -20,15 +20,13 @@ import {
 } from '../../analysis/matrix.js';
 import { resolveService, serviceEndpoints, servicePort, targetPortOn } from '../../analysis/service.js';
 import { podKey } from '../../model/types.js';
-import { collectValues, IGNORE_HELP, loadSnapshot } from '../io.js';
+import { addClusterOptions, collectValues, IGNORE_HELP, loadInput, type InputArgs } from '../io.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-export interface MatrixArgs {
-  readonly filename: readonly string[];
-  readonly ignore?: readonly string[];
+export interface MatrixArgs extends InputArgs {
   readonly port?: string;
   readonly protocol?: string;
   readonly output: string;
@@ -75,10 +73,8 @@ function hasPort(svc: Service, port: string, protocol: Protocol | undefined): bo
 
 /** The command's output, in chunks (large matrices do not fit in one string). */
 export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
-  if (a.filename.length === 0)
-    throw new UsageError('matrix: at least one -f PATH is required (use -f - for stdin)');
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
-  const snapshot = await loadSnapshot(a.filename, a.ignore);
+  const snapshot = await loadInput('matrix', a);
   // `--to NS/svc/NAME`: the pods behind the Service, probed at the ports it sends to (its
   // targetPorts, a name looked up per pod); --port then names a Service port.
   const services = (a.to ?? []).flatMap((w) => {
@@ -195,8 +191,9 @@ async function writeAll(chunks: Iterable<string>): Promise<void> {
 }
 
 export function registerMatrix(program: Command): void {
-  program
-    .command('matrix')
+  const cmd = program.command('matrix');
+  addClusterOptions(cmd);
+  cmd
     .description('whether every pod can reach every pod, per port (. allowed, X denied)')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
     .option('--ignore <glob>', IGNORE_HELP, collectValues, [])

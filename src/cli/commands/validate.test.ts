@@ -54,7 +54,7 @@ test('validate: a missing file is a clear error naming the path', () => {
 test('validate: no -f is a usage error', () => {
   const r = moat(['validate']);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /-f PATH is required/);
+  assert.match(r.stderr, /at least one -f PATH \(use -f - for stdin\) or --kubeconfig PATH is required/);
 });
 
 test('validate --ignore GLOB: names match any path segment, globs with / the whole path', () => {

@@ -2,9 +2,8 @@
 // Output: problems, one per line (FILE:LINE: KIND NS/NAME: FIELD: message), on stdout, exit 1;
 // when all is valid, "N objects valid" on stdout, exit 0. Notes and warnings go to stderr.
 import type { Command } from 'commander';
-import { formatProblem, UsageError } from '../../errors.js';
-import { loadPaths } from '../../model/load.js';
-import { collectValues, IGNORE_HELP } from '../io.js';
+import { formatProblem } from '../../errors.js';
+import { addClusterOptions, collectValues, IGNORE_HELP, loadInputResult } from '../io.js';
 import type { Snapshot } from '../../model/types.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -27,10 +26,12 @@ export function countObjects(s: Snapshot): number {
   return seen.size;
 }
 
-export async function runValidate(paths: readonly string[], ignore: readonly string[] = []): Promise<number> {
-  if (paths.length === 0)
-    throw new UsageError('validate: at least one -f PATH is required (use -f - for stdin)');
-  const res = await loadPaths(paths, { ignore });
+export async function runValidate(
+  paths: readonly string[],
+  ignore: readonly string[] = [],
+  cluster: { kubeconfig?: string; context?: string } = {},
+): Promise<number> {
+  const res = await loadInputResult('validate', { filename: paths, ignore, ...cluster });
   for (const note of res.notes) process.stderr.write(`moat: ${note}\n`);
   if (res.problems.length > 0) {
     process.stdout.write(res.problems.map((p) => `${formatProblem(p)}\n`).join(''));
@@ -44,13 +45,17 @@ export async function runValidate(paths: readonly string[], ignore: readonly str
 }
 
 export function registerValidate(program: Command): void {
-  program
-    .command('validate')
+  const cmd = program.command('validate');
+  addClusterOptions(cmd);
+  cmd
     .description('validate Namespaces, Pods, Nodes and NetworkPolicies as the API server does')
     .option('-f, --filename <path>', 'file, directory (recursive) or - for stdin; repeatable', collect, [])
     .option('--ignore <glob>', IGNORE_HELP, collectValues, [])
-    .action(async (opts: { filename: string[]; ignore: string[] }) => {
-      const code = await runValidate(opts.filename, opts.ignore);
+    .action(async (opts: { filename: string[]; ignore: string[]; kubeconfig?: string; context?: string }) => {
+      const code = await runValidate(opts.filename, opts.ignore, {
+        ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+        ...(opts.context !== undefined ? { context: opts.context } : {}),
+      });
       if (code !== 0) process.exitCode = code;
     });
 }
