@@ -5,6 +5,7 @@ import { compile, DEFAULT_POD_INTERFACES, DEFAULT_TABLE, renderNft } from '../..
 import { UsageError } from '../../errors.js';
 import {
   addFlowLogOptions,
+  collectValues,
   loadSnapshot,
   parseFlowLogFlags,
   parseInterfaces,
@@ -12,7 +13,7 @@ import {
 } from '../io.js';
 
 interface CompileFlags extends FlowLogFlags {
-  file?: string[];
+  filename: string[];
   node?: string;
   table: string;
   policeNodeEgress?: boolean;
@@ -29,7 +30,12 @@ export function registerCompile(program: Command): void {
     .description(
       'print the nftables ruleset for a node (an `nft -f` script that atomically replaces the table)',
     )
-    .option('-f, --file <path...>', 'manifests: files, directories, or - for stdin')
+    .option(
+      '-f, --filename <path>',
+      'file, directory (recursive) or - for stdin; repeatable',
+      collectValues,
+      [],
+    )
     .option('--node <name>', 'compile for this node (default: every pod is local)')
     .option('--table <name>', 'nft table name (family inet)', DEFAULT_TABLE)
     .option('--police-node-egress', 'police pod -> own-node egress instead of always allowing it')
@@ -47,7 +53,7 @@ export function registerCompile(program: Command): void {
         .default('auto'),
     );
   addFlowLogOptions(cmd).action(async (flags: CompileFlags) => {
-    if (flags.file === undefined || flags.file.length === 0) {
+    if (flags.filename === undefined || flags.filename.length === 0) {
       throw new UsageError('compile: -f PATH is required (a file, a directory, or - for stdin)');
     }
     if (!TABLE_NAME.test(flags.table)) {
@@ -56,7 +62,7 @@ export function registerCompile(program: Command): void {
       );
     }
     const { flowLog, audit } = parseFlowLogFlags(flags);
-    const snap = await loadSnapshot(flags.file);
+    const snap = await loadSnapshot(flags.filename);
     if (
       flags.node !== undefined &&
       !snap.nodes.some((n) => n.name === flags.node) &&

@@ -20,7 +20,13 @@ import {
   type LabNetwork,
 } from '../../lab/plan.js';
 import type { Snapshot } from '../../model/types.js';
-import { addFlowLogOptions, loadSnapshot, parseFlowLogFlags, type FlowLogFlags } from '../io.js';
+import {
+  addFlowLogOptions,
+  collectValues,
+  loadSnapshot,
+  parseFlowLogFlags,
+  type FlowLogFlags,
+} from '../io.js';
 import { formatCompact } from '../../flowlog/format.js';
 import type { FlowRecord } from '../../flowlog/record.js';
 import { writeFileSync } from 'node:fs';
@@ -37,14 +43,14 @@ interface CommonFlags extends FlowLogFlags {
 }
 
 interface ProbeFlags extends CommonFlags {
-  file?: string[];
+  filename: string[];
   output: string;
   /** The flow records seen while probing go to this file (JSON lines). */
   flowLog?: string;
 }
 
 interface UpFlags extends CommonFlags {
-  file?: string[];
+  filename: string[];
   driftInterval: string;
   flows?: boolean;
 }
@@ -219,7 +225,12 @@ export function registerLab(program: Command): void {
       .description(
         'build the lab, enforce, probe every pod -> pod on every declared port, compare with the evaluator, tear down',
       )
-      .option('-f, --file <path...>', 'manifests: files, directories, or - for stdin')
+      .option(
+        '-f, --filename <path>',
+        'file, directory (recursive) or - for stdin; repeatable',
+        collectValues,
+        [],
+      )
       .option('-o, --output <format>', 'table or json (the schema of `moat matrix -o json`)', 'table')
       .option(
         '--flow-log <file>',
@@ -227,12 +238,13 @@ export function registerLab(program: Command): void {
       ),
   ).action(async (f: ProbeFlags) => {
     const fl = parseFlowLogFlags(f); // --flow-log is a file here: the mode is --flow-log-mode
-    if (f.file === undefined || f.file.length === 0) throw new UsageError('lab probe: -f PATH is required');
+    if (f.filename === undefined || f.filename.length === 0)
+      throw new UsageError('lab probe: -f PATH is required');
     if (f.output !== 'table' && f.output !== 'json') {
       throw new UsageError(`lab probe: -o "${f.output}": must be table or json`);
     }
     requireRoot('probe');
-    const snap = await loadSnapshot(f.file);
+    const snap = await loadSnapshot(f.filename);
     const opts = labOptions('probe', f, snap);
     const disagree = await withLab(snap, opts, (l, stopped) => {
       const interrupted = stopped.then(() => {
@@ -316,16 +328,18 @@ export function registerLab(program: Command): void {
       .description(
         'build the lab and enforce DIR with the agent loop; re-apply and re-probe on every change; Ctrl-C tears down',
       )
-      .option('-f, --file <path...>', 'manifests to watch: files or directories')
+      .option('-f, --filename <path>', 'files or directories to watch; repeatable', collectValues, [])
       .option('--drift-interval <ms>', 'how often to check the nft table for drift', '10000')
       .option('--flows', 'print every flow record as it is logged (one line each, as `moat flows`)'),
   ).action(async (f: UpFlags) => {
     const fl = parseFlowLogFlags(f);
-    if (f.file === undefined || f.file.length === 0) throw new UsageError('lab up: -f DIR is required');
-    if (f.file.includes('-')) throw new UsageError('lab up: cannot watch stdin; give files or directories');
+    if (f.filename === undefined || f.filename.length === 0)
+      throw new UsageError('lab up: -f DIR is required');
+    if (f.filename.includes('-'))
+      throw new UsageError('lab up: cannot watch stdin; give files or directories');
     const driftMs = positiveInt('--drift-interval', f.driftInterval);
     requireRoot('up');
-    const snap = await loadSnapshot(f.file);
+    const snap = await loadSnapshot(f.filename);
     const opts = labOptions('up', f, snap);
     await withLab(snap, opts, async (l, stopped) => {
       const many = l.nodes.length > 1;
@@ -355,9 +369,9 @@ export function registerLab(program: Command): void {
             `moat: lab up: ${node !== undefined && many ? `node ${node}: ` : ''}${phase}: ${e instanceof Error ? e.message : String(e)}`,
           ),
       });
-      const source = new FileSource(f.file!, { onNote: (n) => err(`moat: ${n}`) });
+      const source = new FileSource(f.filename, { onNote: (n) => err(`moat: ${n}`) });
       await agents.start(source);
-      err(`lab: watching ${f.file!.join(', ')}; Ctrl-C to tear down`);
+      err(`lab: watching ${f.filename.join(', ')}; Ctrl-C to tear down`);
       await stopped;
       await agents.stop();
       await agents.closeFlows();
