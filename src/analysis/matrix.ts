@@ -419,24 +419,54 @@ export function* matrixJsonChunks(r: MatrixResult): Generator<string> {
 }
 
 /** formatMatrixTable's text in chunks of one line each (see matrixJsonChunks). */
-export function* matrixTableChunks(r: MatrixResult, view?: MatrixView): Generator<string> {
+/**
+ * The truth tables; with `width` (a terminal's columns), a table wider than that is cut into
+ * column groups that fit, each printed under a `(columns K-M of N)` line, every row repeated.
+ */
+export function* matrixTableChunks(r: MatrixResult, view?: MatrixView, width?: number): Generator<string> {
   const pods = r.pods;
   const n = pods.length;
   const all = pods.map((_, i) => i);
   const rows = view?.rows ?? all;
   const cols = view?.cols ?? all;
   const fromW = Math.max('from\\to'.length, ...rows.map((i) => pods[i]!.length));
-  const allowed = cols.map((j) => '.'.padEnd(pods[j]!.length));
-  const denied = cols.map((j) => 'X'.padEnd(pods[j]!.length));
+  // Column groups: as many columns as fit after the row labels (at least one).
+  const groups: number[][] = [];
+  let group: number[] = [];
+  let used = fromW;
+  for (const j of cols) {
+    const w = 2 + pods[j]!.length;
+    if (width !== undefined && group.length > 0 && used + w > width) {
+      groups.push(group);
+      group = [];
+      used = fromW;
+    }
+    group.push(j);
+    used += w;
+  }
+  if (group.length > 0 || groups.length === 0) groups.push(group);
+  let first = 0;
+  const ranges = groups.map((g) => {
+    const range = [first + 1, first + g.length] as const;
+    first += g.length;
+    return range;
+  });
   for (let pi = 0; pi < r.probes.length; pi++) {
     const p = r.probes[pi]!;
     if (pi > 0) yield '\n';
     yield `${p.protocol}/${p.port}\n`;
-    yield `${['from\\to'.padEnd(fromW), ...cols.map((j) => pods[j]!)].join('  ').trimEnd()}\n`;
-    const cells: string[] = new Array<string>(cols.length);
-    for (const i of rows) {
-      cols.forEach((j, k) => (cells[k] = p.cells[i * n + j] === 1 ? allowed[k]! : denied[k]!));
-      yield `${[pods[i]!.padEnd(fromW), ...cells].join('  ').trimEnd()}\n`;
+    for (let gi = 0; gi < groups.length; gi++) {
+      const g = groups[gi]!;
+      if (groups.length > 1)
+        yield `${gi > 0 ? '\n' : ''}(columns ${ranges[gi]![0]}-${ranges[gi]![1]} of ${cols.length})\n`;
+      const allowed = g.map((j) => '.'.padEnd(pods[j]!.length));
+      const denied = g.map((j) => 'X'.padEnd(pods[j]!.length));
+      yield `${['from\\to'.padEnd(fromW), ...g.map((j) => pods[j]!)].join('  ').trimEnd()}\n`;
+      const cells: string[] = new Array<string>(g.length);
+      for (const i of rows) {
+        g.forEach((j, k) => (cells[k] = p.cells[i * n + j] === 1 ? allowed[k]! : denied[k]!));
+        yield `${[pods[i]!.padEnd(fromW), ...cells].join('  ').trimEnd()}\n`;
+      }
     }
   }
 }

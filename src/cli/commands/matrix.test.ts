@@ -194,3 +194,29 @@ test("moat matrix --to NS/svc/NAME: the pods behind the Service, at its targetPo
   assert.equal(none.code, 2);
   assert.match(none.stderr, /--port 9: Service shop\/db has no port 9/);
 });
+
+test('moat matrix --width: a table wider than that is cut into column groups, rows repeated', () => {
+  const W = 'test/fixtures/workloads';
+  const whole = moat(['matrix', '-f', W, '--port', '5432']);
+  const cut = moat(['matrix', '-f', W, '--port', '5432', '--width', '60']);
+  assert.equal(cut.code, 0, cut.stderr);
+  assert.doesNotMatch(whole.stdout, /\(columns/, 'not a terminal and no --width: whole rows');
+  const groups = [...cut.stdout.matchAll(/^\(columns (\d+)-(\d+) of 4\)$/gm)].map((m) => [
+    Number(m[1]),
+    Number(m[2]),
+  ]);
+  assert.deepEqual(groups, [
+    [1, 2],
+    [3, 4],
+  ]);
+  for (const line of cut.stdout.split('\n')) assert.ok(line.length <= 60, line);
+  // The same cells: each row's cells across the groups are the whole row's.
+  const rows = (text: string) => {
+    const m = new Map<string, string>();
+    for (const l of text.split('\n').filter((x) => x.startsWith('shop/')))
+      m.set(l.split(/\s+/)[0]!, `${m.get(l.split(/\s+/)[0]!) ?? ''}${l.split(/\s+/).slice(1).join('')}`);
+    return m;
+  };
+  assert.deepEqual(rows(cut.stdout), rows(whole.stdout));
+  assert.equal(moat(['matrix', '-f', W, '--width', '5']).code, 2);
+});

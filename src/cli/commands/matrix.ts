@@ -35,6 +35,14 @@ export interface MatrixArgs extends InputArgs {
   /** Sources (rows) / destinations (columns): NAMESPACE, NAMESPACE/NAME, globs with * allowed. */
   readonly from?: readonly string[];
   readonly to?: readonly string[];
+  /** Table width in characters (default: the terminal's, when stdout is one). */
+  readonly width?: string;
+}
+
+function parseWidth(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 20)
+    throw new UsageError(`--width ${text}: a number of columns, at least 20`);
+  return Number(text);
 }
 
 /** `--from`/`--to`/`--namespace` words: a namespace ("shop"), or a pod or workload, with * globs. */
@@ -175,7 +183,10 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   if (result.probes.length === 0) {
     process.stderr.write('moat: no ports to probe: no pod declares a containerPort (use --port)\n');
   }
-  return matrixTableChunks(result, rView);
+  // Width-aware on a terminal (or with --width); piped output keeps whole rows.
+  const width =
+    a.width !== undefined ? parseWidth(a.width) : process.stdout.isTTY ? process.stdout.columns : undefined;
+  return matrixTableChunks(result, rView, width);
 }
 
 function* withNewline(chunks: Iterable<string>): Generator<string> {
@@ -220,6 +231,7 @@ export function registerMatrix(program: Command): void {
       "probe this port number only (default: every declared containerPort); with a Service in --to: the Service's port or port name",
     )
     .option('--protocol <protocol>', 'TCP, UDP or SCTP (default TCP with --port; otherwise filters)')
+    .option('--width <n>', "table width: wider tables are cut into column groups (default: the terminal's)")
     .addOption(
       new Option('-o, --output <format>', 'output format')
         .choices(['table', 'json', 'csv', 'md', 'dot'])
