@@ -17,8 +17,12 @@ import type { ParsedDoc, Tree } from './parseYaml.js';
 
 class Bail extends Error {}
 
+const CORE_FIRST = new Set([...'0123456789+-.~nNtTfF'].map((c) => c.charCodeAt(0)));
+
 /** A plain scalar as the YAML 1.2 core schema resolves it (the `yaml` library's regexes). */
 function resolvePlain(s: string, line: number): Tree {
+  // Every core-schema form starts with one of these (or is empty): most strings end here.
+  if (s !== '' && !CORE_FIRST.has(s.charCodeAt(0))) return { t: 'str', line, v: s };
   if (/^(?:~|[Nn]ull|NULL)?$/.test(s)) return { t: 'null', line };
   if (/^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/.test(s))
     return { t: 'bool', line, v: s[0] === 't' || s[0] === 'T' };
@@ -104,7 +108,11 @@ function parseChunk(text: string, firstLine: number): ParsedDoc[] | undefined {
         while (events[k]?.type !== EVENT_ID.POP) {
           const first = events[k];
           const kl = lineAt(
-            first?.type === EVENT_ID.SCALAR ? first.valueStart : 'start' in first! ? first.start : pos,
+            first?.type === EVENT_ID.SCALAR
+              ? first.valueStart
+              : first?.type === EVENT_ID.MAPPING || first?.type === EVENT_ID.SEQUENCE
+                ? first.start
+                : pos,
           );
           const key = keyText(node(kl));
           if (entries.has(key)) throw new Bail();
@@ -136,7 +144,7 @@ function parseChunk(text: string, firstLine: number): ParsedDoc[] | undefined {
       default:
         throw new Bail();
     }
-    if ('anchorStart' in ev && ev.anchorStart !== -1) anchors.set(name(ev.anchorStart, ev.anchorEnd), out);
+    if (ev.anchorStart !== -1) anchors.set(name(ev.anchorStart, ev.anchorEnd), out);
     return out;
   };
   try {
