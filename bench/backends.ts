@@ -3,7 +3,7 @@
 // --noflush of moat's chains; every change a full replace).
 // Part 1, rulesets: a PODS/POLICIES cluster, node-0's share, in a throwaway netns per backend; each
 // run (backends in ABBA order over runs) times the first apply through the agent's applier
-// (NftApplier, with IptablesWriter for iptables), then CHANGES each of: one pod added on node-0,
+// (DataplaneApplier, with IptablesWriter for iptables), then CHANGES each of: one pod added on node-0,
 // one on another node, one node-0 policy changed, each timed until apply() returns (the kernel
 // enforces the change for new connections; conntrack cleanup is on, the table is empty). Rules,
 // chains, sets and set entries are read back from the kernel.
@@ -20,7 +20,7 @@ import {
   compile,
   NetlinkConntrack,
   netnsRunner,
-  NftApplier,
+  DataplaneApplier,
   NftSession,
   parseNftJson,
   renderNft,
@@ -50,10 +50,10 @@ import { BenchNetns, isRoot, median, percentile, sh } from './netns.js';
 const BACKENDS: readonly Backend[] = ['nftables', 'iptables'];
 type Kind = 'first' | 'pod+local' | 'pod+remote' | 'policy';
 
-function applierFor(backend: Backend, netns: string): NftApplier {
+function applierFor(backend: Backend, netns: string): DataplaneApplier {
   const runner = netnsRunner(netns);
   const conntrack = new NetlinkConntrack({ netns });
-  return new NftApplier(
+  return new DataplaneApplier(
     runner,
     { table: TABLE, nodeName: 'node-0' },
     backend === 'iptables'

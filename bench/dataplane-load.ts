@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { compile, localRunner, netnsRunner, NftApplier, renderNft } from '../src/dataplane/index.js';
+import { compile, localRunner, netnsRunner, DataplaneApplier, renderNft } from '../src/dataplane/index.js';
 import { FLOW_LOG_MODES, type DataplaneOptions, type FlowLogMode } from '../src/dataplane/model.js';
 import {
   cport,
@@ -132,7 +132,7 @@ interface Measure {
   heapMiB: number | undefined;
 }
 
-/** One compile + render, and the first apply through a fresh NftApplier when a netns is given. */
+/** One compile + render, and the first apply through a fresh DataplaneApplier when a netns is given. */
 async function measure(
   snap: Snapshot,
   nodeName: string | undefined,
@@ -159,7 +159,7 @@ async function measure(
     heapMiB: undefined,
   };
   if (netns !== undefined) {
-    const ap = new NftApplier(netnsRunner(netns), { ...opts, conntrackCleanup: false });
+    const ap = new DataplaneApplier(netnsRunner(netns), { ...opts, conntrackCleanup: false });
     const t3 = performance.now();
     await ap.apply(snap);
     m.applyMs = performance.now() - t3;
@@ -326,11 +326,11 @@ async function main(): Promise<void> {
         if (netns !== undefined) {
           const runner = netnsRunner(netns);
           // What the agent does: one applier, first apply = compile + render + nft -f (full replace).
-          const ap = new NftApplier(runner, { ...opts, conntrackCleanup: false });
+          const ap = new DataplaneApplier(runner, { ...opts, conntrackCleanup: false });
           const t3 = performance.now();
           await ap.apply(snap);
           const t4 = performance.now();
-          load = `compile+load via NftApplier.apply ${(t4 - t3).toFixed(0)} ms`;
+          load = `compile+load via DataplaneApplier.apply ${(t4 - t3).toFixed(0)} ms`;
           gc();
           const after = process.memoryUsage();
           mem = `; memory holding snapshot + applier state: rss ${mib(after.rss)} (+${mib(after.rss - before.rss)}), heap used ${mib(after.heapUsed)} (+${mib(after.heapUsed - before.heapUsed)})`;

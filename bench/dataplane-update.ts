@@ -1,6 +1,6 @@
 // Incremental update latency: a 10,000-pod / 1,000-policy cluster is applied once (node-0's share)
 // into a throwaway netns (root), then, interleaved, single changes are applied and timed until
-// NftApplier.apply() returns (the nft transaction is committed and conntrack cleanup is done):
+// DataplaneApplier.apply() returns (the nft transaction is committed and conntrack cleanup is done):
 //   pod+local   one pod added on this node (dispatch maps, local sets, peer sets)
 //   pod+remote  one pod added on another node (peer and named-port sets only)
 //   policy      one policy of this node's pods changed (a policy chain is rewritten)
@@ -27,7 +27,7 @@ import {
   localRunner,
   NetlinkConntrack,
   netnsRunner,
-  NftApplier,
+  DataplaneApplier,
   NftSession,
   type CommandRunner,
   type ConntrackClient,
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
     const runner = timed(plain);
     const client = via === 'netlink' ? new NetlinkConntrack({ netns }) : undefined;
     const session = nftVia === 'session' ? new NftSession({ netns }) : undefined;
-    const ap = new NftApplier(
+    const ap = new DataplaneApplier(
       runner,
       { table: 'moat_bench', nodeName: 'node-0' },
       {

@@ -1,4 +1,4 @@
-// The node agent, wired: Kubernetes API (K8sSource) -> reconcile loop -> nftables (NftApplier),
+// The node agent, wired: Kubernetes API (K8sSource) -> reconcile loop -> nftables (DataplaneApplier),
 // with metrics, health and JSON logs. Enforcement lives in the kernel: while the agent is down the
 // last table keeps being enforced (fail-static); a starting agent replaces it atomically with its
 // first apply, which happens only once every watched resource has been listed.
@@ -9,7 +9,7 @@ import {
   DEFAULT_TABLE,
   localRunner,
   NetlinkConntrack,
-  NftApplier,
+  DataplaneApplier,
   NftSession,
   type CommandRunner,
   type ConntrackClient,
@@ -37,7 +37,7 @@ import {
   type RunningServer,
 } from './server.js';
 
-/** What the agent needs of the dataplane (NftApplier; tests substitute a recorder). */
+/** What the agent needs of the dataplane (DataplaneApplier; tests substitute a recorder). */
 export interface AgentApplier extends Applier {
   readonly kernelView: Ruleset | undefined;
   /** Addresses that more than one live pod claims, as of the last apply. */
@@ -103,7 +103,7 @@ export interface AgentOptions {
   readonly flowLogFile?: { readonly path: string; readonly maxBytes?: number; readonly keep?: number };
   /** Opens the NFLOG reader (default: NetnsNflogReader, a child in this process's namespace). */
   readonly openFlowReader?: (group: number) => ReturnType<OpenReader>;
-  /** Replaces the NftApplier (tests). */
+  /** Replaces the DataplaneApplier (tests). */
   readonly applier?: AgentApplier;
   readonly onApplied?: (a: Applied) => void;
 }
@@ -144,7 +144,7 @@ export class Agent {
     const table = opts.table ?? DEFAULT_TABLE;
     this.applier =
       opts.applier ??
-      new NftApplier(
+      new DataplaneApplier(
         runner,
         {
           table,

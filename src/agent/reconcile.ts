@@ -4,7 +4,7 @@
 import type { ApplyResult, DriftResult } from '../dataplane/index.js';
 import type { Snapshot } from '../model/types.js';
 
-/** What the loop needs of the dataplane (NftApplier satisfies it). */
+/** What the loop needs of the dataplane (DataplaneApplier satisfies it). */
 export interface Applier {
   apply(snapshot: Snapshot): Promise<ApplyResult>;
   checkDrift(): Promise<DriftResult>;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { cport, netpol, node, ns, pod, podPeer, pport, rule, sel, snapshot } from '../model/build.js';
 import type { Pod, Snapshot } from '../model/types.js';
-import { NftApplier } from './applier.js';
+import { DataplaneApplier } from './applier.js';
 import { parseConntrackList, type CtEntry } from './conntrack.js';
 import { NetlinkConntrack, type ConntrackClient } from './ct-client.js';
 import { NftSession, NftSessionError } from './nft-session.js';
@@ -83,10 +83,10 @@ function deletions(r: { calls: Call[]; batches: string[] }): string[] {
   return [...one.map((c) => c.argv.slice(1).join(' ')), ...batched].sort();
 }
 
-describe('NftApplier (fake runner)', () => {
+describe('DataplaneApplier (fake runner)', () => {
   it('replaces the table atomically first, then applies element-only diffs', async () => {
     const r = fakeRunner();
-    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' });
     const first = await ap.apply(snap());
     assert.equal(first.mode, 'full');
     const script = nftCalls(r)[0]!;
@@ -116,7 +116,7 @@ describe('NftApplier (fake runner)', () => {
 
   it('rebuilds changed chains in one transaction and deletes the flows the new rules drop', async () => {
     const r = fakeRunner();
-    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' });
     await ap.apply(snap());
     // The first (full) apply judged the flows of the pods it isolates (web): one listing, nothing
     // to delete in an empty table.
@@ -184,7 +184,7 @@ describe('NftApplier (fake runner)', () => {
     it('deletes the dropped entries by exact tuple; conntrack-tools is not run', async () => {
       const r = fakeRunner();
       const client = fakeClient({ errnos: (e) => (e.orig.sport === 40001 ? 2 : 0) });
-      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { conntrack: client });
+      const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' }, { conntrack: client });
       await ap.apply(snap());
       const res = await ap.apply(snap({ deny: true }));
       assert.deepEqual(ctCalls(r), []);
@@ -224,7 +224,7 @@ describe('NftApplier (fake runner)', () => {
       it(`falls back to conntrack-tools when ${name}`, async () => {
         const r = fakeRunner();
         r.ctList = FLOWS;
-        const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { conntrack: fakeClient(o) });
+        const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' }, { conntrack: fakeClient(o) });
         await ap.apply(snap());
         r.calls.length = 0;
         const res = await ap.apply(snap({ deny: true }));
@@ -245,7 +245,7 @@ describe('NftApplier (fake runner)', () => {
       }
       return inner(argv, input);
     };
-    const res = await new NftApplier(r, { table: 'moat', nodeName: 'n1' }).apply(snap());
+    const res = await new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' }).apply(snap());
     assert.equal(res.mode, 'full');
     assert.deepEqual(res.conntrackDeleted, []);
     assert.match(res.conntrackErrors[0] ?? '', /conntrack -L: exit 1: conntrack: netlink error/);
@@ -258,7 +258,7 @@ describe('NftApplier (fake runner)', () => {
       [9, false],
     ] as const) {
       const r = fakeRunner();
-      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+      const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' });
       await ap.apply(snap());
       r.ctList = tcpFlow('10.0.0.3', 40000, '10.0.0.2', 5432);
       let left: number = enoents;
@@ -292,7 +292,7 @@ describe('NftApplier (fake runner)', () => {
 
   it('when the table cannot be listed, deletes every entry of every touched address', async () => {
     const r = fakeRunner();
-    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' });
     await ap.apply(snap());
     const inner = r.run.bind(r);
     r.run = (argv, input) =>
@@ -307,7 +307,7 @@ describe('NftApplier (fake runner)', () => {
   it('a changed peer selector cuts the flows of removed peers only; conntrackCleanup=false skips it', async () => {
     for (const cleanup of [true, false]) {
       const r = fakeRunner();
-      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1', conntrackCleanup: cleanup });
+      const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1', conntrackCleanup: cleanup });
       await ap.apply(snap());
       r.ctList =
         tcpFlow('10.0.0.3', 40000, '10.0.0.1', 80) + // cli -> web:http, allowed before, not after
@@ -333,7 +333,7 @@ describe('NftApplier (fake runner)', () => {
 
   it('falls back to a full replace when the incremental transaction is rejected', async () => {
     const r = fakeRunner();
-    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' });
+    const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' });
     await ap.apply(snap());
     r.failNext = 1;
     const res = await ap.apply(snap({ deny: true }));
@@ -362,7 +362,7 @@ describe('NftApplier (fake runner)', () => {
   it('sends incremental transactions to the session, full replaces to nft -f', async () => {
     const r = fakeRunner();
     const session = fakeSession();
-    const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { nft: session });
+    const ap = new DataplaneApplier(r, { table: 'moat', nodeName: 'n1' }, { nft: session });
     assert.equal((await ap.apply(snap())).mode, 'full');
     assert.equal(session.warmed, 1);
     const res = await ap.apply(snap({ deny: true }));
@@ -387,7 +387,11 @@ describe('NftApplier (fake runner)', () => {
       'nft session: no answer in 10000 ms',
     ]) {
       const r = fakeRunner();
-      const ap = new NftApplier(r, { table: 'moat', nodeName: 'n1' }, { nft: fakeSession(() => answer) });
+      const ap = new DataplaneApplier(
+        r,
+        { table: 'moat', nodeName: 'n1' },
+        { nft: fakeSession(() => answer) },
+      );
       await ap.apply(snap());
       const res = await ap.apply(snap({ deny: true }));
       assert.equal(res.mode, 'full');
@@ -398,7 +402,7 @@ describe('NftApplier (fake runner)', () => {
 
   it('remove() deletes the table even if it is missing, in one transaction', async () => {
     const r = fakeRunner();
-    await new NftApplier(r, { table: 'moat_x' }).remove();
+    await new DataplaneApplier(r, { table: 'moat_x' }).remove();
     assert.deepEqual(r.calls, [
       {
         argv: ['nft', '-f', '-'],
@@ -415,7 +419,7 @@ async function canUseNft(): Promise<boolean> {
   return r.code === 0;
 }
 
-describe('NftApplier (real nft in a throwaway netns)', async () => {
+describe('DataplaneApplier (real nft in a throwaway netns)', async () => {
   const ok = await canUseNft();
   for (const via of ['ctnetlink', 'conntrack-tools'] as const) {
     it(
@@ -429,7 +433,7 @@ describe('NftApplier (real nft in a throwaway netns)', async () => {
         const client = via === 'ctnetlink' ? new NetlinkConntrack({ netns }) : undefined;
         try {
           const runner = netnsRunner(netns, local);
-          const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' }, { conntrack: client });
+          const ap = new DataplaneApplier(runner, { table: 'moat', nodeName: 'n1' }, { conntrack: client });
           await ap.apply(snap());
           // Established flows to web (10.0.0.1:80 = http): from cli, from db, from db through a
           // service address (DNAT), and db -> web:81; inserted directly into this netns's table.
@@ -508,7 +512,7 @@ describe('NftApplier (real nft in a throwaway netns)', async () => {
         const session = via === 'nft session' ? new NftSession({ netns }) : undefined;
         try {
           const runner = netnsRunner(netns, local);
-          const ap = new NftApplier(runner, { table: 'moat', nodeName: 'n1' }, { nft: session });
+          const ap = new DataplaneApplier(runner, { table: 'moat', nodeName: 'n1' }, { nft: session });
           // With attachments (an empty CNI cache), so the bridge table exists too.
           const withCni = (x: Snapshot): Snapshot => ({ ...x, attachments: [] });
           assert.equal((await ap.apply(withCni(snap()))).mode, 'full');

@@ -47,7 +47,7 @@ export interface ApplyResult {
   readonly ruleset: Ruleset;
 }
 
-export interface NftApplierDeps {
+export interface DataplaneApplierDeps {
   /**
    * Lists and deletes conntrack entries by exact tuple over ctnetlink (NetlinkConntrack, in the
    * runner's namespace). Absent, or when a request fails: conntrack-tools through the runner.
@@ -85,7 +85,12 @@ const CONNTRACK_PARALLEL = 4;
 const CONNTRACK_ENOENT_RETRIES = 5;
 const ENOENT = /such conntrack doesn't exist/;
 
-export class NftApplier {
+/**
+ * Keeps a node's kernel ruleset equal to the compiled snapshot: nft (one atomic table replace,
+ * then incremental transactions), or another backend's writer (iptables + ipset) with the same
+ * diff, drift loop and conntrack cleanup.
+ */
+export class DataplaneApplier {
   private current: Ruleset | undefined;
   private readonly opts: DataplaneOptions;
   /** Keeps per-policy chains and pod-scanned sets between applies: churn costs what changed. */
@@ -98,7 +103,7 @@ export class NftApplier {
   constructor(
     readonly runner: CommandRunner,
     opts: DataplaneOptions,
-    deps: NftApplierDeps = {},
+    deps: DataplaneApplierDeps = {},
   ) {
     this.opts = { ...opts, table: opts.table === '' ? DEFAULT_TABLE : opts.table };
     this.compiler = new IncrementalCompiler(this.opts);

@@ -12,7 +12,7 @@ import { holdChild, inNetns } from './runner.js';
 
 const CHILD_SCRIPT = fileURLToPath(new URL('./ct-child.js', import.meta.url));
 
-/** What NftApplier needs of a conntrack client (tests pass a fake). */
+/** What DataplaneApplier needs of a conntrack client (tests pass a fake). */
 export interface ConntrackClient {
   /**
    * Every entry of the namespace, both families; with `addresses`, only those whose original or

@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { holdChild, inNetns, type CommandResult } from './runner.js';
 
-/** What NftApplier needs of a session (tests pass a fake). */
+/** What DataplaneApplier needs of a session (tests pass a fake). */
 export interface NftBatcher {
   /**
    * Runs the script as one transaction: code 0 when nft accepted it, 1 with nft's errors in

@@ -1,5 +1,5 @@
 // Enforcement in the lab is the agent's own code, composed as `moat agent` composes it: per node
-// an NftApplier in the node's namespace, the production Reconciler, and the node's CNI result
+// an DataplaneApplier in the node's namespace, the production Reconciler, and the node's CNI result
 // cache read by CniAttachments. The lab itself plays the cluster around the agents: for each
 // manifest snapshot it builds the pods (kubelet and CNI), then publishes the snapshot the API
 // server would show to every node's agent.
@@ -16,7 +16,7 @@ import {
 import {
   DEFAULT_TABLE,
   NetlinkConntrack,
-  NftApplier,
+  DataplaneApplier,
   NftSession,
   netnsRunner,
   type DriftResult,
@@ -35,9 +35,9 @@ export function labApplier(
   table: string = DEFAULT_TABLE,
   index = 0,
   backend: Backend = 'nftables',
-): NftApplier {
+): DataplaneApplier {
   const n = lab.nodes[index]!;
-  return new NftApplier(
+  return new DataplaneApplier(
     netnsRunner(n.netns),
     { table, nodeName: n.name, podInterfaces: LAB_POD_INTERFACES },
     backendDeps(n.netns, backend, lab.network === 'routed'),
@@ -98,7 +98,7 @@ export interface NodeAgent {
   /** The Node it enforces for (DataplaneOptions.nodeName): its pods are the local subjects. */
   readonly node: string;
   readonly netns: string;
-  readonly applier: NftApplier;
+  readonly applier: DataplaneApplier;
   readonly reconciler: Reconciler;
   readonly attachments: CniAttachments;
   /** Its flow log service (LabAgentsOptions.flowLog). */
@@ -163,7 +163,7 @@ export class LabAgents {
   ) {
     const table = opts.table ?? DEFAULT_TABLE;
     this.agents = lab.nodes.map(({ name, netns, cniResultsDir }) => {
-      const applier = new NftApplier(
+      const applier = new DataplaneApplier(
         netnsRunner(netns),
         {
           table,

@@ -1,5 +1,5 @@
 // The agent against the Kubernetes API test server, through the real client library: what it
-// applies (compiled as NftApplier would, checked with packets on the simulator) follows the API.
+// applies (compiled as DataplaneApplier would, checked with packets on the simulator) follows the API.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';

@@ -11,7 +11,7 @@ import { simulate } from '../../src/dataplane/simulate.js';
 import type { Snapshot } from '../../src/model/types.js';
 import type { FakeApiServer } from './fake-apiserver.js';
 
-/** Compiles like NftApplier and remembers every snapshot; no kernel involved. */
+/** Compiles like DataplaneApplier and remembers every snapshot; no kernel involved. */
 export class RecordingApplier implements AgentApplier {
   readonly applied: Snapshot[] = [];
   kernelView: Ruleset | undefined;

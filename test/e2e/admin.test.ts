@@ -17,7 +17,7 @@ import { mapLimit, run } from '../../src/lab/exec.js';
 import { Lab } from '../../src/lab/lab.js';
 import { FABRIC_LINK, fabricAddress } from '../../src/lab/plan.js';
 import { matrixPods } from '../../src/analysis/matrix.js';
-import { DEFAULT_TABLE, type NftApplier } from '../../src/dataplane/index.js';
+import { DEFAULT_TABLE, type DataplaneApplier } from '../../src/dataplane/index.js';
 import {
   adminRule,
   aport,
@@ -610,7 +610,7 @@ function label(c: Check): string {
 
 describe('admin tiers with real packets (two nodes, a hostNetwork pod)', { skip: needsRoot }, () => {
   let lab: Lab | undefined;
-  let appliers: NftApplier[] = [];
+  let appliers: DataplaneApplier[] = [];
   let offCluster: { stop(): Promise<void> } | undefined;
   const t0 = Date.now();
   const stats = { checks: 0, cells: 0, retried: [] as string[] };

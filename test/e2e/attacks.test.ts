@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import type { NftApplier } from '../../src/dataplane/index.js';
+import type { DataplaneApplier } from '../../src/dataplane/index.js';
 import { labApplier } from '../../src/lab/enforce.js';
 import { run } from '../../src/lab/exec.js';
 import { Lab } from '../../src/lab/lab.js';
@@ -382,7 +382,7 @@ function oneNodeCases(lab: Lab, f: Family): Case[] {
 for (const network of LAB_NETWORKS) {
   describe(`attacks on a ${network} pod network`, { skip: needsRoot }, () => {
     let lab: Lab | undefined;
-    let applier: NftApplier;
+    let applier: DataplaneApplier;
     const apply = async (pols: NetworkPolicy[] = policies()) => {
       const r = await applier.apply(enforced(lab!, 0, pols));
       assert.deepEqual(r.conntrackErrors, []);

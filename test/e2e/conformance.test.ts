@@ -1,6 +1,6 @@
 // Every conformance case, live: one lab with the nine model pods (x, y, z x a, b, c, at the model's
 // exact IPv4 and IPv6 addresses, so ipBlock cases mean what they say), the cases applied one after
-// the other through the agent's NftApplier (incrementally), and every cell of every case probed
+// the other through the agent's DataplaneApplier (incrementally), and every cell of every case probed
 // with real packets (SCTP as INIT / INIT-ACK over raw sockets). Each observed cell must equal both
 // the hand-written truth and the evaluator. Once on a routed pod network, once on a bridged one.
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +9,7 @@ import { labApplier } from '../../src/lab/enforce.js';
 import { Lab } from '../../src/lab/lab.js';
 import { LAB_NETWORKS } from '../../src/lab/plan.js';
 import { python3Available } from '../../src/lab/sctp.js';
-import type { NftApplier } from '../../src/dataplane/index.js';
+import type { DataplaneApplier } from '../../src/dataplane/index.js';
 import type { Snapshot } from '../../src/model/types.js';
 import { podKey } from '../../src/model/types.js';
 import { cases } from '../conformance/cases.js';
@@ -59,7 +59,7 @@ for (const { network, backend } of RUNS)
     { skip: needsRoot },
     () => {
       let lab: Lab | undefined;
-      let applier: NftApplier;
+      let applier: DataplaneApplier;
       const t0 = Date.now();
       const stats = {
         cells: 0,

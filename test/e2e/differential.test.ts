@@ -1,5 +1,5 @@
 // Differential test: random clusters (namespaces, pods, NetworkPolicies and admin-tier policies
-// from a seeded generator) enforced in one lab through the agent's NftApplier, incrementally from
+// from a seeded generator) enforced in one lab through the agent's DataplaneApplier, incrementally from
 // round to round, and every pod pair probed with real packets on every port, TCP and UDP, IPv4 and IPv6. What the kernel
 // lets through must be what the reference evaluator says, cell for cell.
 //
@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { computeMatrix, matrixToJson } from '../../src/analysis/matrix.js';
-import type { NftApplier } from '../../src/dataplane/index.js';
+import type { DataplaneApplier } from '../../src/dataplane/index.js';
 import { labApplier } from '../../src/lab/enforce.js';
 import { Lab } from '../../src/lab/lab.js';
 import { loadText } from '../../src/model/load.js';
@@ -70,7 +70,7 @@ for (const backend of ['nftables', 'iptables'] as const)
       const rng = new Rng(seed);
       const t0 = Date.now();
       let lab: Lab | undefined;
-      let applier: NftApplier | undefined;
+      let applier: DataplaneApplier | undefined;
       let cellsProbed = 0;
       const flipped: string[] = [];
       try {

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { moat, repoRoot } from '../support/cli.js';
-import { NftApplier, netnsRunner } from '../../src/dataplane/index.js';
+import { DataplaneApplier, netnsRunner } from '../../src/dataplane/index.js';
 import type { FlowLogOptions } from '../../src/dataplane/model.js';
 import { readNftCounters } from '../../src/agent/metrics.js';
 import { NetnsNflogReader } from '../../src/flowlog/nflog-netns.js';
@@ -35,10 +35,10 @@ function envInt(name: string, fallback: number): number {
   return v === undefined || v === '' ? fallback : Number(v);
 }
 
-/** One lab node enforced by an NftApplier with flow logs, and the agent's reader and logger. */
+/** One lab node enforced by an DataplaneApplier with flow logs, and the agent's reader and logger. */
 async function flowNode(lab: Lab, flowLog: FlowLogOptions, audit = false) {
   const n = lab.nodes[0]!;
-  const applier = new NftApplier(netnsRunner(n.netns), {
+  const applier = new DataplaneApplier(netnsRunner(n.netns), {
     table: 'moat',
     nodeName: n.name,
     podInterfaces: LAB_POD_INTERFACES,

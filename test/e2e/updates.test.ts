@@ -1,11 +1,11 @@
 // Updates with traffic: a cluster is enforced, then changed (a pod relabelled out of a peer set, a
 // namespace relabelled, a policy's port changed, a policy deleted) and each change is applied
-// incrementally by the same NftApplier, never rebuilt, and verified with real packets: every cell
+// incrementally by the same DataplaneApplier, never rebuilt, and verified with real packets: every cell
 // against the evaluator, the cells the change is about by name, and established flows that the
 // change stops allowing are cut.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NftApplier } from '../../src/dataplane/index.js';
+import type { DataplaneApplier } from '../../src/dataplane/index.js';
 import { labApplier } from '../../src/lab/enforce.js';
 import type { Backend } from '../../src/dataplane/probe.js';
 import { Lab } from '../../src/lab/lab.js';
@@ -48,7 +48,7 @@ class Scenario {
   private current: Snapshot | undefined;
   private constructor(
     readonly lab: Lab,
-    readonly applier: NftApplier,
+    readonly applier: DataplaneApplier,
     readonly backend: Backend,
   ) {}
 
