@@ -1,4 +1,5 @@
-// `moat diff --old PATH... --new PATH... [-o text|json|md]`: the connectivity the change from the
+// `moat diff --old PATH... --new PATH... [-o text|json|md]` (or one side and `--kubeconfig`, the
+// cluster being the other): the connectivity the change from the
 // old manifests to the new ones opens and closes, per port and protocol, grouped by pod pair, each
 // with the rule that causes it. Exit 1 when something opens (a gate for CI review), 0 otherwise.
 // Invalid input on either side is refused as `moat validate` does.
@@ -50,8 +51,18 @@ export function registerDiff(program: Command): void {
     .description(
       'the connectivity a change opens and closes, with the rule that causes each (exit 1 when something opens)',
     )
-    .option('--old <path>', 'the manifests before: file, directory or -; repeatable', collect, [])
-    .option('--new <path>', 'the manifests after: file, directory or -; repeatable', collect, [])
+    .option(
+      '--old <path>',
+      'the manifests before: file, directory or -; repeatable (with --kubeconfig and --new alone: the cluster)',
+      collect,
+      [],
+    )
+    .option(
+      '--new <path>',
+      'the manifests after: file, directory or -; repeatable (with --kubeconfig and --old alone: the cluster)',
+      collect,
+      [],
+    )
     .addOption(
       new Option('-o, --output <format>', 'output format').choices(['text', 'json', 'md']).default('text'),
     )
