@@ -191,14 +191,14 @@ export class IptablesWriter implements RulesetWriter {
       }
     | undefined;
 
+  lastIncremental = false;
+
   /**
    * Sets first (the chains refer to them), then the chains per family, then removals: members
    * that left a set go after the chains and after the members that joined, so an address moving
    * between sets (a pod relabelled: one dispatch set to another) is never in none of them, which
    * would leave it unisolated for a moment. A new or retyped set is filled aside and swapped in.
    */
-  lastIncremental = false;
-
   async replace(rs: Ruleset): Promise<number> {
     const r = await this.render(rs);
     const last = this.last;
@@ -223,12 +223,8 @@ export class IptablesWriter implements RulesetWriter {
       for (const e of prev.elements) if (!elements.has(e)) dels.push(`del ${s.name} ${e}\n`);
       sets.set(s.name, { ...prev, elements });
     }
-    const existing =
-      last !== undefined
-        ? new Set(last.sets.keys())
-        : new Set(
-            (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-')),
-          );
+    // moat's sets before this write: what the last one wrote, or after a full one the kernel's.
+    const existing = last !== undefined ? new Set(last.sets.keys()) : new Set(await this.moatSets());
     const first = renderIpsetRestore(full, existing) + adds.join('');
     if (first !== '') await this.must(['ipset', 'restore'], first);
     let n = 0;
@@ -240,22 +236,40 @@ export class IptablesWriter implements RulesetWriter {
       if (text === '') continue;
       await this.must([(await this.b(f)).restore, '-w', '--noflush'], text);
       for (const l of text.split('\n')) if (l.startsWith('-A ')) n++;
-      if (last === undefined) for (const h of r.hooks) await this.ensureHook(f, h);
+      if (last === undefined)
+        for (const h of r.hooks) if (!(await this.hook(f, h, '-C'))) await this.hook(f, h, '-I');
     }
     if (dels.length > 0) await this.must(['ipset', 'restore'], dels.join(''));
     const names = JSON.stringify([r.chains, r.sets.map((x) => x.name)]);
-    if (last === undefined || last.names !== names) await this.deleteStale(r, last);
+    if (last === undefined || last.names !== names) await this.deleteStale(r, last, existing);
     this.last = { sets, chains, names };
     this.lastIncremental = last !== undefined;
     for (const s of full) n += s.elements.length;
     return n + adds.length + dels.length;
   }
 
-  private async ensureHook(f: 4 | 6, h: HookJump): Promise<void> {
-    const rule = [h.builtin, '-j', h.target];
-    const c = await this.runner.run([(await this.b(f)).cmd, '-w', '-t', h.table, '-C', ...rule]);
-    if (c.code === 0) return;
-    await this.must([(await this.b(f)).cmd, '-w', '-t', h.table, '-I', h.builtin, '1', '-j', h.target]);
+  /**
+   * Checks (`-C`), inserts first (`-I`; a failure throws) or deletes (`-D`) the jump from a
+   * built-in chain to moat's entry chain; true when the command succeeded.
+   */
+  private async hook(f: 4 | 6, h: HookJump, op: '-C' | '-I' | '-D'): Promise<boolean> {
+    const position = op === '-I' ? ['1'] : [];
+    const argv = [(await this.b(f)).cmd, '-w', '-t', h.table, op, h.builtin, ...position, '-j', h.target];
+    const r = await this.runner.run(argv);
+    if (op === '-I' && r.code !== 0) throw new CommandError(argv, r.code, r.stderr);
+    return r.code === 0;
+  }
+
+  /** moat's ipsets, as the kernel lists them. */
+  private async moatSets(): Promise<string[]> {
+    return (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'));
+  }
+
+  /** Flushes all of `names` first (they may jump to each other), then deletes them: one commit. */
+  private async dropChains(f: 4 | 6, table: string, names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    const script = `*${table}\n${names.map((n) => `:${n} - [0:0]\n`).join('')}${names.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
+    await this.must([(await this.b(f)).restore, '-w', '--noflush'], script);
   }
 
   /** moat's chains per table and family as the kernel lists them, with their rule counts. */
@@ -280,10 +294,14 @@ export class IptablesWriter implements RulesetWriter {
   private undestroyed = new Set<string>();
 
   /**
-   * Deletes moat's chains and sets that `r` no longer has: those the last write had, or after a
-   * full write every one the kernel lists.
+   * Deletes moat's chains and sets that `r` no longer has: those the last write had (or, after a
+   * full write, the chains the kernel lists), and the sets there were before this write.
    */
-  private async deleteStale(r: IptablesRuleset, last?: IptablesWriter['last']): Promise<void> {
+  private async deleteStale(
+    r: IptablesRuleset,
+    last: IptablesWriter['last'],
+    previousSets: ReadonlySet<string>,
+  ): Promise<void> {
     const want = new Set([...r.chains.raw, ...r.chains.mangle]);
     for (const f of FAMILIES) {
       const had: [string, string][] =
@@ -293,21 +311,17 @@ export class IptablesWriter implements RulesetWriter {
               [...chains.keys()].map((n): [string, string] => [n, table]),
             );
       const stale = had.filter(([name]) => !want.has(name));
-      for (const table of ['raw', 'mangle']) {
-        const mine = stale.filter(([, t]) => t === table).map(([n]) => n);
-        if (mine.length === 0) continue;
-        // Flush all first (they may jump to each other), then delete.
-        const script = `*${table}\n${mine.map((n) => `:${n} - [0:0]\n`).join('')}${mine.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
-        await this.must([(await this.b(f)).restore, '-w', '--noflush'], script);
-      }
+      for (const table of ['raw', 'mangle'])
+        await this.dropChains(
+          f,
+          table,
+          stale.filter(([, t]) => t === table).map(([n]) => n),
+        );
     }
     const wantSets = new Set(r.sets.map((s) => s.name));
-    const names =
-      last === undefined
-        ? (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'))
-        : [...last.sets.keys(), ...this.undestroyed];
+    const names = new Set([...previousSets, ...this.undestroyed]);
     this.undestroyed = new Set();
-    for (const n of new Set(names)) {
+    for (const n of names) {
       if (wantSets.has(n)) continue;
       const d = await this.runner.run(['ipset', 'destroy', n]);
       // A set something else still references stays; the next change tries again.
@@ -329,29 +343,17 @@ export class IptablesWriter implements RulesetWriter {
     for (const f of FAMILIES) {
       const have = await this.listed(f);
       const want = new Map<string, number>();
-      for (const l of (f === 4 ? r.v4 : r.v6).split('\n')) {
-        const m = /^-A (\S+) /.exec(l);
-        if (m !== null) want.set(m[1]!, (want.get(m[1]!) ?? 0) + 1);
-      }
+      for (const chains of chainsOf(f === 4 ? r.v4 : r.v6).values())
+        for (const [name, rules] of chains) want.set(name, rules.split('\n').length - 1);
       for (const name of [...r.chains.raw, ...r.chains.mangle]) {
         const h = have.get(name);
         const w = want.get(name) ?? 0;
         if (h === undefined) diffs.push(`ipv${f}: chain ${name} is missing`);
         else if (h.rules !== w) diffs.push(`ipv${f}: chain ${name}: ${h.rules} rule(s), want ${w}`);
       }
-      for (const h of r.hooks) {
-        const c = await this.runner.run([
-          (await this.b(f)).cmd,
-          '-w',
-          '-t',
-          h.table,
-          '-C',
-          h.builtin,
-          '-j',
-          h.target,
-        ]);
-        if (c.code !== 0) diffs.push(`ipv${f}: ${h.table} ${h.builtin} does not jump to ${h.target}`);
-      }
+      for (const h of r.hooks)
+        if (!(await this.hook(f, h, '-C')))
+          diffs.push(`ipv${f}: ${h.table} ${h.builtin} does not jump to ${h.target}`);
     }
     // Members, exactly (`ipset save`, moat's sets only), in ipset's own spelling.
     const members = new Map<string, Set<string>>();
@@ -402,31 +404,19 @@ export class IptablesWriter implements RulesetWriter {
     this.last = undefined;
     for (const f of FAMILIES) {
       const have = await this.listed(f);
-      for (const table of ['raw', 'mangle']) {
-        for (const builtin of ['PREROUTING', 'FORWARD', 'INPUT', 'POSTROUTING']) {
+      for (const table of ['raw', 'mangle'] as const) {
+        for (const builtin of ['PREROUTING', 'FORWARD', 'INPUT', 'POSTROUTING'] as const) {
           const target = `MOAT-${builtin}`;
           if (!have.has(target) || have.get(target)!.table !== table) continue;
-          for (;;) {
-            const d = await this.runner.run([
-              (await this.b(f)).cmd,
-              '-w',
-              '-t',
-              table,
-              '-D',
-              builtin,
-              '-j',
-              target,
-            ]);
-            if (d.code !== 0) break;
-          }
+          while (await this.hook(f, { table, builtin, target }, '-D'));
         }
-        const mine = [...have].filter(([, c]) => c.table === table).map(([n]) => n);
-        if (mine.length === 0) continue;
-        const script = `*${table}\n${mine.map((n) => `:${n} - [0:0]\n`).join('')}${mine.map((n) => `-X ${n}\n`).join('')}COMMIT\n`;
-        await this.must([(await this.b(f)).restore, '-w', '--noflush'], script);
+        await this.dropChains(
+          f,
+          table,
+          [...have].filter(([, c]) => c.table === table).map(([n]) => n),
+        );
       }
     }
-    const names = (await this.must(['ipset', 'list', '-n'])).split('\n').filter((n) => n.startsWith('moat-'));
-    for (const n of names) await this.runner.run(['ipset', 'destroy', n]);
+    for (const n of await this.moatSets()) await this.runner.run(['ipset', 'destroy', n]);
   }
 }

@@ -149,18 +149,16 @@ export function renderIptables(rs: Ruleset, opts: IptablesOptions = {}): Iptable
     }
     return real;
   };
-  const generated = (kind: string, f: Family, type: string, elements: string[]): string => {
-    const name = `moat-${kind}-${shortHash(`${f}\n${type}\n${elements.join('\n')}`).slice(0, 16)}`;
-    ipsets.set(name, { name, type: `${type} family ${FAMILY[f]}`, elements });
-    return name;
-  };
-  // Named by what it is for, not by its members: a member joining or leaving is then an ipset
-  // add/del, not a new set and a rewritten rule.
+  // A set named by a hash of `key`. Dispatch sets are keyed by what they are for (map and target),
+  // not by their members: a member joining or leaving is then an ipset add/del, not a new set and
+  // a rewritten rule. Except sets are keyed by their contents (`generated`).
   const keyed = (kind: string, f: Family, type: string, key: string, elements: string[]): string => {
     const name = `moat-${kind}-${shortHash(`${f}\n${type}\n${key}`).slice(0, 16)}`;
     ipsets.set(name, { name, type: `${type} family ${FAMILY[f]}`, elements });
     return name;
   };
+  const generated = (kind: string, f: Family, type: string, elements: string[]): string =>
+    keyed(kind, f, type, elements.join('\n'), elements);
   const actionText = (a: Action): string => {
     switch (a.a) {
       case 'accept':
