@@ -29,6 +29,7 @@ import {
 } from '../policy/evaluate.js';
 import { describePeer, describePort } from '../policy/trace.js';
 import type { Finding, ObjectRef } from './lint.js';
+import { serviceSelects, targetPortOn } from './service.js';
 
 const polRef = (p: NetworkPolicy): ObjectRef => ({
   kind: 'NetworkPolicy',
@@ -360,13 +361,7 @@ function servicePorts(
     if (typeof pp.port !== 'number' || pp.endPort !== undefined) return;
     const port = pp.port;
     for (const svc of services) {
-      const selector = svc.selector;
-      if (selector === undefined) continue;
-      const backs = dsts.filter(
-        (p) =>
-          p.namespace === svc.namespace &&
-          matchesSelector({ matchLabels: selector, matchExpressions: [] }, p.labels),
-      );
+      const backs = dsts.filter((p) => serviceSelects(svc, p));
       if (backs.length === 0) continue;
       const sp = svc.ports.find(
         (x) => x.port === port && x.protocol === pp.protocol && x.targetPort !== port,
@@ -375,13 +370,9 @@ function servicePorts(
       if (backs.some((p) => p.ports.some((cp) => cp.containerPort === port && cp.protocol === pp.protocol)))
         continue;
       // The pods' port behind the Service port: the number, or the named containerPort's.
-      const target =
-        typeof sp.targetPort === 'number'
-          ? String(sp.targetPort)
-          : (backs
-              .flatMap((p) => p.ports)
-              .find((cp) => cp.name === sp.targetPort && cp.protocol === sp.protocol)
-              ?.containerPort.toString() ?? sp.targetPort);
+      const target = String(
+        backs.map((p) => targetPortOn(sp, p)).find((t) => t !== undefined) ?? sp.targetPort,
+      );
       out.push({
         check: 'service-port-not-target-port',
         severity: 'error',

@@ -35,24 +35,37 @@ export function resolveService(snapshot: Snapshot, text: string, what: string): 
  * elsewhere: none known here.
  */
 export function serviceEndpoints(snapshot: Snapshot, svc: Service): Pod[] {
+  return snapshot.pods.filter((p) => serviceSelects(svc, p));
+}
+
+/** Whether `pod` is behind `svc`: in its namespace, matching its selector (it must have one). */
+export function serviceSelects(svc: Service, pod: Pod): boolean {
   const selector = svc.selector;
-  if (selector === undefined) return [];
-  return snapshot.pods.filter(
-    (p) =>
-      p.namespace === svc.namespace &&
-      matchesSelector({ matchLabels: selector, matchExpressions: [] }, p.labels),
+  return (
+    selector !== undefined &&
+    pod.namespace === svc.namespace &&
+    matchesSelector({ matchLabels: selector, matchExpressions: [] }, pod.labels)
   );
 }
 
-/** The Service port a `--port` names: its number or its name, with `protocol` when given. */
-export function servicePort(svc: Service, port: string, protocol: Protocol | undefined): ServicePort {
+/** The Service port `port` names (its number or its name), with `protocol` when given. */
+export function findServicePort(
+  svc: Service,
+  port: string,
+  protocol: Protocol | undefined,
+): ServicePort | undefined {
   const byNumber = /^\d+$/.test(port);
-  const found = svc.ports.filter(
+  return svc.ports.find(
     (sp) =>
       (byNumber ? sp.port === Number(port) : sp.name === port) &&
       (protocol === undefined || sp.protocol === protocol),
   );
-  if (found.length === 0) {
+}
+
+/** The Service port a `--port` names; a usage error listing the ports it has when none. */
+export function servicePort(svc: Service, port: string, protocol: Protocol | undefined): ServicePort {
+  const found = findServicePort(svc, port, protocol);
+  if (found === undefined) {
     const has = svc.ports
       .map((sp) => `${sp.name !== undefined ? `${sp.name} ` : ''}${sp.protocol}/${sp.port}`)
       .join(', ');
@@ -60,7 +73,7 @@ export function servicePort(svc: Service, port: string, protocol: Protocol | und
       `--port ${port}: Service ${svc.namespace}/${svc.name} has no ${protocol ?? ''}${protocol ? ' ' : ''}port ${port} (it has: ${has || 'none'})`,
     );
   }
-  return found[0]!;
+  return found;
 }
 
 /**

@@ -211,33 +211,11 @@ test('moat explain --to a Service: every pod behind it, at the targetPort the Se
     assert.match(r.stdout, /^shop\/cronjob\/backup -> shop\/deploy\/web TCP\/8080 \(IPv4\): ALLOWED$/m);
   }
   // db-1 may only reach db-0: denied, exit 1 with --exit-code; JSON per endpoint.
-  const denied = moat([
-    'explain',
-    '-f',
-    W,
-    '--from',
-    'shop/sts/db-1',
-    '--to',
-    'shop/svc/web',
-    '--port',
-    '80',
-    '--exit-code',
-  ]);
+  const dbToWeb = ['explain', '-f', W, '--from', 'shop/sts/db-1', '--to', 'shop/svc/web', '--port', '80'];
+  const denied = moat([...dbToWeb, '--exit-code']);
   assert.equal(denied.code, 1, denied.stderr);
   assert.match(denied.stdout, /0 of 1 endpoint\(s\) reachable\n {2}shop\/deploy\/web TCP\/8080: denied/);
-  const json = moat([
-    'explain',
-    '-f',
-    W,
-    '--from',
-    'shop/sts/db-1',
-    '--to',
-    'shop/svc/web',
-    '--port',
-    '80',
-    '-o',
-    'json',
-  ]);
+  const json = moat([...dbToWeb, '-o', 'json']);
   const j = JSON.parse(json.stdout) as {
     ports: {
       targetPort: string;

@@ -4,7 +4,7 @@
 // the family of the source's first IP (IPv4 unless a pod lists an IPv6 address first).
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { PROTOCOLS, type Protocol, type Service } from '../../model/types.js';
+import { PROTOCOLS, type Protocol } from '../../model/types.js';
 import {
   computeMatrix,
   declaredProbes,
@@ -18,7 +18,13 @@ import {
   restrictMatrix,
   type Probe,
 } from '../../analysis/matrix.js';
-import { resolveService, serviceEndpoints, servicePort, targetPortOn } from '../../analysis/service.js';
+import {
+  findServicePort,
+  resolveService,
+  serviceEndpoints,
+  servicePort,
+  targetPortOn,
+} from '../../analysis/service.js';
 import { podKey } from '../../model/types.js';
 import { addClusterOptions, collectValues, IGNORE_HELP, loadInput, type InputArgs } from '../io.js';
 
@@ -70,15 +76,6 @@ export function parseNumericPort(text: string): number {
   return Number(text);
 }
 
-function hasPort(svc: Service, port: string, protocol: Protocol | undefined): boolean {
-  try {
-    servicePort(svc, port, protocol);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The command's output, in chunks (large matrices do not fit in one string). */
 export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   const protocol = a.protocol !== undefined ? parseProtocol(a.protocol) : undefined;
@@ -95,7 +92,8 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
     const seen = new Map<string, Probe>();
     // With several Services, --port is the port of those that have it (an error when none has).
     const having = services.filter(
-      ({ svc }) => a.port === undefined || services.length === 1 || hasPort(svc, a.port, protocol),
+      ({ svc }) =>
+        a.port === undefined || services.length === 1 || findServicePort(svc, a.port, protocol) !== undefined,
     );
     if (having.length === 0) servicePort(services[0]!.svc, a.port!, protocol); // throws, naming it
     for (const { svc } of having) {
@@ -150,36 +148,11 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
       )
     : undefined;
   if (a.output === 'json') return withNewline(matrixJsonChunks(result));
-  if (a.output === 'csv')
-    return matrixCsvChunks(
-      result,
-      rView ??
-        matrixView(
-          result,
-          () => true,
-          () => true,
-        ),
-    );
-  if (a.output === 'dot')
-    return matrixDotChunks(
-      result,
-      rView ??
-        matrixView(
-          result,
-          () => true,
-          () => true,
-        ),
-    );
-  if (a.output === 'md')
-    return matrixMarkdownChunks(
-      result,
-      rView ??
-        matrixView(
-          result,
-          () => true,
-          () => true,
-        ),
-    );
+  const all = () => true;
+  const textView = rView ?? matrixView(result, all, all);
+  if (a.output === 'csv') return matrixCsvChunks(result, textView);
+  if (a.output === 'dot') return matrixDotChunks(result, textView);
+  if (a.output === 'md') return matrixMarkdownChunks(result, textView);
   if (result.probes.length === 0) {
     process.stderr.write('moat: no ports to probe: no pod declares a containerPort (use --port)\n');
   }
