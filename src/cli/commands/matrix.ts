@@ -129,9 +129,7 @@ export async function runMatrix(a: MatrixArgs): Promise<Iterable<string>> {
   const otherTo = (a.to ?? []).filter((w) => !svcWords.has(w));
   const toWords = podFilter(otherTo);
   const to =
-    services.length === 0
-      ? podFilter(a.to)
-      : (p: string) => svcTargets.has(p) || (otherTo.length > 0 && toWords(p));
+    services.length === 0 ? toWords : (p: string) => svcTargets.has(p) || (otherTo.length > 0 && toWords(p));
   const filtered = (a.namespace?.length ?? 0) + (a.from?.length ?? 0) + (a.to?.length ?? 0) > 0;
   const view = matrixView(
     full,
