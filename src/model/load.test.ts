@@ -462,3 +462,85 @@ test('globMatcher: *, ?, ** and bare names', () => {
   for (const [glob, path, want] of cases) assert.equal(globMatcher([glob])(path), want, `${glob} ${path}`);
   assert.equal(globMatcher([])('a.yaml'), false);
 });
+
+// Documents are decoded as they are parsed (streamText); when the fast way gives up part way,
+// what it loaded is undone and the precise way reads the text. Loaded twice, the first objects
+// would be reported as duplicates.
+test('streamed loading: a fast path giving up part way loads each object once', () => {
+  const nsJson = (name: string, extra = '') =>
+    `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "${name}"${extra}}}`;
+  const cases: { name: string; file: string; text: string; namespaces: string[]; problems: string[] }[] = [
+    {
+      name: 'YAML: a tag in the third document',
+      file: 'y.yaml',
+      text: `${ns('a')}---\n${ns('b')}---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: !!str c\n`,
+      namespaces: ['a', 'b', 'c'],
+      problems: [],
+    },
+    {
+      name: 'YAML: a syntax error in the third document',
+      file: 'y.yaml',
+      text: `${ns('a')}---\n${ns('b')}---\nkind: [\n`,
+      namespaces: ['a', 'b'],
+      problems: ['YAML 11'],
+    },
+    {
+      name: 'JSON List: a duplicate key in the third item',
+      file: 'l.json',
+      text: `{"apiVersion": "v1", "items": [\n${nsJson('a')},\n${nsJson('b')},\n${nsJson('c', ', "name": "d"')}\n], "kind": "List"}\n`,
+      namespaces: [],
+      problems: ['YAML 4'],
+    },
+    {
+      name: 'JSON List: a syntax error between items',
+      file: 'l.json',
+      text: `{"apiVersion": "v1", "items": [\n${nsJson('a')} x,\n${nsJson('b')}\n], "kind": "List"}\n`,
+      namespaces: [],
+      problems: ['YAML 2'],
+    },
+    {
+      name: 'JSON typed List, items read one at a time',
+      file: 'l.json',
+      text: `{"apiVersion": "v1", "items": [\n{"metadata": {"name": "a"}},\n{"metadata": {"name": "b"}}\n], "kind": "NamespaceList"}\n`,
+      namespaces: ['a@2', 'b@3'],
+      problems: [],
+    },
+  ];
+  for (const c of cases) {
+    const res = loadText(c.text, c.file);
+    assert.deepEqual(
+      res.snapshot.namespaces
+        .filter((n) => n.origin !== undefined)
+        .map((n) => (c.namespaces.some((x) => x.includes('@')) ? `${n.name}@${n.origin?.line}` : n.name)),
+      c.namespaces,
+      c.name,
+    );
+    assert.deepEqual(
+      res.problems.map((p) => `${p.kind} ${p.line}`),
+      c.problems,
+      c.name,
+    );
+  }
+});
+
+test('JSON object that is not a List keeps its items field', () => {
+  const res = loadText(
+    '{"apiVersion": "v1", "kind": "Namespace",\n "items": [1,\n 2], "metadata": {"name": "a"}}\n',
+    'n.json',
+  );
+  assert.deepEqual(
+    res.problems.map((p) => `${p.line} ${p.field}: ${p.message}`),
+    ['2 items: field not declared in schema'],
+  );
+});
+
+test('a streamed file with no object in it is skipped whole, with no problems', () => {
+  for (const text of ['name: x\nvalues: [1, 2]\n---\nother: 1\n', '{"report": {"items": [1]}}\n']) {
+    const res = loadText(text, 'r.yaml');
+    assert.deepEqual(res.problems, [], text);
+    assert.ok(
+      res.notes.some((n) => n.includes('not a Kubernetes manifest')),
+      text,
+    );
+  }
+});

@@ -4,7 +4,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, type Problem } from '../errors.js';
 import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
-import { parseText, type MapTree, type Tree } from './parseYaml.js';
+import { NotFastJson } from './parseJson.js';
+import { parseText, streamText, type MapTree, type Tree } from './parseYaml.js';
 import type { AdminPolicy, Namespace, NetworkPolicy, Node, Service, Snapshot } from './types.js';
 import { decodeService } from './validateService.js';
 import { decodeWorkload, type WorkloadEntry } from './validateWorkload.js';
@@ -285,7 +286,57 @@ class Loader {
     this.loadManifest(text, file);
   }
 
+  /** What undo() needs to forget everything loaded since. */
+  private mark(): () => void {
+    const lengths = {
+      problems: this.problems.length,
+      warnings: this.warnings.length,
+      skippedFiles: this.skippedFiles.length,
+      collector: Object.values(this.collector).map((a: unknown[]) => a.length),
+    };
+    const skipped = new Map(this.skipped);
+    const seen = this.seen.size;
+    const generated = this.generated;
+    return () => {
+      this.problems.length = lengths.problems;
+      this.warnings.length = lengths.warnings;
+      this.skippedFiles.length = lengths.skippedFiles;
+      Object.values(this.collector).forEach((a: unknown[], i) => (a.length = lengths.collector[i]!));
+      this.skipped.clear();
+      for (const [k, v] of skipped) this.skipped.set(k, v);
+      // Only ever added to, in order: what came after the mark is the tail.
+      [...this.seen.keys()].slice(seen).forEach((k) => this.seen.delete(k));
+      this.generated = generated;
+    };
+  }
+
   private loadManifest(text: string, file: string): void {
+    // Each document is decoded as soon as it is parsed. When the fast ways give up part way, what
+    // they loaded is undone and the text is read the precise way, which reports the errors.
+    const undo = this.mark();
+    let docs = 0;
+    let objects = 0;
+    let streamed: boolean;
+    try {
+      streamed = streamText(text, (d) => {
+        docs++;
+        if (looksLikeObject(d.root)) objects++;
+        this.loadObject(d.root, file, undefined, d.items);
+      });
+    } catch (e) {
+      if (!(e instanceof NotFastJson)) throw e;
+      streamed = false;
+    }
+    if (streamed) {
+      if (docs > 0 && objects === 0) {
+        undo();
+        this.skippedFiles.push(
+          `skipped ${file}: not a Kubernetes manifest (no document has apiVersion or kind)`,
+        );
+      }
+      return;
+    }
+    undo();
     const parsed = parseText(text);
     for (const e of parsed.errors) {
       this.problems.push({ file, line: e.line, kind: 'YAML', object: '-', field: '', message: e.message });
@@ -316,6 +367,7 @@ class Loader {
     t: Tree,
     file: string,
     listDefaults: { kind: string; apiVersion: string } | undefined,
+    lazyItems?: (each: (item: Tree) => void) => void,
   ): void {
     if (t.t === 'null') return;
     if (t.t !== 'map') {
@@ -343,7 +395,8 @@ class Loader {
       }
       this.problems.push(...r.problems);
       const itemDefaults = kind === 'List' ? undefined : { kind: kind.slice(0, -'List'.length), apiVersion };
-      if (items?.t === 'seq') for (const item of items.items) this.loadObject(item, file, itemDefaults);
+      if (lazyItems !== undefined) lazyItems((item) => this.loadObject(item, file, itemDefaults));
+      else if (items?.t === 'seq') for (const item of items.items) this.loadObject(item, file, itemDefaults);
       return;
     }
 

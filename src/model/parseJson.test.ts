@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseJsonTree } from './parseJson.js';
+import { parseJsonTree, streamJson } from './parseJson.js';
+import type { Tree } from './parseYaml.js';
 import { parseText, parseYamlText } from './parseYaml.js';
 
 describe('parseJsonTree', () => {
@@ -16,6 +17,33 @@ describe('parseJsonTree', () => {
         assert.deepEqual(slow.errors, []);
         assert.deepEqual(fast, slow.docs[0]!.root);
       }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('streamJson: the items of a List, read one at a time, are the trees and lines of the whole', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.jsonValue(), { maxLength: 5 }),
+        fc.constantFrom('List', 'PodList', 'Pod'),
+        fc.constantFrom(0, 1, 2),
+        (items, kind, indent) => {
+          const text = JSON.stringify({ apiVersion: 'v1', items, kind }, null, indent);
+          const whole = parseJsonTree(text);
+          const d = streamJson(text);
+          assert.ok(whole?.t === 'map' && d?.root.t === 'map', text);
+          const got: Tree[] = [];
+          if (d.items !== undefined) {
+            assert.ok(kind.endsWith('List'));
+            assert.deepEqual(d.root.entries.get('items'), { ...whole.entries.get('items'), items: [] });
+            d.items((t) => got.push(t));
+            assert.deepEqual(got, (whole.entries.get('items') as Extract<Tree, { t: 'seq' }>).items, text);
+          } else {
+            assert.ok(!kind.endsWith('List') || items.length === 0, text);
+            assert.deepEqual(d.root, whole, text);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

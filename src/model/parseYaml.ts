@@ -12,8 +12,8 @@ import {
   type Document,
   type Node as YNode,
 } from 'yaml';
-import { parseJsonTree } from './parseJson.js';
-import { parseYamlFast } from './parseYamlFast.js';
+import { parseJsonTree, streamJson } from './parseJson.js';
+import { parseYamlFast, streamYamlFast } from './parseYamlFast.js';
 
 /**
  * A parsed value. `line` is where the value is introduced: the key's line for a mapping value,
@@ -31,6 +31,15 @@ export type MapTree = Extract<Tree, { t: 'map' }>;
 
 export interface ParsedDoc {
   readonly root: Tree;
+}
+
+/**
+ * A document handed over on its own. `items`, on a JSON List, parses the list's items one at a
+ * time (the root holds an empty `items` list in their place); it throws NotFastJson when one is
+ * not JSON the fast way reads.
+ */
+export interface StreamedDoc extends ParsedDoc {
+  readonly items?: (each: (item: Tree) => void) => void;
 }
 
 export interface SyntaxError {
@@ -73,6 +82,21 @@ export function parseText(text: string): ParsedText {
   const docs = parseYamlFast(text);
   if (docs !== undefined) return { docs, errors: [] };
   return parseYamlText(text);
+}
+
+/**
+ * The fast ways (JSON, YAML from js-yaml's events) one document at a time, for loading large
+ * inputs without keeping every tree alive. False, perhaps after some documents, when the text
+ * needs parseText: the caller undoes what it did with those documents and calls parseText.
+ */
+export function streamText(text: string, each: (d: StreamedDoc) => void): boolean {
+  if (/^\uFEFF?\s*[[{]/.test(text)) {
+    const d = streamJson(text);
+    if (d === undefined) return false;
+    each(d);
+    return true;
+  }
+  return streamYamlFast(text, each);
 }
 
 /** parseText without the JSON fast path. */
