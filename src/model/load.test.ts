@@ -499,6 +499,13 @@ test('streamed loading: a fast path giving up part way loads each object once', 
       problems: ['YAML 2'],
     },
     {
+      name: 'YAML flow mappings that start like JSON',
+      file: 'f.yaml',
+      text: '{apiVersion: v1, kind: Namespace, metadata: {name: a}}\n---\n{apiVersion: v1, kind: Namespace, metadata: {name: b}}\n',
+      namespaces: ['a', 'b'],
+      problems: [],
+    },
+    {
       name: 'JSON typed List, items read one at a time',
       file: 'l.json',
       text: `{"apiVersion": "v1", "items": [\n{"metadata": {"name": "a"}},\n{"metadata": {"name": "b"}}\n], "kind": "NamespaceList"}\n`,

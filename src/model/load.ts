@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { InputError, type Problem } from '../errors.js';
 import { isDNS1123Label, isDNS1123Subdomain } from './labels.js';
 import { NotFastJson } from './parseJson.js';
-import { parseText, streamText, type MapTree, type Tree } from './parseYaml.js';
+import { parseYamlText, streamText, type MapTree, type Tree } from './parseYaml.js';
 import type { AdminPolicy, Namespace, NetworkPolicy, Node, Service, Snapshot } from './types.js';
 import { decodeService } from './validateService.js';
 import { decodeWorkload, type WorkloadEntry } from './validateWorkload.js';
@@ -311,8 +311,9 @@ class Loader {
   }
 
   private loadManifest(text: string, file: string): void {
-    // Each document is decoded as soon as it is parsed. When the fast ways give up part way, what
-    // they loaded is undone and the text is read the precise way, which reports the errors.
+    // Each document is decoded as soon as it is parsed. When the fast ways give up, perhaps part
+    // way, what they loaded is undone and the text is read the precise way, which reports the
+    // errors.
     const undo = this.mark();
     let docs = 0;
     let objects = 0;
@@ -330,14 +331,12 @@ class Loader {
     if (streamed) {
       if (docs > 0 && objects === 0) {
         undo();
-        this.skippedFiles.push(
-          `skipped ${file}: not a Kubernetes manifest (no document has apiVersion or kind)`,
-        );
+        this.skipNotManifest(file);
       }
       return;
     }
     undo();
-    const parsed = parseText(text);
+    const parsed = parseYamlText(text);
     for (const e of parsed.errors) {
       this.problems.push({ file, line: e.line, kind: 'YAML', object: '-', field: '', message: e.message });
     }
@@ -348,12 +347,14 @@ class Loader {
       parsed.docs.length > 0 &&
       !parsed.docs.some((d) => looksLikeObject(d.root))
     ) {
-      this.skippedFiles.push(
-        `skipped ${file}: not a Kubernetes manifest (no document has apiVersion or kind)`,
-      );
+      this.skipNotManifest(file);
       return;
     }
     for (const doc of parsed.docs) this.loadObject(doc.root, file, undefined);
+  }
+
+  private skipNotManifest(file: string): void {
+    this.skippedFiles.push(`skipped ${file}: not a Kubernetes manifest (no document has apiVersion or kind)`);
   }
 
   /** "a name generated from generateName": the prefix and 5 characters, unique in this load. */

@@ -73,7 +73,7 @@ export function typeName(t: Tree): string {
 /** Parses a multi-document YAML stream. Documents with syntax errors are dropped (and reported). */
 export function parseText(text: string): ParsedText {
   // JSON (a `kubectl get -o json` dump) the fast way; what that does not accept goes on as YAML.
-  if (/^\uFEFF?\s*[[{]/.test(text)) {
+  if (JSON_START.test(text)) {
     const root = parseJsonTree(text);
     if (root !== undefined) return { docs: [{ root }], errors: [] };
   }
@@ -85,19 +85,22 @@ export function parseText(text: string): ParsedText {
 }
 
 /**
- * The fast ways (JSON, YAML from js-yaml's events) one document at a time, for loading large
- * inputs without keeping every tree alive. False, perhaps after some documents, when the text
- * needs parseText: the caller undoes what it did with those documents and calls parseText.
+ * parseText's fast ways (JSON, then YAML from js-yaml's events) one document at a time, for
+ * loading large inputs without keeping every tree alive. False, perhaps after some documents,
+ * when both gave up: the caller undoes what it did with those documents and calls parseYamlText.
  */
 export function streamText(text: string, each: (d: StreamedDoc) => void): boolean {
-  if (/^\uFEFF?\s*[[{]/.test(text)) {
+  if (JSON_START.test(text)) {
     const d = streamJson(text);
-    if (d === undefined) return false;
-    each(d);
-    return true;
+    if (d !== undefined) {
+      each(d);
+      return true;
+    }
   }
   return streamYamlFast(text, each);
 }
+
+const JSON_START = /^\uFEFF?\s*[[{]/;
 
 /** parseText without the JSON fast path. */
 export function parseYamlText(text: string): ParsedText {

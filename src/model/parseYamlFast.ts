@@ -57,7 +57,7 @@ function keyText(t: Tree): string {
 
 export function parseYamlFast(text: string): ParsedDoc[] | undefined {
   const docs: ParsedDoc[] = [];
-  return parseStream(text, (d) => docs.push(d)) === undefined ? undefined : docs;
+  return streamYamlFast(text, (d) => docs.push(d)) ? docs : undefined;
 }
 
 /**
@@ -68,15 +68,11 @@ export function parseYamlFast(text: string): ParsedDoc[] | undefined {
  * the precise way.
  */
 export function streamYamlFast(text: string, each: (d: ParsedDoc) => void): boolean {
-  return parseStream(text, each) !== undefined;
-}
-
-function parseStream(text: string, each: (d: ParsedDoc) => void): true | undefined {
   let events: Event[];
   try {
     events = parseEvents(text, {});
   } catch {
-    return undefined;
+    return false;
   }
   // Offsets grow through the stream, so one cursor counts the lines.
   let pos = 0;
@@ -176,7 +172,7 @@ function parseStream(text: string, each: (d: ParsedDoc) => void): true | undefin
     }
     return true;
   } catch (e) {
-    if (e instanceof Bail) return undefined;
+    if (e instanceof Bail) return false;
     throw e;
   }
 }
